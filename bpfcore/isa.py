@@ -345,6 +345,9 @@ for _form in FORMS:
     _FORMS_BY_OPCODE.setdefault(_form.opcode, []).append(_form)
 del _form
 
+#: Forms by opcode byte.
+FORMS_BY_OPCODE = _FORMS_BY_OPCODE
+
 #: For each opcode, the fields that tell its forms apart (e.g. ``off`` for div/sdiv, ``src`` for
 #: call and lddw, ``imm`` for byte swaps and atomics); empty for opcodes with one form.
 SELECTORS = {
