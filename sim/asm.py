@@ -70,7 +70,9 @@ def _int(text, lo, hi, what, line, filename):
     except ValueError:
         raise AsmError(filename, line, f"expected {what}, got {text!r}") from None
     if not lo <= value <= hi:
-        raise AsmError(filename, line, f"{what} {text} is out of range ({lo}..{hi})")
+        bits = (hi + 1).bit_length() - 1
+        raise AsmError(filename, line, f"{what.split(' ', 1)[1]} {text} does not fit in {bits} "
+                                       "bits")
     return value
 
 

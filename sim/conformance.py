@@ -233,9 +233,10 @@ def cpi_summary(rows):
     return cpi([o for o, _ in timed]), cpi([o for o, d in timed if not d])
 
 
-def run_conformance(paths, engine_name="vm", simulator=None, out=sys.stdout):
+def run_conformance(paths, engine_name="vm", simulator=None, out=None):
     """Run files and folders on an engine; print one line per file and the totals. Returns the
     number of failures."""
+    out = out or sys.stdout
     cases = load_cases(paths)
     if not cases:
         raise BpfcoreError("no .data files found in " + ", ".join(map(str, paths)))
