@@ -18,6 +18,7 @@ __all__ = ["main", "COMMAND_MODULES"]
 COMMAND_MODULES = (
     "bpfcore.sim.asmcmd",
     "bpfcore.sim.conformance",
+    "bpfcore.sim.coverage",
     "bpfcore.sim.demo",
 )
 

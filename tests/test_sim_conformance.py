@@ -48,3 +48,10 @@ def test_missing_path_is_one_clear_error(capsys):
     assert main(["conformance", "/nonexistent/x.data"]) == 1
     assert capsys.readouterr().err == \
         "bpfcore conformance: /nonexistent/x.data: no such file or folder\n"
+
+
+def test_coverage_report_names_unexercised_forms(capsys):
+    assert main(["coverage", str(CONFORMANCE)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "base32     66/67  forms executed; never: call btf"
+    assert lines[2] == "atomic32   10/10  forms executed"
