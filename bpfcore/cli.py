@@ -20,6 +20,9 @@ COMMAND_MODULES = (
     "bpfcore.sim.conformance",
     "bpfcore.sim.coverage",
     "bpfcore.sim.demo",
+    "bpfcore.sim.runcmd",
+    "bpfcore.sim.traffic",
+    "bpfcore.boards.synth",
 )
 
 
