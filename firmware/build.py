@@ -7,7 +7,8 @@ The compiler is the system ``clang`` (``-target bpf``) when there is one, else t
 from PyPI (``python -m ziglang cc -target bpfel-freestanding-none``); ``--cc`` picks one. Both get
 the same flags: ``-O2 -g -mcpu=v3`` (``-g`` makes clang emit the BTF that describes the ``.maps``
 section; ``v3`` allows 32-bit jumps and atomics with fetch, which bpfcore implements). Objects are
-rebuilt when the source or any header under ``firmware/include`` is newer.
+rebuilt when the source or any header under ``firmware/include`` is newer, or when they were
+built by the other compiler (``NAME.cc`` next to each object names its compiler).
 
 Each object is checked after compiling: a little-endian 64-bit BPF ELF (e_machine 247) with a
 ``.BTF`` section whenever it defines ``.maps``. The initial map contents
@@ -62,7 +63,8 @@ def pick_compiler(choice):
                              "(pip install ziglang)")
         choice = next(iter(found))
     if choice not in found:
-        raise BuildError(f"compiler '{choice}' is not available (found: {', '.join(found) or 'none'})")
+        available = ", ".join(found) or "none"
+        raise BuildError(f"compiler '{choice}' is not available (found: {available})")
     return choice, found[choice]
 
 
@@ -80,8 +82,10 @@ def sources(names):
     return chosen
 
 
-def out_of_date(source, obj):
-    if not obj.exists():
+def out_of_date(source, obj, cc_name):
+    """True if ``obj`` is missing, older than its inputs, or was built by another compiler."""
+    stamp = obj.with_suffix(".cc")
+    if not obj.exists() or not stamp.exists() or stamp.read_text() != cc_name:
         return True
     built = obj.stat().st_mtime
     inputs = [source, *INCLUDE.rglob("*.h")]
@@ -162,15 +166,14 @@ def main(argv=None):
     except BuildError as error:
         print(f"firmware build: {error}", file=sys.stderr)
         return 1
-    stamp = args.out / ".compiler"
-    if not stamp.exists() or stamp.read_text() != cc_name:
-        args.force = True       # objects from the other compiler: rebuild them all
     for source in todo:
         obj = args.out / (source.stem + ".o")
-        if not args.force and not out_of_date(source, obj):
+        if not args.force and not out_of_date(source, obj, cc_name):
             continue
         try:
+            obj.with_suffix(".cc").unlink(missing_ok=True)
             compile_one(cc_name, cc, source, obj)
+            obj.with_suffix(".cc").write_text(cc_name)
         except BuildError as error:
             failures += 1
             print(f"firmware build: {error}", file=sys.stderr)
@@ -180,8 +183,6 @@ def main(argv=None):
             continue
         if not args.quiet:
             print(f"{cc_name:5s} {source.name} -> {obj}")
-    if failures == 0 and not args.names:
-        stamp.write_text(cc_name)
     return 1 if failures else 0
 
 

@@ -26,7 +26,6 @@ before the first packet, in file order. A program with nothing to pre-populate h
 Devmap values are egress ifindexes (bpfcore: port numbers).
 """
 
-import ipaddress
 import json
 import struct
 from pathlib import Path

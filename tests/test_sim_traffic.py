@@ -1,5 +1,6 @@
 """The traffic generator (deterministic, realistic, aimed at the firmware) and the pcap reader."""
 
+import ipaddress
 import struct
 from collections import Counter
 
@@ -8,7 +9,6 @@ import pytest
 
 from bpfcore.cli import main
 from bpfcore.errors import BpfcoreError
-from bpfcore.sim import traffic
 from bpfcore.sim.traffic import (MAX_FRAME, MIX, SCENARIO, Packet, generate, inet_checksum,
                                  read_pcap, read_pcap_records, write_pcap)
 
@@ -112,8 +112,8 @@ def test_traffic_hits_the_scenario(seed):
             ip = dpkt.ip6.IP6(p.frame[off:])
         else:
             continue
-        src = traffic.ipaddress.ip_address(ip.src)
-        dst = traffic.ipaddress.ip_address(ip.dst)
+        src = ipaddress.ip_address(ip.src)
+        dst = ipaddress.ip_address(ip.dst)
         sources[src] += 1
         ports = (getattr(ip.data, "sport", None), getattr(ip.data, "dport", None))
         destinations[(dst, ports[1])] += 1
