@@ -367,6 +367,8 @@ class KernelProgram(_Fd):
     license : str
     log_level : int
         Verifier log level used when the program is rejected (the load is retried with it).
+    keep_log : bool
+        Load with the log from the start and keep it in ``.log`` even when the load succeeds.
 
     Raises
     ------
@@ -375,8 +377,9 @@ class KernelProgram(_Fd):
     """
 
     def __init__(self, slots, prog_type=BPF_PROG_TYPE_XDP, name="", fd_array=None,
-                 license="GPL", log_level=LOG_LEVEL):
+                 license="GPL", log_level=LOG_LEVEL, keep_log=False):
         self.name = name
+        self.log = ""
         self.prog_type = prog_type
         self.n_slots = len(slots)
         insns = (ctypes.c_uint64 * max(len(slots), 1))(*[s & 0xffff_ffff_ffff_ffff
@@ -392,15 +395,17 @@ class KernelProgram(_Fd):
                                  license=_addr(lic), log_level=level,
                                  log_size=len(log) if log is not None else 0, log_buf=_addr(log),
                                  prog_name=safe_name.encode(), fd_array=_addr(fds))
-        try:
-            self.fd = bpf(BPF_PROG_LOAD, attr(0, None))
-            return
-        except KernelError as error:
-            first = error
-        # Load again with a log: it says why.
+        if not keep_log:
+            try:
+                self.fd = bpf(BPF_PROG_LOAD, attr(0, None))
+                return
+            except KernelError:
+                pass
+        # Load (again) with a log: it says why.
         log = ctypes.create_string_buffer(LOG_SIZE)
         try:
             self.fd = bpf(BPF_PROG_LOAD, attr(log_level, log))
+            self.log = log.value.decode(errors="replace")
             return
         except KernelError as error:
             first = error
