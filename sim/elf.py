@@ -31,7 +31,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import SymbolTableSection
 
-from bpfcore.abi import MAP_WINDOW, MapType
+from bpfcore.abi import MAP_WINDOW, MAX_MAPS, MapType
 from bpfcore.errors import BpfcoreError
 from .maps import BPF_F_RDONLY_PROG, MapSpec
 from .program import Program
@@ -82,7 +82,9 @@ class ElfObject:
     skipped: list = field(default_factory=list)
 
     def find(self, selector=None):
-        """The program whose name or section is ``selector`` (default: the only/first one).
+        """The program whose name or section is ``selector``.
+
+        The default is the program of section ``xdp``, else the first program.
 
         Raises
         ------
@@ -92,7 +94,7 @@ class ElfObject:
         if not self.programs:
             raise BpfcoreError(f"{self.path}: no XDP program (sections xdp, xdp/..., xdp.frags)")
         if selector is None:
-            return self.programs[0]
+            return next((p for p in self.programs if p.section == "xdp"), self.programs[0])
         for prog in self.programs:
             if selector in (prog.name, prog.section):
                 return prog
@@ -272,7 +274,6 @@ class _Loader:
         self.maps = []
         self.map_by_symbol = {}          # (section index, symbol value) -> map index
         self.data_maps = {}              # section index -> map index
-        self.prog_array_inits = []       # (map index, section offset of values)
         btf_sec = self.elf.get_section_by_name(".BTF")
         self.btf = Btf(btf_sec.data(), path) if btf_sec is not None else None
         self._check_btf_ext()
@@ -396,18 +397,28 @@ class _Loader:
     # Programs ---------------------------------------------------------------------------------
 
     def _functions(self, index):
-        """(name, start slot, slot count, is global) of the function symbols in a section."""
+        """(name, start slot, slot count, is global) of the functions in a section, by start."""
         sec = self.sections[index]
         funcs = []
         for s in self.symbols:
-            if s["st_shndx"] == index and s["st_info"]["type"] == "STT_FUNC":
+            kind, bind = s["st_info"]["type"], s["st_info"]["bind"]
+            # Functions, and global labels of hand-written assembly (NOTYPE, no size).
+            if s["st_shndx"] == index and (kind == "STT_FUNC" or kind == "STT_NOTYPE"
+                                           and bind == "STB_GLOBAL" and s.name):
                 start, size = s["st_value"], s["st_size"]
                 if start % 8 or size % 8:
                     raise BpfcoreError(f"{self.where(sec.name, s.name)}: function is not "
                                        "aligned to 8-byte instructions")
                 funcs.append((s.name, start // 8, size // 8,
                               s["st_info"]["bind"] != "STB_LOCAL"))
-        return sorted(funcs, key=lambda f: f[1])
+        funcs.sort(key=lambda f: f[1])
+        # A symbol without a size (hand-written assembly) runs to the next function.
+        end = sec["sh_size"] // 8
+        for i, (name, start, count, is_global) in enumerate(funcs):
+            if count == 0:
+                stop = funcs[i + 1][1] if i + 1 < len(funcs) else end
+                funcs[i] = (name, start, stop - start, is_global)
+        return funcs
 
     def load_programs(self):
         programs = []
@@ -531,6 +542,9 @@ class _Loader:
 
     def load(self):
         self.load_maps()
+        if len(self.maps) > MAX_MAPS:
+            raise BpfcoreError(f"{self.path}: {len(self.maps)} maps (global data sections "
+                               f"included), more than the {MAX_MAPS} the address map holds")
         programs, skipped = self.load_programs()
         lic = self.elf.get_section_by_name("license")
         license = lic.data().split(b"\0")[0].decode("latin-1") if lic is not None else ""

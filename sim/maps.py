@@ -24,7 +24,8 @@ Slot allocation (deterministic, for the hardware map engine):
   approximate and per-CPU: which entry it evicts, and whether it evicts before the map is full,
   is not defined, so differential tests must not depend on eviction.)
 * **lpm_trie**: key = ``u32 prefixlen`` + data bytes; values in slots, lowest free first; lookup
-  is longest-prefix match among the entries whose prefix is not longer than the key's.
+  is longest-prefix match among the entries whose prefix is not longer than the key's (a key
+  prefix longer than the data matches nothing).
 * **prog_array**: slot = index; a slot holds a program (``programs[index]``) or nothing.
 * **devmap**: slot = index; a slot holds ``struct bpf_devmap_val`` (ifindex first) or nothing.
 """
@@ -206,14 +207,17 @@ class ArrayMap(Map):
         return index if index < self.max_entries else None
 
     def update(self, key, value, flags=BPF_ANY):
-        if _check_flags(flags):
-            return -EINVAL
+        # The kernel's order of checks (array_map_update_elem): BPF_F_LOCK is refused last.
         index = int.from_bytes(self._key(key), "little")
         value = self._value(value)
+        if flags & ~BPF_F_LOCK > BPF_EXIST or flags < 0:
+            return -EINVAL
         if index >= self.max_entries:
             return -E2BIG
         if flags & BPF_NOEXIST:
             return -EEXIST
+        if flags & BPF_F_LOCK:
+            return -EINVAL               # no bpf_spin_lock in the value
         self._set_slot(index, value)
         return 0
 
@@ -410,7 +414,8 @@ class LpmTrieMap(Map):
 
     def lookup(self, key):
         _, plen, data = self._split(key)
-        plen = min(plen, self.max_prefixlen)
+        if plen > self.max_prefixlen:
+            return None                  # as the kernel: no match for an over-long prefix
         best = None
         for (elen, edata), (slot, _) in self.entries.items():
             if elen <= plen and self._masked(data, elen) == edata:

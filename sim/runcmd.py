@@ -20,6 +20,7 @@ import dpkt
 
 from bpfcore.errors import BpfcoreError
 from .elf import load_elf
+from .traffic import read_pcap_records
 from .xdp import ENGINES, VERDICTS, load_map_file, make_engine, parse_map_setting
 
 __all__ = ["add_commands", "read_pcap", "write_pcap", "write_pcapng"]
@@ -30,32 +31,44 @@ LINKTYPE_ETHERNET = 1
 def read_pcap(path, with_times=False):
     """The packets (bytes) of a pcap or pcapng file; raises :class:`BpfcoreError` if malformed.
 
-    With ``with_times``, returns ``(packets, timestamps in ns)``.
+    Classic pcap is read by :func:`bpfcore.sim.traffic.read_pcap_records` (which names a bad
+    record by index and offset); pcapng by dpkt. With ``with_times``, returns ``(packets,
+    timestamps in ns)``.
     """
     try:
-        f = open(path, "rb")
+        with open(path, "rb") as f:
+            head = f.read(4)
     except OSError as error:
         raise BpfcoreError(f"cannot read {path}: {error.strerror}") from None
-    with f:
-        head = f.read(4)
-        f.seek(0)
+    if head == b"\x0a\x0d\x0d\x0a":
+        records = _read_pcapng(path)
+    else:
         try:
-            if head == b"\x0a\x0d\x0d\x0a":
-                reader = dpkt.pcapng.Reader(f)
-            else:
-                reader = dpkt.pcap.Reader(f)
+            records = [(r.ts_ns, r.frame) for r in read_pcap_records(path)]
+        except BpfcoreError as error:
+            raise BpfcoreError(f"not a valid pcap/pcapng file: {error}") from None
+    packets = [buf for _, buf in records]
+    return (packets, [ts for ts, _ in records]) if with_times else packets
+
+
+def _read_pcapng(path):
+    with open(path, "rb") as f:
+        try:
+            reader = dpkt.pcapng.Reader(f)
             linktype = reader.datalink()
             if linktype != LINKTYPE_ETHERNET:
                 raise BpfcoreError(f"{path}: link type {linktype}, only Ethernet (1) is "
                                    "supported")
             records = [(int(round(ts * 1e9)), bytes(buf)) for ts, buf in reader]
+            rest = f.read()
         except BpfcoreError:
             raise
         except (ValueError, struct.error, dpkt.UnpackError, EOFError) as error:
-            raise BpfcoreError(f"{path}: not a valid pcap/pcapng file: {error or 'truncated'}") \
-                from None
-    packets = [buf for _, buf in records]
-    return (packets, [ts for ts, _ in records]) if with_times else packets
+            raise BpfcoreError(f"{path}: not a valid pcapng file: "
+                               f"{str(error) or 'truncated block'}") from None
+    if rest:
+        raise BpfcoreError(f"{path}: truncated pcapng block after packet {len(records)}")
+    return records
 
 
 def write_pcap(path, packets):
@@ -158,7 +171,7 @@ def _run(args):
     if len(notes) > 5:
         print(f"  note: ... and {len(notes) - 5} more")
     for line in report.log[:20]:
-        print(f"  trace: {line}")
+        print(f"  trace: {line.rstrip()}")
     return 0
 
 
@@ -187,7 +200,8 @@ def _maps_dump(args):
 
 def _common(p):
     p.add_argument("object", help="BPF ELF object (clang -target bpf -g -c)")
-    p.add_argument("--section", help="program to run: section or function name (default: first)")
+    p.add_argument("--section", help="program to run: section or function name "
+                                     "(default: section xdp, else the first program)")
     p.add_argument("--engine", choices=sorted(ENGINES), default="vm",
                    help="where to run it (default: vm)")
     p.add_argument("--maps", metavar="FILE.json",

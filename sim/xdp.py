@@ -213,6 +213,8 @@ class VmEngine:
         Map entries written before the first packet.
     budget : int
         Instruction budget per packet.
+    on_retire : callable, optional
+        The VM's retire hook (one :class:`~bpfcore.abi.RetireRecord` per instruction).
 
     Raises
     ------
@@ -222,7 +224,7 @@ class VmEngine:
     name = "vm"
 
     def __init__(self, obj, prog, *, seed=1, clock=0, ingress_ifindex=1, rx_queue_index=0,
-                 map_settings=(), budget=abi.DEFAULT_BUDGET):
+                 map_settings=(), budget=abi.DEFAULT_BUDGET, on_retire=None):
         self.obj = obj
         self.prog = prog
         self.ingress_ifindex = ingress_ifindex
@@ -230,7 +232,8 @@ class VmEngine:
         self.maps = [create_map(spec) for spec in obj.maps]
         self.env = XdpEnv(self.maps, seed=seed, clock=clock)
         helpers = self.env.helpers()
-        self.vm = Vm(prog.program, helpers=helpers, maps=self.maps, budget=budget)
+        self.vm = Vm(prog.program, helpers=helpers, maps=self.maps, budget=budget,
+                     on_retire=on_retire)
         self.prog_names = {}
         by_name = _programs_by_name(obj)
         for spec, m in zip(obj.maps, self.maps):
@@ -269,7 +272,8 @@ class VmEngine:
         if problem:
             return PacketResult("REJECTED", message=problem)
         self.env.start_run()
-        self.vm.load_program(self.prog.program)
+        if self.vm.program is not self.prog.program:      # a tail call switched programs
+            self.vm.load_program(self.prog.program)
         result = self.vm.run(r1=abi.CTX_BASE, ctx=self._ctx(len(data)), packet=bytes(data))
         if not result.ok:
             return PacketResult("ABORTED", message=f"packet {index}: {result.message}")
@@ -332,7 +336,7 @@ class KernelEngine:
     name = "kernel"
 
     def __init__(self, obj, prog, *, seed=1, clock=0, ingress_ifindex=1, rx_queue_index=0,
-                 map_settings=(), budget=None):
+                 map_settings=(), budget=None, on_retire=None):
         from . import kernel
         ok, why = kernel.kernel_available()
         if not ok:

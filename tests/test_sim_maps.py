@@ -28,6 +28,8 @@ def test_array_semantics():
     assert m.update(u32(0), bytes(8), BPF_EXIST) == 0
     assert m.update(u32(0), bytes(8), 3) == -EINVAL
     assert m.update(u32(0), bytes(8), 4) == -EINVAL          # BPF_F_LOCK: no spin lock
+    assert m.update(u32(3), bytes(8), 4) == -E2BIG           # ... checked after the index
+    assert m.update(u32(0), bytes(8), 5) == -EEXIST          # ... and after NOEXIST
     assert m.delete(u32(0)) == -EINVAL
     assert [k for k, _ in m.items()] == [u32(0), u32(1), u32(2)]
     assert m.slot_address(2, 1) == MAP_BASE + 2 * MAP_WINDOW + 8
@@ -137,6 +139,7 @@ def test_lpm_longest_prefix_match():
     assert find(10, 1, 3, 3) == 8
     assert find(11, 1, 2, 3) == 0
     assert find(10, 1, 2, 3, plen=16) == 8                    # a shorter key limits the match
+    assert find(10, 1, 2, 3, plen=33) is None                 # longer than the data: no match
     assert m.delete(lpm_key(0, 0, 0, 0, 0)) == 0
     assert find(11, 1, 2, 3) is None
     assert m.delete(lpm_key(0, 0, 0, 0, 0)) == -ENOENT
