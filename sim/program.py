@@ -28,6 +28,7 @@ class Program:
         self.slots = [int(slot) & 0xffff_ffff_ffff_ffff for slot in slots]
         self.name = name
         self.insns = [decode_slot(slot) for slot in self.slots]
+        self.forms = [find_form(i.opcode, i.src, i.off, i.imm) for i in self.insns]
 
     @classmethod
     def from_bytes(cls, data, name=""):

@@ -17,7 +17,7 @@ from typing import Optional
 
 from bpfcore import abi
 from bpfcore.abi import Fault, RetireRecord
-from bpfcore.isa import AluOp, AtomicOp, JmpOp, Kind, SIZE_BYTES, Source, find_form
+from bpfcore.isa import AluOp, AtomicOp, JmpOp, Kind, Source
 from .program import Program, validate
 
 __all__ = ["Vm", "RunResult", "HelperFault", "Halt", "VmFault", "Memory",
@@ -302,12 +302,12 @@ class Vm:
         self.mem = Memory(self.maps)
         self.regs = [0] * 11
         self.frames = []
-        self._forms = [find_form(i.opcode, i.src, i.off, i.imm) for i in program.insns]
+        self.pc = 0
 
     def load_program(self, program):
         """Switch to another program (tail call); the next step starts at its pc 0."""
         self.program = program
-        self._forms = [find_form(i.opcode, i.src, i.off, i.imm) for i in program.insns]
+        self.pc = 0
 
     def run(self, r1=0, r2=0, ctx=None, packet=None):
         """Run from pc 0 until exit, halt or fault.
@@ -348,7 +348,7 @@ class Vm:
             return self._fault(pc, 0, 0, VmFault(Fault.PC_RANGE,
                                                  f"control reached pc {pc}, outside the program"))
         insn = program.insns[pc]
-        form = self._forms[pc]
+        form = program.forms[pc]
         word = program.slots[pc]
         hi = program.slots[pc + 1] if form is not None and form.kind == Kind.LDDW else 0
         if self.retired >= self.budget:
