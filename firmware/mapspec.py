@@ -22,8 +22,11 @@ File format (``"format": "bpfcore-maps/1"``)::
 Keys and values are the exact bytes the map stores (the C struct in memory: little-endian
 integers, addresses and ports in network order), written with ``map_update_elem(..., BPF_ANY)``
 before the first packet, in file order. A program with nothing to pre-populate has ``"maps": {}``.
-``prog_array`` slots are not listed: the objects fill them themselves (``__array(values, ...)``).
-Devmap values are egress ifindexes (bpfcore: port numbers).
+A few programs also get variant files ``firmware/NAME.VARIANT.maps.json`` (:data:`VARIANTS`),
+e.g. ``ratelimit.frozen.maps.json``, a rate-limiter configuration that does not depend on the
+clock (for comparing the VM with the kernel). ``prog_array`` slots are not listed: the
+objects fill them themselves (``__array(values, ...)``). Devmap values are egress ifindexes
+(bpfcore: port numbers).
 """
 
 import json
@@ -32,7 +35,8 @@ from pathlib import Path
 
 from bpfcore.sim.traffic import SCENARIO
 
-__all__ = ["specs", "render", "write_all", "FORMAT"]
+__all__ = ["specs", "variant_specs", "render", "write_all", "FORMAT", "VARIANTS",
+           "FROZEN_INTERVAL_NS"]
 
 FORMAT = "bpfcore-maps/1"
 
@@ -94,15 +98,43 @@ def ratelimit_maps():
                                  f"burst {burst}")]}
 
 
+#: ``rl_interval_ns`` of ``ratelimit.frozen.maps.json``: longer than any ``ktime_get_ns`` value
+#: (2**62 ns is about 146 years of uptime), so no token is ever earned and the bucket state does
+#: not depend on the clock.
+FROZEN_INTERVAL_NS = 1 << 62
+
+
+def ratelimit_frozen_maps():
+    burst = SCENARIO["rl_burst"]
+    return {"rl_config": [_entry(struct.pack("<I", 0),
+                                 struct.pack("<QQ", FROZEN_INTERVAL_NS, burst),
+                                 f"interval 2**62 ns (no refill: clock-independent), "
+                                 f"burst {burst}")]}
+
+
 #: Program name -> function giving its map entries (programs not listed start with empty maps).
 _BUILDERS = {"firewall": firewall_maps, "lb": lb_maps, "ratelimit": ratelimit_maps}
+
+#: Extra map files, ``firmware/STEM.maps.json``: stem -> (program, function giving its entries).
+#: ``ratelimit.frozen`` makes the rate limiter's verdicts and maps independent of the clock, so
+#: the VM and the kernel can be compared on it.
+VARIANTS = {"ratelimit.frozen": ("ratelimit", ratelimit_frozen_maps)}
+
+
+def _spec(program, maps):
+    return {"format": FORMAT, "program": program, "object": f"build/{program}.o",
+            "entry": "xdp", "maps": maps}
 
 
 def specs(names):
     """{program name: spec dict} for the given program names."""
-    return {name: {"format": FORMAT, "program": name, "object": f"build/{name}.o",
-                   "entry": "xdp", "maps": _BUILDERS.get(name, dict)()}
-            for name in names}
+    return {name: _spec(name, _BUILDERS.get(name, dict)()) for name in names}
+
+
+def variant_specs(names):
+    """{file stem: spec dict} of the :data:`VARIANTS` of the given program names."""
+    return {stem: _spec(program, build())
+            for stem, (program, build) in VARIANTS.items() if program in names}
 
 
 def render(spec):
@@ -110,11 +142,12 @@ def render(spec):
 
 
 def write_all(firmware_dir):
-    """Write NAME.maps.json next to every NAME.c whose content changed; return the paths written."""
+    """Write NAME.maps.json next to every NAME.c (and the variants' STEM.maps.json) whose
+    content changed; return the paths written."""
     firmware_dir = Path(firmware_dir)
     names = sorted(p.stem for p in firmware_dir.glob("*.c"))
     written = []
-    for name, spec in specs(names).items():
+    for name, spec in {**specs(names), **variant_specs(names)}.items():
         path = firmware_dir / f"{name}.maps.json"
         text = render(spec)
         if not path.exists() or path.read_text() != text:

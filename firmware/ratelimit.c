@@ -1,11 +1,19 @@
 /* ratelimit: per-source token-bucket rate limiter (IPv4 and IPv6).
  *
  * Each source address owns a bucket in `rl_buckets` (LRU hash: the least recently seen sources are
- * evicted when it is full). Tokens are kept in nanoseconds of credit: a packet costs
- * `interval_ns` (= 1e9 / rate) and the bucket holds at most `burst * interval_ns`. Time comes from
- * bpf_ktime_get_ns. A packet with enough credit passes, one without is dropped; a new source
- * starts with a full bucket. Non-IP frames pass. Rate and burst come from `rl_config`
+ * evicted when it is full). The bucket holds whole tokens, at most `burst`; a packet costs one
+ * token, and one token is earned per `interval_ns` (= 1e9 / rate). A packet that finds a token
+ * passes, one that does not is dropped. Non-IP frames pass. Rate and burst come from `rl_config`
  * (firmware/ratelimit.maps.json); without a config the defaults below apply.
+ *
+ * Time (bpf_ktime_get_ns) is quantised to whole intervals: `last_ns` is always a multiple of
+ * `interval_ns`, never a raw clock reading. A new source starts with a full bucket and
+ * `last_ns = now - now % interval`; later, `(now - last_ns) / interval` whole tokens are earned
+ * and `last_ns` moves forward by exactly that many intervals (the bucket is then capped at
+ * `burst`). So the state only changes when an interval boundary is crossed, and with an interval
+ * longer than any clock reading (firmware/ratelimit.frozen.maps.json: 1 << 62 ns, about 146
+ * years) no token is ever earned and `last_ns` stays 0: verdicts and map contents are then the
+ * same whatever the clock says (the VM's fixed clock, the kernel's real one).
  */
 #include <bpf/bpf_helpers.h>
 #include <bpfcore/parse.h>
@@ -14,8 +22,8 @@
 #define DEFAULT_BURST 8ULL
 
 struct rl_config {
-	__u64 interval_ns;	/* cost of one packet */
-	__u64 burst;		/* bucket depth, in packets */
+	__u64 interval_ns;	/* time to earn one token */
+	__u64 burst;		/* bucket depth, in tokens (packets) */
 };
 
 /* IPv4 sources as IPv4-mapped IPv6 (::ffff:a.b.c.d). */
@@ -24,8 +32,8 @@ struct rl_key {
 };
 
 struct rl_bucket {
-	__u64 credit_ns;
-	__u64 last_ns;
+	__u64 tokens;		/* whole tokens left, 0..burst */
+	__u64 last_ns;		/* tokens are earned up to here: a multiple of interval_ns */
 	__u64 passed;
 	__u64 dropped;
 };
@@ -77,14 +85,13 @@ int xdp_ratelimit(struct xdp_md *ctx)
 		interval = cfg->interval_ns;
 		burst = cfg->burst;
 	}
-	__u64 depth = interval * burst;
 	__u64 now = bpf_ktime_get_ns();
 
 	struct rl_bucket *b = bpf_map_lookup_elem(&rl_buckets, &key);
 	if (!b) {
 		struct rl_bucket fresh = {
-			.credit_ns = depth - interval,
-			.last_ns = now,
+			.tokens = burst - 1,	/* full, less this packet's token */
+			.last_ns = now - now % interval,
 			.passed = 1,
 			.dropped = 0,
 		};
@@ -92,16 +99,23 @@ int xdp_ratelimit(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
-	__u64 credit = b->credit_ns + (now - b->last_ns);
-	if (credit > depth)
-		credit = depth;
-	b->last_ns = now;
-	if (credit >= interval) {
-		b->credit_ns = credit - interval;
+	__u64 tokens = b->tokens, last = b->last_ns;
+	if (now > last) {		/* a clock behind `last` earns nothing */
+		__u64 earned = (now - last) / interval;
+		last += earned * interval;
+		tokens += earned;
+		if (tokens < earned)	/* wrapped around */
+			tokens = burst;
+	}
+	if (tokens > burst)		/* also after the config lowered burst */
+		tokens = burst;
+	b->last_ns = last;
+	if (tokens) {
+		b->tokens = tokens - 1;
 		__sync_fetch_and_add(&b->passed, 1);
 		return XDP_PASS;
 	}
-	b->credit_ns = credit;
+	b->tokens = 0;
 	__sync_fetch_and_add(&b->dropped, 1);
 	return XDP_DROP;
 }

@@ -6,7 +6,9 @@ section or function name) over every packet of the capture on an engine (``--eng
 instead (verdict per packet, counts, final contents of every map); ``--out OUT`` writes the
 packets that leave (TX, PASS, REDIRECT). A ``.pcapng`` output records the action and port of
 each packet (one interface per port, the action in the packet comment); a ``.pcap`` output
-holds the bytes only.
+holds the bytes only. ``--compare`` runs the capture on both engines instead and reports whether
+they agree (verdicts, packets out, final maps), with the wall time of each; the exit status is 1
+when they differ.
 
 ``bpfcore maps dump PROG.o [--pcap IN.pcap]`` prints the maps of the object, after running the
 packets when a capture is given.
@@ -15,13 +17,15 @@ packets when a capture is given.
 import json
 import struct
 import sys
+import time
 
 import dpkt
 
 from bpfcore.errors import BpfcoreError
 from .elf import load_elf
 from .traffic import read_pcap_records
-from .xdp import ENGINES, VERDICTS, load_map_file, make_engine, parse_map_setting
+from .xdp import (ENGINES, VERDICTS, compare_reports, load_map_file, make_engine,
+                  parse_map_setting)
 
 __all__ = ["add_commands", "read_pcap", "write_pcap", "write_pcapng"]
 
@@ -138,19 +142,58 @@ def _engine_options(args):
                 ingress_ifindex=args.ifindex, map_settings=settings)
 
 
-def _run_report(args, packets, times_ns):
+def _run_report(args, packets, times_ns, engine_name=None):
     obj = load_elf(args.object)
     options = _engine_options(args)
     prog = obj.find(args.section)
-    engine = make_engine(args.engine, obj, prog, **options)
+    engine = make_engine(engine_name or args.engine or "vm", obj, prog, **options)
     try:
         return engine.run(packets, times_ns if args.clock == "pcap" else None)
     finally:
         engine.close()
 
 
+#: Differences ``--compare`` prints (all of them go into ``--json``).
+SHOWN_DIFFERENCES = 20
+
+
+def _compare(args, packets, times):
+    if args.engine or args.out:
+        raise BpfcoreError(f"--compare runs both engines and writes no packets; drop "
+                           f"{'--engine' if args.engine else '--out'}")
+    reports, seconds = {}, {}
+    for name in ("vm", "kernel"):
+        start = time.perf_counter()
+        reports[name] = _run_report(args, packets, times, name)
+        seconds[name] = time.perf_counter() - start
+    vm, kernel = reports["vm"], reports["kernel"]
+    differences = compare_reports(vm, kernel)
+    if args.json:
+        print(json.dumps({
+            "program": vm.program, "packets": len(packets), "identical": not differences,
+            "engines": {name: {"counts": r.counts, "seconds": round(seconds[name], 3)}
+                        for name, r in reports.items()},
+            "differences": differences}, indent=1))
+        return 1 if differences else 0
+    verdict = f"{len(differences)} difference(s)" if differences else \
+        "identical verdicts, packets out and maps"
+    print(f"{vm.program}: {len(packets)} packets, vm and kernel: {verdict}")
+    print(f"  {'':<9} {'vm':>7} {'kernel':>7}")
+    for name in VERDICTS:
+        if vm.counts[name] or kernel.counts[name] or name in ("PASS", "DROP"):
+            print(f"  {name:<9} {vm.counts[name]:>7} {kernel.counts[name]:>7}")
+    print(f"  {'seconds':<9} {seconds['vm']:>7.2f} {seconds['kernel']:>7.2f}")
+    for line in differences[:SHOWN_DIFFERENCES]:
+        print(f"  differs: {line}")
+    if len(differences) > SHOWN_DIFFERENCES:
+        print(f"  differs: ... and {len(differences) - SHOWN_DIFFERENCES} more")
+    return 1 if differences else 0
+
+
 def _run(args):
     packets, times = read_pcap(args.pcap, with_times=True)
+    if args.compare:
+        return _compare(args, packets, times)
     report = _run_report(args, packets, times)
     if args.out:
         leaving = [(p.data, p.action, p.port) for p in report.packets if p.data is not None]
@@ -182,7 +225,7 @@ def _maps_dump(args):
     else:
         obj = load_elf(args.object)
         options = _engine_options(args)
-        engine = make_engine(args.engine, obj, obj.find(args.section), **options)
+        engine = make_engine(args.engine or "vm", obj, obj.find(args.section), **options)
         try:
             maps = engine.dump_maps()
         finally:
@@ -202,7 +245,7 @@ def _common(p):
     p.add_argument("object", help="BPF ELF object (clang -target bpf -g -c)")
     p.add_argument("--section", help="program to run: section or function name "
                                      "(default: section xdp, else the first program)")
-    p.add_argument("--engine", choices=sorted(ENGINES), default="vm",
+    p.add_argument("--engine", choices=sorted(ENGINES),
                    help="where to run it (default: vm)")
     p.add_argument("--maps", metavar="FILE.json",
                    help="initial map entries (bpfcore-maps/1, e.g. firmware/NAME.maps.json); "
@@ -223,6 +266,9 @@ def add_commands(subparsers):
     _common(p)
     p.add_argument("--pcap", required=True, help="input packets (pcap or pcapng, Ethernet)")
     p.add_argument("--out", help="write the packets that leave (.pcapng keeps action and port)")
+    p.add_argument("--compare", action="store_true",
+                   help="run on both engines (vm, kernel) and report whether verdicts, packets "
+                        "out and maps agree, and each engine's time; exit status 1 if not")
     p.set_defaults(func=_run)
     p = subparsers.add_parser("maps", help="inspect the maps of an XDP object")
     sub = p.add_subparsers(dest="maps_command", metavar="ACTION")

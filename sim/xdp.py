@@ -36,7 +36,7 @@ from .vm import Vm
 
 __all__ = ["PacketResult", "RunReport", "VmEngine", "KernelEngine", "make_engine", "ENGINES",
            "VERDICTS", "MAX_PACKET", "parse_map_setting", "dump_map_entries", "run_packets",
-           "load_map_file", "MAP_FILE_FORMAT"]
+           "load_map_file", "MAP_FILE_FORMAT", "compare_reports"]
 
 #: The format of map initialisation files (``firmware/NAME.maps.json``, see firmware/mapspec.py).
 MAP_FILE_FORMAT = "bpfcore-maps/1"
@@ -495,6 +495,52 @@ def make_engine(name, obj, prog, **options):
     except KeyError:
         raise BpfcoreError(f"unknown engine {name!r}; choose {' or '.join(ENGINES)}") from None
     return cls(obj, prog, **options)
+
+
+def _first_difference(a, b):
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return min(len(a), len(b))
+
+
+def compare_reports(a, b):
+    """The differences between two :class:`RunReport` s, one line each (empty when they agree).
+
+    Compared: the number of packets, each packet's verdict and, for packets that leave, their
+    bytes (not the port: the kernel cannot tell where a ``REDIRECT`` goes), and every map (type,
+    sizes, entries). Lines name the packet index, or the map and key, and give ``a``'s side
+    first, labelled with the reports' engine names.
+    """
+    na, nb = a.engine, b.engine
+    out = []
+    if len(a.packets) != len(b.packets):
+        out.append(f"packets: {na} ran {len(a.packets)}, {nb} ran {len(b.packets)}")
+    for i, (x, y) in enumerate(zip(a.packets, b.packets)):
+        if x.action != y.action:
+            out.append(f"packet {i}: verdict {na} {x.action}, {nb} {y.action}")
+        elif x.data != y.data:
+            x_data, y_data = x.data or b"", y.data or b""
+            out.append(f"packet {i} ({x.action}): leaves with different bytes: {na} "
+                       f"{len(x_data)} B, {nb} {len(y_data)} B, first difference at byte "
+                       f"{_first_difference(x_data, y_data)}")
+    for name in sorted(set(a.maps) | set(b.maps)):
+        ma, mb = a.maps.get(name), b.maps.get(name)
+        if ma is None or mb is None:
+            out.append(f"map {name}: only on {na if mb is None else nb}")
+            continue
+        shape = ("type", "key_size", "value_size", "max_entries")
+        if [ma[k] for k in shape] != [mb[k] for k in shape]:
+            out.append(f"map {name}: {na} " + " ".join(str(ma[k]) for k in shape) +
+                       f", {nb} " + " ".join(str(mb[k]) for k in shape))
+            continue
+        ea = {e["key"]: e["value"] for e in ma["entries"]}
+        eb = {e["key"]: e["value"] for e in mb["entries"]}
+        for key in sorted(set(ea) | set(eb)):
+            va, vb = ea.get(key, "absent"), eb.get(key, "absent")
+            if va != vb:
+                out.append(f"map {name} key {key}: {na} {va}, {nb} {vb}")
+    return out
 
 
 def run_packets(obj, prog, packets, engine="vm", times_ns=None, **options):

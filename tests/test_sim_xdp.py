@@ -4,9 +4,15 @@ The C programs below are compiled in the test (skipped with the reason when no B
 works); the firmware objects are used when ``make firmware`` has built them. Kernel runs are
 skipped with the reason when ``bpf()`` is not usable (not root, no x86_64 Linux). Helpers whose
 results the kernel cannot reproduce (ktime, prandom) are kept out of the differential programs.
+
+Every firmware object is compared over generated traffic: ``BPFCORE_TRAFFIC_COUNT`` packets
+(default 800; the acceptance run uses 2000) with ``BPFCORE_SEED``. Programs that read the clock
+are compared with their clock-independent map file (``firmware/NAME.frozen.maps.json``);
+the rate limiter's real limiting is checked on the VM alone with the capture's clock.
 """
 
 import json
+import os
 import random
 import struct
 from pathlib import Path
@@ -18,10 +24,13 @@ from bpfcore.cli import main as cli_main
 from bpfcore.sim.elf import compile_c, find_bpf_compiler, load_elf
 from bpfcore.sim.kernel import kernel_available
 from bpfcore.sim.runcmd import read_pcap, write_pcap
-from bpfcore.sim.xdp import MAX_PACKET, load_map_file, run_packets
+from bpfcore.sim.xdp import MAX_PACKET, compare_reports, load_map_file, run_packets
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = sorted((ROOT / "firmware" / "build").glob("*.o"))
+TRAFFIC_COUNT = int(os.environ.get("BPFCORE_TRAFFIC_COUNT", 800))
+needs_firmware = pytest.mark.skipif(not FIRMWARE,
+                                    reason="firmware/build/*.o not built (make firmware)")
 COMPILER = find_bpf_compiler()
 needs_cc = pytest.mark.skipif(COMPILER is None, reason="no BPF C compiler (clang or ziglang)")
 KERNEL_OK, KERNEL_WHY = kernel_available()
@@ -281,6 +290,8 @@ DEVMAP_SETTINGS = [("ports", (i).to_bytes(4, "little"), (1).to_bytes(4, "little"
 def compare_engines(obj, prog, packets, **options):
     vm = run_packets(obj, prog, packets, "vm", **options)
     kernel = run_packets(obj, prog, packets, "kernel", **options)
+    differences = compare_reports(vm, kernel)
+    assert not differences, f"{len(differences)} differences, first: {differences[:5]}"
     a, b = vm.to_json(), kernel.to_json()
     assert a.pop("engine") == "vm" and b.pop("engine") == "kernel"
     assert a["verdicts"] == b["verdicts"]
@@ -335,19 +346,128 @@ def test_context_fields_match_kernel(objects, seed):
                     rx_queue_index=0)
 
 
+def firmware_map_file(path):
+    """The map file to compare ``path`` (firmware/build/NAME.o) with: the clock-independent
+    ``NAME.frozen.maps.json`` if there is one, else ``NAME.maps.json`` (or None)."""
+    firmware = path.parent.parent
+    for candidate in (f"{path.stem}.frozen.maps.json", f"{path.stem}.maps.json"):
+        if (firmware / candidate).exists():
+            return firmware / candidate
+    return None
+
+
+@needs_firmware
+def test_firmware_that_reads_the_clock_has_a_frozen_map_file():
+    """Otherwise the differential test below would compare clock-dependent results."""
+    for path in FIRMWARE:
+        source = path.parent.parent / f"{path.stem}.c"
+        if source.exists() and "ktime_get_ns" in source.read_text():
+            assert firmware_map_file(path).name == f"{path.stem}.frozen.maps.json", path.stem
+
+
 @needs_kernel
-@pytest.mark.skipif(not FIRMWARE, reason="firmware/build/*.o not built (make firmware)")
+@needs_firmware
 @pytest.mark.parametrize("path", FIRMWARE, ids=[p.stem for p in FIRMWARE])
 def test_firmware_vm_matches_kernel(path, seed):
     from bpfcore.sim.traffic import generate
     obj = load_elf(path)
-    map_file = path.parent.parent / f"{path.stem}.maps.json"
-    settings, entry = load_map_file(map_file) if map_file.exists() else ([], None)
-    prog = obj.find(entry)
-    source = (path.parent.parent / f"{path.stem}.c")
-    if source.exists() and "ktime_get_ns" in source.read_text():
-        pytest.skip(f"{path.stem} uses ktime_get_ns, which the kernel run cannot reproduce")
-    compare_engines(obj, prog, [p.frame for p in generate(300, seed)], map_settings=settings)
+    map_file = firmware_map_file(path)
+    settings, entry = load_map_file(map_file) if map_file else ([], None)
+    report = compare_engines(obj, obj.find(entry),
+                             [p.frame for p in generate(TRAFFIC_COUNT, seed)],
+                             map_settings=settings)
+    assert report.counts["REJECTED"] < len(report.packets) / 10      # most packets ran
+    if path.stem == "ratelimit":        # the comparison covers both verdicts and the buckets
+        assert report.counts["DROP"] > 0 and report.maps["rl_buckets"]["entries"]
+
+
+# --- the rate limiter on the capture's clock (VM only) -----------------------------------------
+
+def bucket_key(frame):
+    """The ``rl_buckets`` key firmware/ratelimit.c files an Ethernet frame under (its IP source,
+    IPv4 as ::ffff:a.b.c.d), or None when the program passes the frame without a bucket (not IP,
+    IP header truncated or malformed). Follows bpfcore/parse.h: up to two VLAN tags."""
+    off = 12
+    for _ in range(2):
+        if frame[off:off + 2] not in (b"\x81\x00", b"\x88\xa8"):
+            break
+        off += 4
+    ethertype, off = frame[off:off + 2], off + 2
+    if ethertype == b"\x08\x00" and len(frame) >= off + 20:
+        ihl, version = (frame[off] & 15) * 4, frame[off] >> 4
+        if ihl >= 20 and version == 4 and len(frame) >= off + ihl:
+            return bytes(10) + b"\xff\xff" + frame[off + 12:off + 16]
+    if ethertype == b"\x86\xdd" and len(frame) >= off + 40 and frame[off] >> 4 == 6:
+        return frame[off + 8:off + 24]
+    return None
+
+
+def token_bucket(events, interval, burst):
+    """Reference model of firmware/ratelimit.c: verdicts of (source, now) events, and the final
+    {source: [tokens, last_ns, passed, dropped]}."""
+    buckets, verdicts = {}, []
+    for source, now in events:
+        b = buckets.get(source)
+        if b is None:
+            buckets[source] = [burst - 1, now - now % interval, 1, 0]
+            verdicts.append("PASS")
+            continue
+        if now > b[1]:
+            earned = (now - b[1]) // interval
+            b[1] += earned * interval
+            b[0] = min(burst, b[0] + earned)
+        if b[0]:
+            b[0] -= 1
+            b[2] += 1
+            verdicts.append("PASS")
+        else:
+            b[3] += 1
+            verdicts.append("DROP")
+    return verdicts, buckets
+
+
+@needs_firmware
+def test_ratelimit_limits_heavy_sources_on_the_capture_clock(capsys, tmp_path, seed):
+    from bpfcore.sim.traffic import SCENARIO, Packet, generate, write_pcap as write_traffic
+    path = ROOT / "firmware" / "build" / "ratelimit.o"
+    if not path.exists():
+        pytest.skip("firmware/build/ratelimit.o not built (make firmware)")
+    interval, burst = SCENARIO["rl_interval_ns"], SCENARIO["rl_burst"]
+    assert (interval, burst) == (1_000_000, 8)          # the pattern below is worked out for it
+    generated = generate(TRAFFIC_COUNT, seed)
+    # Then, after a 10 ms pause (the bucket fills up), two bursts of 12 packets from one heavy
+    # source, 1 us apart, starting 0.1 ms into an interval and 3 intervals apart: the first
+    # passes 8 and drops 4, the second has earned exactly 3 tokens.
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 60, 1, 0, 64, 17, 0,
+                     SCENARIO["heavy4"][0].packed, SCENARIO["servers4"][0].packed)
+    pattern = bytes.fromhex("020000000001" "020000000002" "0800") + ip + bytes(40)
+    start = (generated[-1].ts_us // 1000 + 10) * 1000 + 100
+    generated += [Packet("pattern", start + gap + i, pattern)
+                  for gap in (0, 3000) for i in range(12)]
+    pcap = tmp_path / "t.pcap"
+    write_traffic(pcap, generated)
+    code, out, _ = cli(capsys, "run", path, "--maps", ROOT / "firmware" / "ratelimit.maps.json",
+                       "--pcap", pcap, "--clock", "pcap", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    frames, times = read_pcap(pcap, with_times=True)
+    heavy = {a.packed if a.version == 6 else
+             bytes(10) + b"\xff\xff" + a.packed for a in SCENARIO["heavy4"] + SCENARIO["heavy6"]}
+    events, indexes = [], []                    # every packet that reaches a heavy bucket
+    for i, (packet, frame, now) in enumerate(zip(generated, frames, times)):
+        key = bucket_key(frame)
+        if packet.kind.startswith("heavy"):
+            assert key in heavy, (i, packet.kind)
+        if key in heavy:
+            events.append((key, now))
+            indexes.append(i)
+    expected, buckets = token_bucket(events, interval, burst)
+    assert [doc["verdicts"][i] for i in indexes] == expected
+    assert doc["verdicts"][-24:] == ["PASS"] * 8 + ["DROP"] * 4 + ["PASS"] * 3 + ["DROP"] * 9
+    stored = {e["key"]: e["value"] for e in doc["maps"]["rl_buckets"]["entries"]}
+    for source, state in buckets.items():
+        assert stored[source.hex()] == struct.pack("<4Q", *state).hex(), source.hex()
+        assert state[1] % interval == 0
 
 
 def test_vm_run_details(objects):
@@ -466,6 +586,63 @@ def test_cli_maps_dump_and_settings(capsys, files, objects, tmp_path):
                        {"key": "06000000", "value": "0100000000000000"}]
 
 
+def test_compare_reports_names_each_difference():
+    from bpfcore.sim.xdp import PacketResult, RunReport
+    maps = {"m": {"type": "hash", "key_size": 1, "value_size": 1, "max_entries": 4,
+                  "entries": [{"key": "01", "value": "aa"}, {"key": "02", "value": "bb"}]}}
+    a = RunReport("vm", "p", [PacketResult("PASS", 2, b"abc", "host"),
+                              PacketResult("DROP", 1), PacketResult("TX", 3, b"xy", 1)], maps)
+    b = RunReport("kernel", "p", [PacketResult("PASS", 2, b"abd", "host"),
+                                  PacketResult("PASS", 2, b"", "host"),
+                                  PacketResult("TX", 3, b"xy", 1)],
+                  {"m": dict(maps["m"], entries=[{"key": "01", "value": "ab"}])})
+    assert compare_reports(a, a) == []
+    assert compare_reports(a, b) == [
+        "packet 0 (PASS): leaves with different bytes: vm 3 B, kernel 3 B, first difference at "
+        "byte 2",
+        "packet 1: verdict vm DROP, kernel PASS",
+        "map m key 01: vm aa, kernel ab",
+        "map m key 02: vm bb, kernel absent"]
+
+
+@pytest.fixture
+def heavy_pcap(tmp_path):
+    """Five copies of one IPv4 frame: one source sending back to back."""
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 1, 0, 64, 17, 0, bytes([192, 0, 2, 200]),
+                     bytes([10, 0, 0, 1]))
+    pcap = tmp_path / "heavy.pcap"
+    write_pcap(pcap, [(bytes(6) + bytes([2, 0, 0, 0, 0, 1]) + b"\x08\x00" + ip + bytes(8),)] * 5)
+    return pcap
+
+
+@needs_kernel
+@needs_firmware
+def test_cli_compare(capsys, tmp_path, heavy_pcap):
+    obj = ROOT / "firmware" / "build" / "ratelimit.o"
+    pcap = tmp_path / "t.pcap"
+    assert cli(capsys, "gen-traffic", "--count", 150, "--seed", 3, "--out", pcap)[0] == 0
+    code, out, err = cli(capsys, "run", obj, "--maps", ROOT / "firmware" /
+                         "ratelimit.frozen.maps.json", "--pcap", pcap, "--compare")
+    assert (code, err) == (0, "")
+    assert out.startswith("xdp_ratelimit: 150 packets, vm and kernel: identical verdicts, "
+                          "packets out and maps\n") and "  seconds " in out
+    # One token per ns: the kernel's clock earns tokens between packets, the VM's (fixed) does
+    # not, so the VM drops what the kernel passes.
+    fast = "rl_config:00000000=" + struct.pack("<QQ", 1, 1).hex()
+    code, out, _ = cli(capsys, "run", obj, "--set", fast, "--pcap", heavy_pcap, "--compare",
+                       "--json")
+    doc = json.loads(out)
+    assert code == 1 and doc["identical"] is False
+    assert doc["engines"]["vm"]["counts"]["DROP"] == 4
+    assert doc["engines"]["kernel"]["counts"]["PASS"] == 5
+    assert doc["differences"][:4] == [f"packet {i}: verdict vm DROP, kernel PASS"
+                                      for i in range(1, 5)]
+    assert doc["differences"][4].startswith("map rl_buckets key 00000000000000000000ffffc00002c8")
+    code, out, _ = cli(capsys, "run", obj, "--set", fast, "--pcap", heavy_pcap, "--compare")
+    assert code == 1 and "vm and kernel: 5 difference(s)" in out
+    assert "  differs: packet 1: verdict vm DROP, kernel PASS\n" in out
+
+
 @pytest.mark.parametrize("make_args,message", [
     (lambda f: ["run", f["pcap"], "--pcap", f["pcap"]], "not a valid ELF file"),
     (lambda f: ["run", f["obj"], "--pcap", f["obj"]], "not a valid pcap/pcapng file"),
@@ -476,6 +653,10 @@ def test_cli_maps_dump_and_settings(capsys, files, objects, tmp_path):
     (lambda f: ["run", f["obj"], "--pcap", f["pcap"], "--set", "results:00=00"], "key of 1 bytes"),
     (lambda f: ["run", f["obj"], "--pcap", f["pcap"], "--maps", f["pcap"]], "not JSON"),
     (lambda f: ["run", f["obj"], "--pcap", f["pcap"], "--clock", "soon"], "--clock"),
+    (lambda f: ["run", f["obj"], "--pcap", f["pcap"], "--compare", "--engine", "kernel"],
+     "--compare runs both engines"),
+    (lambda f: ["run", f["obj"], "--pcap", f["pcap"], "--compare", "--out", f["tmp"] / "o.pcap"],
+     "drop --out"),
 ])
 def test_cli_errors_are_one_line(capsys, files, make_args, message):
     code, out, err = cli(capsys, *make_args(files))
