@@ -1,0 +1,682 @@
+"""The pipelined eBPF CPU: fetch, decode, execute, memory, writeback.
+
+See ``hdl/README.md`` for the pipeline, its hazards and the measured figures. This file wires the
+stages and the units of :mod:`bpfcore.hdl.units`; the control vocabulary is:
+
+* **stall**: a stage keeps its instruction this cycle (and so does every older stage behind it);
+* **kill**: a stage's instruction is dropped (wrong path after a redirect, or younger than an
+  instruction that ends the program);
+* **fire**: a stage hands its instruction to the next stage this cycle;
+* **redirect**: execute changes the fetch address (taken branch, local call, exit to a caller).
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from bpfcore import abi
+from bpfcore.abi import Fault
+from bpfcore.isa import AluOp, Kind, Size
+from .decoder import Decoder
+from .layouts import (DxLayout, HelperRequest, HelperResponse, MwLayout, PredecodeLayout,
+                      Region, TraceSignature, XmLayout)
+from .units.alu import Alu
+from .units.atomics import Atomics
+from .units.branch import BranchCompare
+from .units.bswap import ByteSwap
+from .units.callstack import CallStack
+from .units.divider import Divider
+from .units.helper import HelperPort
+from .units.lsu import Lsu, RegionCheck, size_mask
+from .units.multiplier import Multiplier
+from .units.shifter import Shifter
+
+__all__ = ["Cpu", "INJECT_BUGS"]
+
+#: Known bugs that ``inject_bug`` can switch on, to prove that lockstep checks catch them.
+INJECT_BUGS = {
+    "wrong_rd": "add results go to (and are reported for) rd ^ 1",
+    "bounds_off_by_one": "the packet end check lets one byte past data_end through",
+}
+
+
+def _check(name, value, ok, expected):
+    if not ok:
+        raise ValueError(f"Cpu: {name}={value!r} is invalid: expected {expected}")
+
+
+class Cpu(wiring.Component):
+    """The eBPF CPU.
+
+    Parameters
+    ----------
+    program_slots : int
+        Program memory size in 64-bit slots: a power of two from 2 to 65536.
+    frames : int
+        Call frames (the entry program's included), 1 to ``abi.STACK_FRAMES``; a local call
+        beyond them faults with ``Fault.CALL_DEPTH``. The golden VM uses ``abi.STACK_FRAMES``.
+    with_divider : bool
+        Build the divider; without it div/mod trap as ``Fault.ILLEGAL``.
+    with_atomics : bool
+        Build the atomics; without them atomic instructions trap as ``Fault.ILLEGAL``.
+    inject_bug : str or None
+        A key of :data:`INJECT_BUGS`, or None.
+
+    Members
+    -------
+    prog_we, prog_addr, prog_wdata
+        Program port: write one slot (the little-endian 64-bit view) per cycle while idle. The
+        program's length is one past the last slot written (control beyond it faults
+        ``PC_RANGE``).
+    pkt_we, pkt_addr, pkt_wdata, pkt_rdata
+        Packet buffer port (64-bit words, byte enables), honoured while idle; ``pkt_rdata`` is
+        the word at ``pkt_addr`` one cycle later.
+    start, start_r1, start_r2, budget, data, data_end, ingress_ifindex, rx_queue_index
+        Run control: ``start`` (a pulse while idle) latches the other inputs and runs from pc 0.
+    busy, done, result_r0, result_fault, result_pc, cycles
+        Run status: ``done`` pulses once when the program ended; the results hold until the
+        next start.
+    helper_req, helper_resp
+        Helper port (streams of :data:`HelperRequest` / :data:`HelperResponse`).
+    trace
+        One :data:`RetireLayout` record per retired instruction (``trace.valid``).
+
+    Raises
+    ------
+    ValueError
+        A constructor argument is out of range (the message echoes it).
+    """
+
+    def __init__(self, *, program_slots=4096, frames=8, with_divider=True, with_atomics=True,
+                 inject_bug=None):
+        try:
+            self._validate(program_slots, frames, with_divider, with_atomics, inject_bug)
+        except ValueError:
+            self._MustUse__silence = True       # a rejected instance is not an unused design
+            raise
+        self.program_slots = program_slots
+        self.frames = frames
+        self.with_divider = with_divider
+        self.with_atomics = with_atomics
+        self.inject_bug = inject_bug
+        super().__init__({
+            "prog_we": In(1),
+            "prog_addr": In(range(program_slots)),
+            "prog_wdata": In(64),
+            "pkt_we": In(8),
+            "pkt_addr": In(range(abi.PKT_BUF_SIZE // 8)),
+            "pkt_wdata": In(64),
+            "pkt_rdata": Out(64),
+            "start": In(1),
+            "start_r1": In(64),
+            "start_r2": In(64),
+            "budget": In(32),
+            "data": In(32),
+            "data_end": In(32),
+            "ingress_ifindex": In(32),
+            "rx_queue_index": In(32),
+            "busy": Out(1),
+            "done": Out(1),
+            "result_r0": Out(64),
+            "result_fault": Out(4),
+            "result_pc": Out(16),
+            "cycles": Out(64),
+            "helper_req": Out(stream.Signature(HelperRequest)),
+            "helper_resp": In(stream.Signature(HelperResponse)),
+            "trace": Out(TraceSignature),
+        })
+
+    @staticmethod
+    def _validate(program_slots, frames, with_divider, with_atomics, inject_bug):
+        _check("program_slots", program_slots,
+               isinstance(program_slots, int) and 2 <= program_slots <= 65536
+               and program_slots & (program_slots - 1) == 0,
+               "a power of two from 2 to 65536")
+        _check("frames", frames, isinstance(frames, int) and 1 <= frames <= abi.STACK_FRAMES,
+               f"an int from 1 to {abi.STACK_FRAMES}")
+        _check("with_divider", with_divider, isinstance(with_divider, bool), "True or False")
+        _check("with_atomics", with_atomics, isinstance(with_atomics, bool), "True or False")
+        _check("inject_bug", inject_bug, inject_bug is None or inject_bug in INJECT_BUGS,
+               "None or one of " + ", ".join(repr(k) for k in INJECT_BUGS))
+
+    def elaborate(self, platform):
+        m = Module()
+        slots = self.program_slots
+
+        m.d.sync += self.cycles.eq(self.cycles + 1)
+
+        # ---- Run state -----------------------------------------------------------------------
+        running = Signal()          # fetching
+        launch = Signal()           # first fetch (pc 0) this cycle
+        prog_len = Signal(range(slots + 1))
+        budget = Signal(32)
+        data_lo = Signal(32)
+        data_hi = Signal(32)
+        ingress = Signal(32)
+        rxq = Signal(32)
+        order = Signal(32)          # order of the instruction in execute
+        regs = [Signal(64, name=f"r{i}") for i in range(10)]
+        w_term = Signal()           # writeback retires the last instruction
+
+        m.submodules.callstack = cs = CallStack(self.frames)
+        m.submodules.lsu = lsu = Lsu()
+        m.submodules.helper = helper = HelperPort()
+        wiring.connect(m, wiring.flipped(self.helper_req), helper.req)
+        wiring.connect(m, helper.resp, wiring.flipped(self.helper_resp))
+
+        m.d.comb += lsu.ctx.eq(Cat(data_lo, data_hi, data_lo, ingress, rxq, Const(0, 32)))
+        m.d.comb += lsu.host.eq(~self.busy)
+        m.d.comb += [lsu.pkt_we.eq(self.pkt_we), lsu.pkt_addr.eq(self.pkt_addr),
+                     lsu.pkt_wdata.eq(self.pkt_wdata), self.pkt_rdata.eq(lsu.pkt_rdata)]
+
+        with m.FSM(name="run"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [
+                        self.busy.eq(1),
+                        budget.eq(self.budget), data_lo.eq(self.data),
+                        data_hi.eq(self.data_end), ingress.eq(self.ingress_ifindex),
+                        rxq.eq(self.rx_queue_index), order.eq(0),
+                    ]
+                    m.d.sync += [r.eq(0) for r in regs]
+                    m.d.sync += [regs[1].eq(self.start_r1), regs[2].eq(self.start_r2)]
+                    m.d.comb += [lsu.clear.eq(1), cs.x_reset.eq(1)]
+                    m.next = "CLEAR"
+            with m.State("CLEAR"):
+                with m.If(~lsu.clearing):
+                    m.d.comb += launch.eq(1)
+                    m.d.sync += running.eq(1)
+                    m.next = "RUN"
+            with m.State("RUN"):
+                with m.If(w_term):
+                    m.next = "END"
+            with m.State("END"):
+                m.d.sync += [self.done.eq(0), self.busy.eq(0)]
+                m.next = "IDLE"
+
+        # ---- Program memory: two banks (even and odd slots), so lddw comes in one read -------
+        # Each slot is stored with its decoded control and its jump target, computed when the
+        # host writes it: decode then costs nothing between the memory and the pipeline.
+        m.submodules.decoder = decoder = Decoder()
+        m.d.comb += decoder.insn.eq(self.prog_wdata)
+        ctrl_w = decoder.ctrl
+        pre_w = Signal(PredecodeLayout)
+        legal_w = ctrl_w.legal & (ctrl_w.kind != Kind.CALL_BTF)
+        if not self.with_divider:
+            legal_w = legal_w & ~((ctrl_w.kind == Kind.ALU)
+                                  & ctrl_w.alu_op.as_value().matches(AluOp.DIV, AluOp.MOD))
+        if not self.with_atomics:
+            legal_w = legal_w & (ctrl_w.kind != Kind.ATOMIC)
+        long_jump = ctrl_w.kind.as_value().matches(Kind.JA32, Kind.CALL_LOCAL)
+        m.d.comb += [
+            pre_w.insn.eq(self.prog_wdata),
+            pre_w.ctrl.eq(ctrl_w),
+            pre_w.ctrl.legal.eq(legal_w),
+            pre_w.ja.eq(legal_w & ctrl_w.kind.as_value().matches(Kind.JA, Kind.JA32)),
+            pre_w.target.eq(self.prog_addr + 1 + Mux(long_jump, self.prog_wdata[32:48],
+                                                     self.prog_wdata[16:32])),
+        ]
+        m.d.comb += pre_w.target_even.eq((pre_w.target + 1) >> 1)
+        banks = []
+        for parity in ("even", "odd"):
+            mem = memory.Memory(shape=PredecodeLayout, depth=slots // 2, init=[])
+            m.submodules[f"prog_{parity}"] = mem
+            wp = mem.write_port()
+            rp = mem.read_port()
+            m.d.comb += [
+                wp.addr.eq(self.prog_addr >> 1),
+                wp.data.eq(pre_w),
+                wp.en.eq(self.prog_we & (self.prog_addr[0] == (parity == "odd"))),
+            ]
+            banks.append(rp)
+        prog_even, prog_odd = banks
+        with m.If(self.prog_we):
+            m.d.sync += prog_len.eq(self.prog_addr + 1)
+
+        # ---- Fetch -> decode -----------------------------------------------------------------
+        # The program memory output is the fetch/decode register: the word read at f_addr in
+        # the previous cycle, for the instruction at d_pc.
+        # The fetch address and, precomputed per source, its even-bank row ((addr + 1) >> 1):
+        # no adder between the program memory output and its address input.
+        f_addr = Signal(16)
+        f_even = Signal(16)
+        f_en = Signal()
+        d_valid = Signal()
+        d_pc = Signal(16)
+        d_bad = Signal()            # redirected to a target outside the program (wrapped pc)
+        ja_bad = Signal()           # execute holds a ja whose target (now in decode) is outside
+        m.d.comb += [
+            prog_even.addr.eq(f_even), prog_odd.addr.eq(f_addr >> 1),
+            prog_even.en.eq(f_en), prog_odd.en.eq(f_en),
+        ]
+        d_pre = Signal(PredecodeLayout)
+        d_hi = Signal(64)
+        m.d.comb += [
+            d_pre.eq(Mux(d_pc[0], prog_odd.data, prog_even.data)),
+            d_hi.eq(Mux(d_pc[0], prog_even.data.insn, prog_odd.data.insn)),
+        ]
+        d_insn = d_pre.insn
+        ctrl = d_pre.ctrl
+
+        # ---- Decode --------------------------------------------------------------------------
+        dx = Signal(DxLayout)
+        xm = Signal(XmLayout)
+        mw = Signal(MwLayout)
+        w_we = Signal()
+        m.d.comb += w_we.eq(mw.valid & mw.rec.rd_valid)
+
+        # Register reads in decode, straight from the dst and src fields (operand A is src for
+        # loads, dst otherwise); they see writeback's write of this cycle.
+        reg_view = Array(regs + [cs.fp] + [Const(0, 64)] * 5)
+
+        def read(index):
+            return Mux(w_we & (mw.rec.rd == index), mw.rec.rd_value, reg_view[index])
+
+        read_dst = Signal(64)
+        read_src = Signal(64)
+        m.d.comb += [read_dst.eq(read(d_insn[8:12])), read_src.eq(read(d_insn[12:16]))]
+
+        d_fault = Signal(4)
+        with m.If(d_bad | ja_bad | (d_pc >= prog_len)):
+            m.d.comb += d_fault.eq(Fault.PC_RANGE)
+        with m.Elif(~ctrl.legal):
+            m.d.comb += d_fault.eq(Fault.ILLEGAL)
+
+        imm = d_insn[32:].as_signed()
+        d_imm = Signal(64)
+        with m.If(ctrl.lddw):
+            src = d_insn[12:16]
+            with m.If(src == 0):
+                m.d.comb += d_imm.eq(Cat(d_insn[32:], d_hi[32:]))
+            with m.Else():
+                m.d.comb += d_imm.eq(abi.MAP_BASE + (imm << 20)
+                                     + Mux((src == 2) | (src == 6), d_hi[32:], 0))
+        with m.Else():
+            m.d.comb += d_imm.eq(imm)
+
+        d_next = Signal(16)
+        d_next_even = Signal(16)
+        pc1 = Signal(16)
+        pc2 = Signal(16)
+        pc3 = Signal(16)
+        m.d.comb += [pc1.eq(d_pc + 1), pc2.eq(d_pc + 2), pc3.eq(d_pc + 3)]
+        with m.If(d_pre.ja):
+            m.d.comb += [d_next.eq(d_pre.target), d_next_even.eq(d_pre.target_even)]
+        with m.Elif(ctrl.lddw & ctrl.legal):
+            m.d.comb += [d_next.eq(pc2), d_next_even.eq(pc3 >> 1)]
+        with m.Else():
+            m.d.comb += [d_next.eq(pc1), d_next_even.eq(pc2 >> 1)]
+
+        dx_next = Signal(DxLayout)
+        m.d.comb += [
+            dx_next.valid.eq(d_valid),
+            dx_next.pc.eq(d_pc),
+            dx_next.insn.eq(Mux(d_fault == Fault.PC_RANGE, 0, d_insn)),
+            dx_next.insn_hi.eq(Mux((d_fault == 0) & ctrl.lddw, d_hi, 0)),
+            dx_next.fault.eq(d_fault),
+            dx_next.ctrl.eq(ctrl),
+            dx_next.a.eq(Mux(ctrl.a_src, read_src, read_dst)),
+            dx_next.b.eq(read_src),
+            dx_next.imm.eq(d_imm),
+            dx_next.off.eq(d_insn[16:32]),
+            dx_next.target.eq(d_pre.target),
+            dx_next.target_even.eq(d_pre.target_even),
+        ]
+
+        # ---- Execute -------------------------------------------------------------------------
+        x = dx.ctrl
+        x_valid = dx.valid
+
+        # Operands read in decode, overridden by the results in memory and writeback
+        # (forwarding).
+        m_late = xm.valid & xm.rd_valid & xm.late
+
+        def forward(index, latched):
+            from_m = xm.valid & xm.rd_valid & (xm.rd == index)
+            from_w = w_we & (mw.rec.rd == index)
+            return Mux(from_m, xm.result, Mux(from_w, mw.rec.rd_value, latched))
+
+        fwd_a = Signal(64)
+        fwd_b = Signal(64)
+        m.d.comb += [fwd_a.eq(forward(x.ra, dx.a)), fwd_b.eq(forward(x.rb, dx.b))]
+        load_use = Signal()
+        m.d.comb += load_use.eq(m_late & ((x.use_a & (xm.rd == x.ra))
+                                          | (x.use_b & (xm.rd == x.rb))))
+        op_b = Signal(64)
+        m.d.comb += op_b.eq(Mux(x.use_b, fwd_b, dx.imm))
+
+        # Faults known before execution, in the golden VM's order.
+        early = Signal(4)
+        with m.If(dx.fault == Fault.PC_RANGE):
+            m.d.comb += early.eq(Fault.PC_RANGE)
+        with m.Elif(order == budget):
+            m.d.comb += early.eq(Fault.BUDGET)
+        with m.Elif(dx.fault != 0):
+            m.d.comb += early.eq(dx.fault)
+        go = x_valid & (early == 0)
+
+        is_alu = x.kind == Kind.ALU
+        is_shift = is_alu & x.alu_op.as_value().matches(AluOp.LSH, AluOp.RSH, AluOp.ARSH)
+        is_mul = is_alu & (x.alu_op == AluOp.MUL)
+        is_div = is_alu & x.alu_op.as_value().matches(AluOp.DIV, AluOp.MOD)
+        is_mem = x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX, Kind.STORE_IMM, Kind.STORE_REG,
+                                Kind.ATOMIC)
+        is_write = x.kind.as_value().matches(Kind.STORE_IMM, Kind.STORE_REG, Kind.ATOMIC)
+        is_helper = x.kind.as_value().matches(Kind.CALL, Kind.CALLX)
+        is_call = x.kind == Kind.CALL_LOCAL
+        is_ret = (x.kind == Kind.EXIT) & (cs.depth != 0)
+        is_end = (x.kind == Kind.EXIT) & (cs.depth == 0)
+        # Calls and returns read or write many registers at once: they wait until every older
+        # instruction has retired, then use the register file directly.
+        needs_drain = is_helper | is_call | is_ret
+        drained = ~xm.valid & ~mw.valid
+
+        m.submodules.alu = alu = Alu()
+        m.submodules.shifter = shifter = Shifter()
+        m.submodules.bswap = bswap = ByteSwap()
+        m.submodules.branch = branch = BranchCompare()
+        m.submodules.mul = mul = Multiplier()
+        m.submodules.region = region = RegionCheck(
+            bounds_off_by_one=self.inject_bug == "bounds_off_by_one")
+        m.d.comb += [
+            alu.x_op.eq(x.alu_op), alu.x_a.eq(fwd_a), alu.x_b.eq(op_b), alu.x_w64.eq(x.w64),
+            alu.x_off.eq(dx.off),
+            bswap.x_a.eq(fwd_a), bswap.x_bits.eq(dx.imm[:7]), bswap.x_swap.eq(x.swap),
+            branch.x_op.eq(x.jmp_op), branch.x_a.eq(fwd_a), branch.x_b.eq(op_b),
+            branch.x_w64.eq(x.w64),
+            mul.x_a.eq(fwd_a), mul.x_b.eq(op_b),
+            region.x_base.eq(fwd_a), region.x_off.eq(dx.off), region.x_size.eq(x.size),
+            region.x_write.eq(is_write), region.x_data.eq(data_lo),
+            region.x_data_end.eq(data_hi), region.x_fp.eq(cs.fp),
+        ]
+
+        # Multi-cycle units: started once per instruction, when its operands are ready.
+        started = Signal()
+        unit_ready = Signal()
+        unit_wait = Signal()
+        m.d.comb += mul.x_start.eq(go & is_mul & ~started & ~load_use)
+        ready_mul = started & mul.x_done
+        ready_div = 0
+        if self.with_divider:
+            m.submodules.div = div = Divider(external_shift=True)
+            m.d.comb += [
+                div.x_a.eq(fwd_a), div.x_b.eq(op_b), div.x_w64.eq(x.w64),
+                div.x_signed.eq(dx.off[0]), div.x_mod.eq(x.alu_op == AluOp.MOD),
+                div.x_start.eq(go & is_div & ~started & ~load_use),
+            ]
+            ready_div = started & div.x_done
+            # The divider borrows the shifter (idle during a division) to normalise.
+            m.d.comb += div.x_norm_result.eq(shifter.x_result)
+        div_norm = div.x_norm if self.with_divider else 0
+        with m.If(div_norm):
+            m.d.comb += [shifter.x_op.eq(AluOp.LSH), shifter.x_a.eq(div.x_norm_value),
+                         shifter.x_b.eq(div.x_norm_shift), shifter.x_w64.eq(1)]
+        with m.Else():
+            m.d.comb += [shifter.x_op.eq(x.alu_op), shifter.x_a.eq(fwd_a),
+                         shifter.x_b.eq(op_b), shifter.x_w64.eq(x.w64)]
+        callx_bad = (x.kind == Kind.CALLX) & (fwd_a[32:] != 0)
+        m.d.comb += [
+            helper.x_start.eq(go & is_helper & ~started & ~load_use & drained),
+            helper.x_bad.eq(callx_bad),
+            helper.x_id.eq(Mux(x.kind == Kind.CALLX, fwd_a[:32], dx.imm[:32])),
+        ]
+        for i in range(5):
+            m.d.comb += helper.x_args[i].eq(regs[1 + i])
+        ready_helper = started & helper.x_done
+        with m.If(is_mul):
+            m.d.comb += unit_ready.eq(ready_mul)
+        with m.Elif(is_div):
+            m.d.comb += unit_ready.eq(ready_div)
+        with m.Elif(is_helper):
+            m.d.comb += unit_ready.eq(ready_helper)
+        with m.Else():
+            m.d.comb += unit_ready.eq(1)
+        multi = is_mul | is_div | is_helper
+        m.d.comb += unit_wait.eq(go & ((multi & ~unit_ready) | (needs_drain & ~drained)))
+
+        # The memory stage holds an atomic for two cycles (read, then modify-write).
+        m_stall = Signal()
+        m_term = Signal()
+        x_stall = Signal()
+        x_fire = Signal()
+        m.d.comb += [
+            x_stall.eq(x_valid & (load_use | unit_wait | m_stall)),
+            x_fire.eq(x_valid & ~x_stall & ~m_term),
+        ]
+        with m.If(x_fire | m_term):
+            m.d.sync += started.eq(0)
+        with m.Elif(mul.x_start | helper.x_start
+                    | (div.x_start if self.with_divider else 0)):
+            m.d.sync += started.eq(1)
+
+        # Execute's outcome.
+        x_fault = Signal(4)
+        with m.If(early != 0):
+            m.d.comb += x_fault.eq(early)
+        with m.Elif(is_mem):
+            m.d.comb += x_fault.eq(region.x_fault)
+        with m.Elif(is_call & cs.x_full):
+            m.d.comb += x_fault.eq(Fault.CALL_DEPTH)
+        with m.Elif(is_helper):
+            m.d.comb += x_fault.eq(helper.x_fault)
+        ok = x_fault == 0
+
+        bmask = size_mask(m, x.size, "x_bmask")
+        store_value = op_b & Cat(*(bmask[i].replicate(8) for i in range(8)))
+        result = Signal(64)
+        with m.Switch(x.kind):
+            with m.Case(Kind.ALU):
+                with m.If(is_shift):
+                    m.d.comb += result.eq(shifter.x_result)
+                with m.Elif(is_mul):
+                    m.d.comb += result.eq(Mux(x.w64, mul.x_result, mul.x_result[:32]))
+                with m.Elif(is_div):
+                    if self.with_divider:
+                        m.d.comb += result.eq(div.x_result)
+                with m.Else():
+                    m.d.comb += result.eq(alu.x_result)
+            with m.Case(Kind.END):
+                m.d.comb += result.eq(bswap.x_result)
+            with m.Case(Kind.LDDW):
+                m.d.comb += result.eq(dx.imm)
+            with m.Case(Kind.CALL, Kind.CALLX):
+                m.d.comb += result.eq(helper.x_r0)
+            with m.Case(Kind.STORE_IMM, Kind.STORE_REG, Kind.ATOMIC):
+                m.d.comb += result.eq(store_value)
+
+        halt = is_helper & helper.x_halt & ok
+        xm_next = Signal(XmLayout)
+        m.d.comb += [
+            xm_next.valid.eq(1),
+            xm_next.order.eq(order),
+            xm_next.pc.eq(dx.pc),
+            xm_next.insn.eq(dx.insn),
+            xm_next.insn_hi.eq(dx.insn_hi),
+            xm_next.fault.eq(x_fault),
+            xm_next.rd_valid.eq(ok & x.rd_we),
+            xm_next.rd.eq(x.rd),
+            xm_next.result.eq(result),
+            xm_next.late.eq(x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX, Kind.ATOMIC)),
+            xm_next.load.eq(ok & x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX)),
+            xm_next.store.eq(ok & x.kind.as_value().matches(Kind.STORE_IMM, Kind.STORE_REG)),
+            xm_next.atomic.eq(ok & (x.kind == Kind.ATOMIC)),
+            xm_next.sext.eq(x.kind == Kind.LOADSX),
+            xm_next.size.eq(x.size),
+            xm_next.addr.eq(region.x_addr),
+            xm_next.region.eq(region.x_region),
+            xm_next.aop.eq(dx.imm[:8]),
+            xm_next.helper_valid.eq(ok & is_helper),
+            xm_next.helper_id.eq(helper.x_id),
+            xm_next.helper_r0.eq(helper.x_r0),
+            xm_next.ret_valid.eq(ok & (is_end | halt)),
+            xm_next.ret.eq(Mux(halt, helper.x_r0, fwd_a)),
+        ]
+
+        # Full-width targets: outside the program means Fault.PC_RANGE where the VM would land.
+        wide_target = Signal(range(-(1 << 33), 1 << 33))
+        m.d.comb += wide_target.eq(dx.pc + 1 + Mux(x.kind.as_value().matches(Kind.JA32,
+                                                                             Kind.CALL_LOCAL),
+                                                   dx.imm[:32].as_signed(), dx.off.as_signed()))
+        target_bad = Signal()
+        m.d.comb += target_bad.eq((wide_target < 0) | (wide_target >= prog_len))
+        m.d.comb += ja_bad.eq(x_valid & (early == 0) & target_bad
+                              & x.kind.as_value().matches(Kind.JA, Kind.JA32))
+
+        # Redirects and frame changes happen when execute fires.
+        x_redirect = Signal()
+        x_target = Signal(16)
+        x_target_even = Signal(16)
+        x_target_bad = Signal()
+        # (Branches and exits cannot fault in execute: only the early causes stop them.)
+        fire_ok = x_fire & (early == 0)
+        with m.If(fire_ok & (x.kind == Kind.JCOND) & branch.x_taken):
+            m.d.comb += [x_redirect.eq(1), x_target.eq(dx.target),
+                         x_target_even.eq(dx.target_even), x_target_bad.eq(target_bad)]
+        with m.If(fire_ok & is_call & ~cs.x_full):
+            m.d.comb += [x_redirect.eq(1), x_target.eq(dx.target),
+                         x_target_even.eq(dx.target_even), x_target_bad.eq(target_bad),
+                         cs.x_push.eq(1)]
+        with m.If(fire_ok & is_ret):
+            m.d.comb += [x_redirect.eq(1), x_target.eq(cs.top_ret_pc),
+                         x_target_even.eq((cs.top_ret_pc + 1) >> 1), cs.x_pop.eq(1)]
+            m.d.sync += [regs[6 + i].eq(cs.top_saved[i]) for i in range(4)]
+        m.d.comb += [cs.x_ret_pc.eq(dx.pc + 1)]
+        m.d.comb += [cs.x_saved[i].eq(regs[6 + i]) for i in range(4)]
+
+        # ---- Pipeline registers and fetch control ----------------------------------------------
+        d_stall = Signal()
+        m.d.comb += d_stall.eq(d_valid & x_stall)
+        d_fire = d_valid & ~d_stall & ~x_redirect & ~m_term
+
+        with m.If(launch):
+            m.d.comb += [f_addr.eq(0), f_even.eq(0), f_en.eq(1)]
+            m.d.sync += [d_valid.eq(1), d_pc.eq(0), d_bad.eq(0)]
+        with m.Elif(m_term | ~running):
+            m.d.sync += d_valid.eq(0)
+        with m.Elif(x_redirect):
+            m.d.comb += [f_addr.eq(x_target), f_even.eq(x_target_even), f_en.eq(1)]
+            m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(x_target_bad)]
+        with m.Elif(~d_stall):
+            m.d.comb += [f_addr.eq(d_next), f_even.eq(d_next_even), f_en.eq(1)]
+            m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(0)]
+
+        with m.If(m_term):
+            m.d.sync += running.eq(0)
+
+        # decode -> execute
+        with m.If(m_term | x_fire & ~d_fire):
+            m.d.sync += dx.valid.eq(0)
+        with m.Elif(d_fire):
+            m.d.sync += dx.eq(dx_next)
+        with m.Elif(x_stall):
+            # Keep operands current while execute waits: their producers retire meanwhile.
+            m.d.sync += [dx.a.eq(fwd_a), dx.b.eq(fwd_b)]
+        with m.Else():
+            m.d.sync += dx.valid.eq(0)
+        with m.If(x_fire):
+            m.d.sync += order.eq(order + 1)
+
+        # execute -> memory
+        with m.If(~m_stall):
+            with m.If(x_fire):
+                m.d.sync += xm.eq(xm_next)
+            with m.Else():
+                m.d.sync += xm.valid.eq(0)
+
+        # ---- Memory --------------------------------------------------------------------------
+        m.submodules.atomics = atomics = Atomics()
+        phase = Signal()
+        old = Signal(64)
+        m.d.comb += [
+            m_term.eq(xm.valid & ((xm.fault != 0) | xm.ret_valid)),
+            m_stall.eq(xm.valid & xm.atomic & ~phase),
+        ]
+        m.d.sync += phase.eq(m_stall)
+        with m.If(m_stall):
+            m.d.sync += old.eq(lsu.m_rdata)
+        m.d.comb += [
+            lsu.x_addr.eq(region.x_addr),
+            lsu.x_en.eq(~m_stall),
+            lsu.m_addr.eq(xm.addr),
+            lsu.m_region.eq(xm.region),
+            lsu.m_size.eq(xm.size),
+            atomics.m_op.eq(xm.aop),
+            atomics.m_w64.eq(xm.size == Size.DW),
+            atomics.m_old.eq(old),
+            atomics.m_src.eq(xm.result),
+            # cmpxchg compares with r0 in its second memory cycle: by then every older
+            # instruction has left writeback (the first cycle sent a bubble), so the register
+            # file holds r0.
+            atomics.m_cmp.eq(regs[0]),
+        ]
+        atomic_store = xm.atomic & phase & atomics.m_store
+        m.d.comb += [
+            lsu.m_we.eq(xm.valid & (xm.store | atomic_store)),
+            lsu.m_wdata.eq(Mux(xm.atomic, atomics.m_new, xm.result)),
+        ]
+
+        rec = Signal(MwLayout)
+        mmask = size_mask(m, xm.size, "m_bmask")
+        loaded = Signal(64)
+        with m.Switch(Cat(xm.sext, xm.size)):
+            with m.Case(1 | (Size.B.value << 1)):
+                m.d.comb += loaded.eq(lsu.m_rdata[:8].as_signed())
+            with m.Case(1 | (Size.H.value << 1)):
+                m.d.comb += loaded.eq(lsu.m_rdata[:16].as_signed())
+            with m.Case(1 | (Size.W.value << 1)):
+                m.d.comb += loaded.eq(lsu.m_rdata[:32].as_signed())
+            with m.Default():
+                m.d.comb += loaded.eq(lsu.m_rdata)
+        r = rec.rec
+        m.d.comb += [
+            rec.valid.eq(xm.valid & ~m_stall),
+            r.order.eq(xm.order), r.pc.eq(xm.pc), r.insn.eq(xm.insn), r.insn_hi.eq(xm.insn_hi),
+            r.fault.eq(xm.fault),
+            r.rd.eq(xm.rd),
+            r.helper_valid.eq(xm.helper_valid),
+            r.ret_valid.eq(xm.ret_valid),
+            r.ret.eq(Mux(xm.ret_valid, xm.ret, 0)),
+        ]
+        with m.If(xm.helper_valid):
+            m.d.comb += [r.helper_id.eq(xm.helper_id), r.helper_r0.eq(xm.helper_r0)]
+        with m.If(xm.load):
+            m.d.comb += [
+                r.rd_valid.eq(1), r.rd_value.eq(loaded),
+                r.mem_addr.eq(xm.addr), r.mem_rmask.eq(mmask), r.mem_rdata.eq(lsu.m_rdata),
+            ]
+        with m.Elif(xm.store):
+            m.d.comb += [r.mem_addr.eq(xm.addr), r.mem_wmask.eq(mmask),
+                         r.mem_wdata.eq(xm.result)]
+        with m.Elif(xm.atomic):
+            m.d.comb += [
+                r.rd_valid.eq(xm.rd_valid), r.rd_value.eq(Mux(xm.rd_valid, old, 0)),
+                r.mem_addr.eq(xm.addr), r.mem_rmask.eq(mmask), r.mem_rdata.eq(old),
+            ]
+            with m.If(atomics.m_store):
+                m.d.comb += [r.mem_wmask.eq(mmask), r.mem_wdata.eq(atomics.m_new)]
+        with m.Else():
+            m.d.comb += [r.rd_valid.eq(xm.rd_valid),
+                         r.rd_value.eq(Mux(xm.rd_valid, xm.result, 0))]
+            if self.inject_bug == "wrong_rd":
+                with m.If(xm.rd_valid & (xm.insn[4:8] == AluOp.ADD.value)
+                          & ((xm.insn[0:3] == 4) | (xm.insn[0:3] == 7))):
+                    m.d.comb += r.rd.eq(xm.rd ^ 1)
+        with m.If(~r.rd_valid):
+            m.d.comb += r.rd.eq(0)
+        m.d.sync += mw.eq(rec)
+
+        # ---- Writeback -----------------------------------------------------------------------
+        with m.If(w_we):
+            for i, reg in enumerate(regs):
+                with m.If(mw.rec.rd == i):
+                    m.d.sync += reg.eq(mw.rec.rd_value)
+        m.d.comb += [self.trace.valid.eq(mw.valid), self.trace.record.eq(mw.rec)]
+        m.d.comb += w_term.eq(mw.valid & ((mw.rec.fault != 0) | mw.rec.ret_valid))
+        with m.If(w_term):
+            m.d.sync += [
+                self.result_r0.eq(mw.rec.ret),
+                self.result_fault.eq(mw.rec.fault),
+                self.result_pc.eq(mw.rec.pc),
+                self.done.eq(1),
+            ]
+        return m

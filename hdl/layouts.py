@@ -1,0 +1,162 @@
+"""Payload layouts of the CPU: stage pairs, helper port, retire trace.
+
+The pipeline has four payload registers, named by the stage pair they sit between (STYLE.md
+lesson 3):
+
+========  =====================================================================================
+``fd``    fetch -> decode: not a register of its own (program memory is read synchronously, so
+          the memory's output *is* the fetch/decode register); :data:`FdLayout` names its fields.
+``dx``    decode -> execute: decoded control, operand register indexes, operand values read in
+          decode, the 64-bit immediate, the branch target.
+``xm``    execute -> memory: the result computed in execute, the access (address, size, region,
+          fault found by the region check), the helper/ret outcome.
+``mw``    memory -> writeback: the complete retire record (:data:`RetireLayout`) plus ``valid``;
+          writeback writes the register file from it and puts it on the trace port.
+========  =====================================================================================
+"""
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import Out
+
+from bpfcore.isa import AluOp, JmpOp, Kind, Size
+
+__all__ = ["HelperRequest", "HelperResponse", "RetireLayout", "TraceSignature", "DecodeLayout",
+           "FdLayout", "PredecodeLayout", "DxLayout", "XmLayout", "MwLayout", "Region"]
+
+
+#: Helper call request: the helper id and the argument registers r1-r5.
+HelperRequest = data.StructLayout({
+    "id": 32, "r1": 64, "r2": 64, "r3": 64, "r4": 64, "r5": 64,
+})
+
+#: Helper call response: r0, a fault cause (``abi.Fault``, 0 = none), and ``halt`` (end the
+#: program normally with ``r0``).
+HelperResponse = data.StructLayout({
+    "r0": 64, "fault": 4, "halt": 1,
+})
+
+#: One retired instruction; field meaning as in :class:`bpfcore.abi.RetireRecord` (``rd_valid``,
+#: ``helper_valid`` and ``ret_valid`` stand for "not None").
+RetireLayout = data.StructLayout({
+    "order": 32,
+    "pc": 16,
+    "insn": 64,
+    "insn_hi": 64,
+    "rd_valid": 1,
+    "rd": 4,
+    "rd_value": 64,
+    "mem_addr": 32,
+    "mem_rmask": 8,
+    "mem_wmask": 8,
+    "mem_rdata": 64,
+    "mem_wdata": 64,
+    "helper_valid": 1,
+    "helper_id": 32,
+    "helper_r0": 64,
+    "fault": 4,
+    "ret_valid": 1,
+    "ret": 64,
+})
+
+
+#: The trace port: one cycle with ``valid`` per retired instruction, no back-pressure.
+TraceSignature = wiring.Signature({
+    "valid": Out(1),
+    "record": Out(RetireLayout),
+})
+
+
+class Region:
+    """Memory regions as the load/store unit decodes them (one-hot-free small codes)."""
+    NONE = 0
+    CTX = 1
+    STACK = 2
+    PACKET = 3
+    MAP = 4      #: decoded, but faults until the map-value port exists
+
+
+#: What the decoder derives from one instruction slot (see :mod:`bpfcore.hdl.decoder`).
+DecodeLayout = data.StructLayout({
+    "legal": 1,          # a form of the ISA table selects it and its legality row holds
+    "kind": Kind,
+    "alu_op": AluOp,
+    "jmp_op": JmpOp,
+    "w64": 1,            # 64-bit ALU op / 64-bit compare (else 32-bit)
+    "use_x": 1,          # operand B is the src register (else the immediate)
+    "size": Size,
+    "ra": 4,             # register of operand A
+    "use_a": 1,
+    "rb": 4,             # register of operand B
+    "use_b": 1,
+    "use_r0": 1,         # cmpxchg also reads r0
+    "rd": 4,             # register written
+    "rd_we": 1,
+    "fetch": 1,          # atomic returns the old value
+    "lddw": 1,           # two slots
+    "swap": 1,           # byte order op swaps (be, bswap); else it only truncates (le)
+    "a_src": 1,          # operand A is the src register (loads), else dst
+})
+
+#: One program memory slot: the instruction and what decoding it gives, computed when the host
+#: writes the slot (so nothing decodes between the program memory and the pipeline).
+PredecodeLayout = data.StructLayout({
+    "insn": 64,
+    "ctrl": DecodeLayout,    # ``legal`` also folds in the build options (divider, atomics)
+    "ja": 1,                 # a legal ja/ja32: fetch follows ``target`` at once
+    "target": 16,            # slot + 1 + offset (imm for ja32 and local calls), 16 bits
+    "target_even": 16,       # (target + 1) >> 1: the target's even-bank row
+})
+
+#: Fetch -> decode (the program memory's output and the pc it was read at).
+FdLayout = data.StructLayout({
+    "pc": 16,
+    "slot": PredecodeLayout,
+    "insn_hi": 64,
+})
+
+DxLayout = data.StructLayout({
+    "valid": 1,
+    "pc": 16,
+    "insn": 64,
+    "insn_hi": 64,       # second slot of lddw, else 0
+    "fault": 4,          # PC_RANGE / ILLEGAL found in decode
+    "ctrl": DecodeLayout,
+    "a": 64,             # value of register ra (refreshed by forwarding while execute stalls)
+    "b": 64,             # value of register rb
+    "imm": 64,           # imm sign-extended; for lddw the 64-bit constant
+    "off": 16,
+    "target": 16,        # pc + 1 + offset/imm of jumps and local calls (16 bits)
+    "target_even": 16,   # (target + 1) >> 1
+})
+
+XmLayout = data.StructLayout({
+    "valid": 1,
+    "order": 32,
+    "pc": 16,
+    "insn": 64,
+    "insn_hi": 64,
+    "fault": 4,
+    "rd_valid": 1,
+    "rd": 4,
+    "result": 64,        # value for rd (ALU, lddw, helper), or the store value
+    "late": 1,           # rd's value is produced in memory (load, atomic fetch)
+    "load": 1,
+    "store": 1,
+    "atomic": 1,
+    "sext": 1,
+    "size": Size,
+    "addr": 32,
+    "region": 3,
+    "aop": 8,            # atomic operation (imm)
+    "helper_valid": 1,
+    "helper_id": 32,
+    "helper_r0": 64,
+    "ret_valid": 1,
+    "ret": 64,
+})
+
+MwLayout = data.StructLayout({
+    "valid": 1,
+    "rec": RetireLayout,
+})

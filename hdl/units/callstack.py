@@ -1,0 +1,84 @@
+"""Call/frame stack of bpf-to-bpf calls: return pc and r6-r9 per frame, and r10.
+
+``call local`` pushes a frame and moves r10 down by ``abi.STACK_FRAME_SIZE``; ``exit`` in a
+called function pops it. r10 is not stored: it is ``STACK_TOP - depth * STACK_FRAME_SIZE``.
+The frames live in a small memory with an asynchronous read of the top frame (LUT RAM).
+"""
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from bpfcore import abi
+
+__all__ = ["CallStack"]
+
+
+class CallStack(wiring.Component):
+    """Frame stack.
+
+    Parameters
+    ----------
+    frames : int
+        Call frames, the entry program's included: ``depth`` goes from 0 to ``frames - 1``.
+
+    Members
+    -------
+    x_reset : In(1)
+        Back to depth 0 (start of a run).
+    x_push : In(1)
+        Push ``x_ret_pc`` and ``x_saved`` (r6-r9); the caller checks ``x_full`` first.
+    x_pop : In(1)
+        Pop the top frame (only when ``depth`` > 0).
+    x_ret_pc : In(16)
+    x_saved : In(ArrayLayout(64, 4))
+    depth : Out(range(frames))
+    x_full : Out(1)
+        A push would exceed ``frames`` (the call faults with ``Fault.CALL_DEPTH``).
+    fp : Out(32)
+        r10 of the current frame.
+    top_ret_pc : Out(16)
+    top_saved : Out(ArrayLayout(64, 4))
+        The top frame (valid when ``depth`` > 0).
+    """
+
+    def __init__(self, frames):
+        self._frames = frames
+        super().__init__({
+            "x_reset": In(1),
+            "x_push": In(1),
+            "x_pop": In(1),
+            "x_ret_pc": In(16),
+            "x_saved": In(data.ArrayLayout(64, 4)),
+            "depth": Out(range(frames)),
+            "x_full": Out(1),
+            "fp": Out(32),
+            "top_ret_pc": Out(16),
+            "top_saved": Out(data.ArrayLayout(64, 4)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        frames = self._frames
+        entry = data.StructLayout({"ret_pc": 16, "saved": data.ArrayLayout(64, 4)})
+        m.submodules.mem = mem = memory.Memory(shape=entry, depth=max(frames - 1, 1), init=[])
+        wp = mem.write_port()
+        rp = mem.read_port(domain="comb")
+        m.d.comb += [
+            wp.addr.eq(self.depth),
+            wp.data.ret_pc.eq(self.x_ret_pc),
+            wp.data.saved.eq(self.x_saved),
+            wp.en.eq(self.x_push),
+            rp.addr.eq(self.depth - 1),
+            self.top_ret_pc.eq(rp.data.ret_pc),
+            self.top_saved.eq(rp.data.saved),
+            self.x_full.eq(self.depth + 1 >= frames),
+            self.fp.eq(abi.STACK_TOP - self.depth * abi.STACK_FRAME_SIZE),
+        ]
+        with m.If(self.x_reset):
+            m.d.sync += self.depth.eq(0)
+        with m.Elif(self.x_push):
+            m.d.sync += self.depth.eq(self.depth + 1)
+        with m.Elif(self.x_pop):
+            m.d.sync += self.depth.eq(self.depth - 1)
+        return m

@@ -1,0 +1,312 @@
+"""Load/store unit: region check (execute), stack and packet memories, alignment (memory).
+
+Address map and rules are :mod:`bpfcore.abi`'s, as the golden VM's ``Memory.locate`` applies them:
+
+=========  ==========================================  ===========================================
+region     allowed                                     fault otherwise
+=========  ==========================================  ===========================================
+context    loads inside the 24 bytes of ``xdp_md``     stores: ``STORE_RO`` (``STORE_OOB`` if the
+                                                       access runs past the end)
+stack      ``[r10 - 512, STACK_TOP)``                  ``LOAD_OOB`` / ``STORE_OOB``
+packet     ``[data, data_end)``                        ``LOAD_OOB`` / ``STORE_OOB``
+map        (decoded; faults until the map-value port   ``LOAD_OOB`` / ``STORE_OOB``
+           exists)
+=========  ==========================================  ===========================================
+
+Accesses may be unaligned. Stack and packet are each stored as two banks of 64-bit words (even
+and odd word addresses), read together, so any access of up to 8 bytes is one read of the word
+pair ``{w, w+1}`` and one shift. The read address is issued from execute (``x_addr``), the data is
+aligned in memory (``m_*``), and stores write at the end of the memory stage; the read ports are
+transparent to the writes, so a load right behind a store sees the stored bytes.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from bpfcore import abi
+from bpfcore.abi import Fault
+from bpfcore.isa import Size
+from ..layouts import Region
+
+__all__ = ["RegionCheck", "Lsu", "size_mask"]
+
+STACK_ROWS = abi.STACK_SIZE // 16
+PKT_ROWS = abi.PKT_BUF_SIZE // 16
+PKT_END = abi.PKT_BASE + abi.PKT_BUF_SIZE
+CTX_END = abi.CTX_BASE + abi.CTX_SIZE
+MAP_END = abi.MAP_BASE + abi.MAX_MAPS * abi.MAP_WINDOW
+
+
+def size_mask(m, size, name="bmask"):
+    """Byte mask (0x1, 0x3, 0xf, 0xff) of a :class:`Size` value."""
+    mask = Signal(8, name=name)
+    with m.Switch(size):
+        with m.Case(Size.B):
+            m.d.comb += mask.eq(0x1)
+        with m.Case(Size.H):
+            m.d.comb += mask.eq(0x3)
+        with m.Case(Size.W):
+            m.d.comb += mask.eq(0xf)
+        with m.Case(Size.DW):
+            m.d.comb += mask.eq(0xff)
+    return mask
+
+
+class RegionCheck(wiring.Component):
+    """Execute-stage address generation and region check.
+
+    Parameters
+    ----------
+    bounds_off_by_one : bool
+        Injected bug: the packet end check lets one byte past ``data_end`` through.
+
+    Members
+    -------
+    x_base : In(64)
+        Base register.
+    x_off : In(16)
+        Signed offset.
+    x_size : In(Size)
+    x_write : In(1)
+        Store or atomic.
+    x_data, x_data_end, x_fp : In(32)
+        Packet bounds and the current r10.
+    x_addr : Out(32)
+        The address (its low 32 bits; a higher address faults).
+    x_region : Out(3)
+        :class:`Region` of an allowed access, ``Region.NONE`` otherwise.
+    x_fault : Out(4)
+        :class:`bpfcore.abi.Fault` of the access (``NONE`` when allowed).
+    """
+
+    x_base: In(64)
+    x_off: In(16)
+    x_size: In(Size)
+    x_write: In(1)
+    x_data: In(32)
+    x_data_end: In(32)
+    x_fp: In(32)
+    x_addr: Out(32)
+    x_region: Out(3)
+    x_fault: Out(4)
+
+    def __init__(self, *, bounds_off_by_one=False):
+        self._off_by_one = bounds_off_by_one
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        full = Signal(64)
+        m.d.comb += full.eq(self.x_base + self.x_off.as_signed())
+        addr = full[:32]
+        low = full[32:] == 0
+        m.d.comb += self.x_addr.eq(addr)
+        nbytes = Signal(4)
+        with m.Switch(self.x_size):
+            for size, n in ((Size.B, 1), (Size.H, 2), (Size.W, 4), (Size.DW, 8)):
+                with m.Case(size):
+                    m.d.comb += nbytes.eq(n)
+        end = Signal(33)
+        m.d.comb += end.eq(addr + nbytes)
+
+        in_stack = low & (addr[12:] == abi.STACK_BASE >> 12)
+        in_pkt = low & (addr[14:] == abi.PKT_BASE >> 14)
+        in_ctx = low & (addr[5:] == abi.CTX_BASE >> 5) & (addr[:5] < abi.CTX_SIZE)
+        ok_stack = (addr >= self.x_fp - abi.STACK_FRAME_SIZE) & (end <= abi.STACK_TOP)
+        data_end = self.x_data_end + 1 if self._off_by_one else self.x_data_end
+        ok_pkt = (addr >= self.x_data) & (end <= data_end) & (end <= PKT_END)
+        ok_ctx = end <= CTX_END
+        # The map region (abi.MAP_BASE ...) is decoded here once map values have a port; until
+        # then every access there falls through to the out-of-bounds fault.
+
+        with m.If(in_stack & ok_stack):
+            m.d.comb += self.x_region.eq(Region.STACK)
+        with m.Elif(in_pkt & ok_pkt):
+            m.d.comb += self.x_region.eq(Region.PACKET)
+        with m.Elif(in_ctx & ok_ctx & ~self.x_write):
+            m.d.comb += self.x_region.eq(Region.CTX)
+        with m.Elif(in_ctx & ok_ctx):
+            m.d.comb += self.x_fault.eq(Fault.STORE_RO)
+        with m.Elif(self.x_write):
+            m.d.comb += self.x_fault.eq(Fault.STORE_OOB)
+        with m.Else():
+            m.d.comb += self.x_fault.eq(Fault.LOAD_OOB)
+        return m
+
+
+class Lsu(wiring.Component):
+    """Stack and packet memories with unaligned access, the context words, the host packet port.
+
+    Members
+    -------
+    x_addr : In(32)
+        Address of the access entering the memory stage (read issued at the end of this cycle).
+    x_en : In(1)
+        Issue the read (the memory stage takes a new instruction).
+    m_addr : In(32)
+        Address of the access in the memory stage.
+    m_region : In(3)
+    m_size : In(Size)
+    m_rdata : Out(64)
+        The bytes read, LSB-aligned, zero-extended from the access size.
+    m_we : In(1)
+        Write ``m_wdata`` (LSB-aligned) at ``m_addr`` (stack or packet region) this cycle.
+    m_wdata : In(64)
+    ctx : In(ArrayLayout(32, 6))
+        The ``xdp_md`` fields, in ``abi.XDP_MD_FIELDS`` order.
+    clear : In(1)
+        Zero the stack (only the rows written since the last clear); ``clearing`` while it runs.
+    clearing : Out(1)
+    host : In(1)
+        The host owns the packet buffer port (the CPU is idle).
+    pkt_we : In(8)
+    pkt_addr : In(range(PKT_BUF_SIZE // 8))
+    pkt_wdata : In(64)
+    pkt_rdata : Out(64)
+        The word at ``pkt_addr`` of the previous cycle.
+    """
+
+    x_addr: In(32)
+    x_en: In(1)
+    m_addr: In(32)
+    m_region: In(3)
+    m_size: In(Size)
+    m_rdata: Out(64)
+    m_we: In(1)
+    m_wdata: In(64)
+    ctx: In(data.ArrayLayout(32, 6))
+    clear: In(1)
+    clearing: Out(1)
+    host: In(1)
+    pkt_we: In(8)
+    pkt_addr: In(range(abi.PKT_BUF_SIZE // 8))
+    pkt_wdata: In(64)
+    pkt_rdata: Out(64)
+
+    def elaborate(self, platform):
+        m = Module()
+
+        def banks(name, rows):
+            ports = []
+            for parity in ("even", "odd"):
+                mem = memory.Memory(shape=64, depth=rows, init=[])
+                m.submodules[f"{name}_{parity}"] = mem
+                wp = mem.write_port(granularity=8)
+                rp = mem.read_port(transparent_for=(wp,))
+                ports.append((rp, wp))
+            return ports
+
+        (s_ev_r, s_ev_w), (s_od_r, s_od_w) = banks("stack", STACK_ROWS)
+        (p_ev_r, p_ev_w), (p_od_r, p_od_w) = banks("packet", PKT_ROWS)
+
+        def rows(addr, bits):
+            word = addr[3:3 + bits + 1]
+            return ((word + 1) >> 1)[:bits], (word >> 1)[:bits]
+
+        s_bits = (STACK_ROWS - 1).bit_length()
+        p_bits = (PKT_ROWS - 1).bit_length()
+
+        # Reads, issued from execute.
+        x_s_even, x_s_odd = rows(self.x_addr, s_bits)
+        x_p_even, x_p_odd = rows(self.x_addr, p_bits)
+        host_row = self.pkt_addr[1:]
+        m.d.comb += [
+            s_ev_r.addr.eq(x_s_even), s_od_r.addr.eq(x_s_odd),
+            s_ev_r.en.eq(self.x_en), s_od_r.en.eq(self.x_en),
+            p_ev_r.addr.eq(Mux(self.host, host_row, x_p_even)),
+            p_od_r.addr.eq(Mux(self.host, host_row, x_p_odd)),
+            p_ev_r.en.eq(self.x_en | self.host), p_od_r.en.eq(self.x_en | self.host),
+        ]
+        host_odd = Signal()
+        m.d.sync += host_odd.eq(self.pkt_addr[0])
+        m.d.comb += self.pkt_rdata.eq(Mux(host_odd, p_od_r.data, p_ev_r.data))
+
+        # Read data, aligned in the memory stage: the word pair {w, w+1}, shifted by the offset.
+        offset = self.m_addr[:3]
+        odd_word = self.m_addr[3]
+        ctx_words = Array([Cat(self.ctx[0], self.ctx[1]), Cat(self.ctx[2], self.ctx[3]),
+                           Cat(self.ctx[4], self.ctx[5]), Const(0, 64)])
+        ctx_word = self.m_addr[3:5]
+        lo = Signal(64)
+        hi = Signal(64)
+        with m.Switch(self.m_region):
+            with m.Case(Region.STACK):
+                m.d.comb += [lo.eq(Mux(odd_word, s_od_r.data, s_ev_r.data)),
+                             hi.eq(Mux(odd_word, s_ev_r.data, s_od_r.data))]
+            with m.Case(Region.PACKET):
+                m.d.comb += [lo.eq(Mux(odd_word, p_od_r.data, p_ev_r.data)),
+                             hi.eq(Mux(odd_word, p_ev_r.data, p_od_r.data))]
+            with m.Case(Region.CTX):
+                m.d.comb += [lo.eq(ctx_words[ctx_word]), hi.eq(ctx_words[ctx_word + 1])]
+        # Right shift of the 16-byte window by 0-7 bytes: three explicit stages, trimmed to the
+        # 64 bits that survive.
+        window = Cat(lo, hi)
+        for i, keep in ((0, 112), (1, 96), (2, 64)):
+            k = 8 << i
+            stage = Signal(keep, name=f"align{i}")
+            m.d.comb += stage.eq(Mux(offset[i], window[k:k + keep], window[:keep]))
+            window = stage
+        bmask = size_mask(m, self.m_size)
+        mask64 = Cat(*(bmask[i].replicate(8) for i in range(8)))
+        m.d.comb += self.m_rdata.eq(window & mask64)
+
+        # Writes, at the end of the memory stage.
+        # Both banks get the data rotated left by the offset (byte j of the word pair is data
+        # byte j - offset mod 8); the byte masks pick which bytes each bank writes.
+        wmask = Signal(16)
+        m.d.comb += wmask.eq(bmask << offset)
+        rotated = self.m_wdata
+        for i in range(3):
+            k = 8 << i
+            stage = Signal(64, name=f"rotate{i}")
+            m.d.comb += stage.eq(Mux(offset[i], Cat(rotated[64 - k:], rotated[:64 - k]), rotated))
+            rotated = stage
+        even_mask = Mux(odd_word, wmask[8:], wmask[:8])
+        odd_mask = Mux(odd_word, wmask[:8], wmask[8:])
+        even_data = rotated
+        odd_data = rotated
+        m_s_even, m_s_odd = rows(self.m_addr, s_bits)
+        m_p_even, m_p_odd = rows(self.m_addr, p_bits)
+        to_stack = self.m_we & (self.m_region == Region.STACK)
+        to_pkt = self.m_we & (self.m_region == Region.PACKET)
+
+        # Stack clearing at start: only rows at or above the lowest row written since.
+        low = Signal(range(STACK_ROWS + 1), init=STACK_ROWS)
+        row = Signal(range(STACK_ROWS))
+        with m.If(self.clearing):
+            m.d.comb += [
+                s_ev_w.addr.eq(row), s_od_w.addr.eq(row),
+                s_ev_w.en.eq(0xff), s_od_w.en.eq(0xff),
+                s_ev_w.data.eq(0), s_od_w.data.eq(0),
+            ]
+            m.d.sync += row.eq(row - 1)
+            with m.If(row == low):
+                m.d.sync += [self.clearing.eq(0), low.eq(STACK_ROWS)]
+        with m.Else():
+            m.d.comb += [
+                s_ev_w.addr.eq(m_s_even), s_od_w.addr.eq(m_s_odd),
+                s_ev_w.en.eq(Mux(to_stack, even_mask, 0)),
+                s_od_w.en.eq(Mux(to_stack, odd_mask, 0)),
+                s_ev_w.data.eq(even_data), s_od_w.data.eq(odd_data),
+            ]
+            with m.If(to_stack & (m_s_odd < low)):
+                m.d.sync += low.eq(m_s_odd)
+            with m.If(self.clear & (low != STACK_ROWS)):
+                m.d.sync += [self.clearing.eq(1), row.eq(STACK_ROWS - 1)]
+
+        with m.If(self.host):
+            m.d.comb += [
+                p_ev_w.addr.eq(host_row), p_od_w.addr.eq(host_row),
+                p_ev_w.en.eq(Mux(self.pkt_addr[0], 0, self.pkt_we)),
+                p_od_w.en.eq(Mux(self.pkt_addr[0], self.pkt_we, 0)),
+                p_ev_w.data.eq(self.pkt_wdata), p_od_w.data.eq(self.pkt_wdata),
+            ]
+        with m.Else():
+            m.d.comb += [
+                p_ev_w.addr.eq(m_p_even), p_od_w.addr.eq(m_p_odd),
+                p_ev_w.en.eq(Mux(to_pkt, even_mask, 0)),
+                p_od_w.en.eq(Mux(to_pkt, odd_mask, 0)),
+                p_ev_w.data.eq(even_data), p_od_w.data.eq(odd_data),
+            ]
+        return m

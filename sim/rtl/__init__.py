@@ -1,0 +1,13 @@
+"""RTL benches: Verilog generation, the HDL-clocked testbench wrapper, cocotb runners for Icarus
+and Verilator, trace parsing, the lockstep checker and the RTL conformance engine.
+
+The flow, for a batch of programs::
+
+    verilog.generate(top)          Amaranth -> Verilog, cached under build/rtl/<name>-<hash>/
+    tb.wrapper_verilog(top)        tb_top.v: clock in HDL, one $fwrite line per retired instruction
+    runner.Bench.run(batch)        one simulator invocation runs every program of the batch
+    trace.parse_log(path)          the log -> one TraceRun (records, cycles, result) per program
+    lockstep.compare(vm, rtl)      first differing RetireRecord, with the disassembly around it
+
+:class:`bpfcore.sim.rtl.engine.RtlEngine` joins these into a conformance engine.
+"""

@@ -1,0 +1,83 @@
+"""The ECP5 synthesis flow and its report. The full CPU run is slow: it only runs when
+BPFCORE_SYNTH_CPU=1 (the small counter design checks the flow on every run)."""
+
+import json
+import os
+
+import pytest
+
+from bpfcore import cli
+from bpfcore.boards import synth
+from bpfcore.errors import BpfcoreError
+
+REPORT = {
+    "fmax": {"clk": {"achieved": 87.123, "constraint": 50.0},
+             "clk2": {"achieved": 120.5, "constraint": 100.0}},
+    "utilization": {
+        "TRELLIS_COMB": {"used": 1234, "available": 24288},
+        "TRELLIS_FF": {"used": 567, "available": 24288},
+        "DP16KD": {"used": 9, "available": 56},
+        "MULT18X18D": {"used": 4, "available": 28},
+        "TRELLIS_IO": {"used": 0, "available": 197},
+    },
+}
+
+
+def test_parse_report_takes_the_slowest_clock_and_the_four_resources():
+    summary = synth.parse_report(REPORT, target="x")
+    assert summary["device"] == "LFE5U-25F" and summary["package"] == "CABGA256"
+    assert summary["speed"] == 6
+    assert summary["fmax_mhz"] == 87.12
+    assert (summary["lut4"], summary["ff"], summary["bram"], summary["dsp"]) == (1234, 567, 9, 4)
+    assert summary["bram_available"] == 56
+    assert summary["clocks"]["clk2"] == {"achieved_mhz": 120.5, "constraint_mhz": 100.0}
+
+
+def test_parse_report_without_clocks_or_resources():
+    summary = synth.parse_report({"utilization": {}})
+    assert summary["fmax_mhz"] is None
+    assert summary["dsp"] == 0
+
+
+def test_parse_report_rejects_other_json():
+    with pytest.raises(BpfcoreError, match="not a nextpnr report"):
+        synth.parse_report({"fmax": {}})
+
+
+def test_part_flags():
+    assert synth.DEFAULT_PART.nextpnr_args() == ["--25k", "--package", "CABGA256", "--speed", "6"]
+    with pytest.raises(BpfcoreError, match="unknown ECP5 device 'LFE5U-99F'"):
+        synth.Part("LFE5U-99F").nextpnr_args()
+
+
+def test_counter_goes_through_yosys_and_nextpnr(tmp_path, monkeypatch):
+    monkeypatch.setenv("BPFCORE_BUILD", str(tmp_path))
+    summary = synth.synthesize("counter")
+    # 16 flip-flops for the counter; its adder needs LUTs; nothing else.
+    assert summary["ff"] == 16
+    assert 8 <= summary["lut4"] <= 64
+    assert summary["bram"] == 0 and summary["dsp"] == 0
+    assert summary["fmax_mhz"] > 100 and summary["meets_constraint"]
+    assert list(tmp_path.glob("synth/counter-*/report.json"))
+
+
+def test_synth_report_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BPFCORE_BUILD", str(tmp_path))
+    assert cli.main(["synth-report", "--target", "counter", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary) >= {"device", "fmax_mhz", "lut4", "ff", "bram", "dsp"}
+    assert cli.main(["synth-report", "--target", "counter"]) == 0
+    assert "fmax" in capsys.readouterr().out
+    assert cli.main(["synth-report", "--target", "counter", "--freq", "-1"]) == 1
+    assert capsys.readouterr().err.strip() == \
+        "bpfcore synth-report: --freq must be positive, got -1"
+
+
+@pytest.mark.skipif(not os.environ.get("BPFCORE_SYNTH_CPU"),
+                    reason="full CPU synthesis is slow: set BPFCORE_SYNTH_CPU=1")
+def test_cpu_fits_the_colorlight_part():
+    summary = synth.synthesize("cpu")
+    print(json.dumps(summary))
+    assert summary["lut4"] <= summary["lut4_available"]
+    assert summary["bram"] <= summary["bram_available"]
+    assert summary["fmax_mhz"] is not None and summary["fmax_mhz"] > 0
