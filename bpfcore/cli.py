@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "bpfcore.sim.demo",
     "bpfcore.sim.runcmd",
     "bpfcore.sim.traffic",
+    "bpfcore.sim.throughput",
     "bpfcore.boards.synth",
 )
 

@@ -1,68 +1,139 @@
-"""``bpfcore demo``: the main job, end to end on the software side.
+"""``bpfcore demo`` (``make demo``): the project end to end, in about two minutes.
 
-Assembles ``firmware/asm/l2_filter.s``, runs it on the golden VM over a handful of packets and
-prints each verdict and the totals.
+1. builds the firmware (``firmware/build.py``) if any object is missing or stale;
+2. generates a small mixed capture (``bpfcore gen-traffic``) into ``build/demo/``;
+3. runs a firmware program with maps (``firewall``, with its ``firewall.maps.json``) on the golden
+   VM and in the Linux kernel, and compares verdicts, packets out and final maps (what
+   ``bpfcore run --compare`` does);
+4. runs the map-free programs (``pass``, ``drop``, ``l3_filter`` and the assembly
+   ``l2_filter.s``) on the cycle-accurate CPU in lockstep with the VM, times them in the kernel,
+   and prints the offloaded-vs-host throughput table (``bpfcore throughput``).
+
+Progress lines go to stdout as each step starts. The last line is ``demo: VM, RTL and kernel
+agree`` (or ``demo: VM and RTL agree`` without ``bpf()``); the exit status is 1 when any two
+engines disagree.
 """
 
-import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from bpfcore import abi
-from .asm import assemble
-from .program import Program
-from .vm import Vm
+from bpfcore.errors import BpfcoreError
+from .traffic import generate, write_pcap
 
-__all__ = ["add_commands", "demo_packets", "xdp_ctx"]
+__all__ = ["add_commands", "FIRMWARE", "MAPS_PROGRAM", "OFFLOAD_PROGRAMS"]
 
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
-
-
-def xdp_ctx(data, data_end, ingress_ifindex=1, rx_queue_index=0):
-    """Bytes of ``struct xdp_md`` for a packet at ``[data, data_end)``."""
-    return struct.pack("<6I", data, data_end, data, ingress_ifindex, rx_queue_index, 0)
-
-
-def _eth(ethertype, payload):
-    return (b"\x02\x00\x00\x00\x00\x01" + b"\x02\x00\x00\x00\x00\x02"
-            + struct.pack(">H", ethertype) + payload)
-
-
-def _ipv4(proto, ttl, payload=b"\0" * 8):
-    header = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, ttl, proto, 0,
-                         bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
-    return header + payload
-
-
-def demo_packets():
-    """(description, frame) pairs that take every path of l2_filter."""
-    return [
-        ("IPv4 UDP, ttl 64", _eth(0x0800, _ipv4(17, 64))),
-        ("IPv4 ICMP, ttl 1", _eth(0x0800, _ipv4(1, 1))),
-        ("IPv4 TCP, ttl 1", _eth(0x0800, _ipv4(6, 1))),
-        ("IPv6", _eth(0x86dd, b"\x60" + b"\0" * 39)),
-        ("ARP request", _eth(0x0806, b"\0\x01\x08\x00\x06\x04\0\x01" + b"\0" * 20)),
-        ("runt, 10 bytes", b"\xff" * 10),
-        ("IPv4 header cut short", _eth(0x0800, b"\x45\0\0")),
-        ("LLDP", _eth(0x88cc, b"\0" * 30)),
-    ]
+#: The program with maps that step 3 runs on the VM and in the kernel.
+MAPS_PROGRAM = "firewall"
+#: The map-free programs of step 4 (relative to ``firmware/``).
+OFFLOAD_PROGRAMS = ("build/pass.o", "build/drop.o", "build/l3_filter.o", "asm/l2_filter.s")
+DEMO_PACKETS = 48
+DEMO_SEED = 1
 
 
 def add_commands(subparsers):
-    p = subparsers.add_parser("demo", help="run the sample XDP program over sample packets")
+    from .rtl.runner import SIMULATORS
+    p = subparsers.add_parser(
+        "demo", help="build firmware, run it on the VM, the kernel and the RTL CPU, and compare "
+                     "offloaded with host throughput",
+        description="Builds the firmware, generates a capture, compares a program with maps on "
+                    "the VM and in the kernel, then runs the map-free programs on the "
+                    "cycle-accurate CPU in lockstep with the VM and prints the throughput table.")
+    p.add_argument("--count", type=int, default=DEMO_PACKETS,
+                   help=f"packets in the capture (default {DEMO_PACKETS})")
+    p.add_argument("--simulator", choices=SIMULATORS, default="icarus",
+                   help="RTL simulator (default icarus: the fastest to build cold)")
+    p.add_argument("--clock-mhz", type=float, metavar="F",
+                   help="CPU clock for the offload figures (default: from the synthesis cache)")
     p.set_defaults(func=_demo)
 
 
+class _Steps:
+    def __init__(self, total):
+        self.total = total
+        self.n = 0
+        self.t0 = time.perf_counter()
+
+    def __call__(self, text):
+        self.n += 1
+        print(f"[{self.n}/{self.total}] {text}  (t={time.perf_counter() - self.t0:.0f} s)",
+              flush=True)
+
+    def note(self, text):
+        print(f"      {text}", flush=True)
+
+
+def _build_firmware(step):
+    step("firmware: building firmware/*.c with firmware/build.py")
+    done = subprocess.run([sys.executable, str(FIRMWARE / "build.py"), "--quiet"],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        first = (done.stderr.strip().splitlines() or ["no output"])[0]
+        raise BpfcoreError(f"firmware build failed: {first}")
+    objects = sorted(p.name for p in (FIRMWARE / "build").glob("*.o"))
+    step.note(f"{len(objects)} objects in firmware/build: {', '.join(objects)}")
+
+
+def _maps_program(step, frames):
+    from .elf import load_elf
+    from .kernel import kernel_available
+    from .xdp import compare_reports, load_map_file, run_packets
+    name = MAPS_PROGRAM
+    step(f"maps: {name}.o with firmware/{name}.maps.json on the golden VM and in the kernel")
+    obj = load_elf(FIRMWARE / "build" / f"{name}.o")
+    settings, entry = load_map_file(FIRMWARE / f"{name}.maps.json")
+    prog = obj.find(entry)
+    vm = run_packets(obj, prog, frames, "vm", map_settings=settings)
+    counts = ", ".join(f"{k} {v}" for k, v in vm.counts.items() if v)
+    ok, why = kernel_available()
+    if not ok:
+        step.note(f"vm: {counts}; kernel skipped: {why}")
+        return True
+    kernel = run_packets(obj, prog, frames, "kernel", map_settings=settings)
+    differences = compare_reports(vm, kernel)
+    entries = sum(len(m["entries"]) for m in vm.maps.values())
+    if differences:
+        step.note(f"vm: {counts}; vm and kernel: {len(differences)} difference(s)")
+        for line in differences[:5]:
+            step.note(f"differs: {line}")
+        return False
+    step.note(f"vm and kernel agree on {len(frames)} verdicts ({counts}), the packets out and "
+              f"{len(vm.maps)} maps ({entries} entries)")
+    return True
+
+
 def _demo(args):
-    source = FIRMWARE / "asm" / "l2_filter.s"
-    program = Program(assemble(source.read_text(), str(source)), source.name)
-    vm = Vm(program)
-    print(f"{source.name}: {len(program)} slots, running on the golden VM")
-    counts = {}
-    for description, frame in demo_packets():
-        data = abi.PKT_BASE + abi.PKT_HEADROOM
-        result = vm.run(r1=abi.CTX_BASE, ctx=xdp_ctx(data, data + len(frame)), packet=frame)
-        verdict = abi.XdpAction(result.r0).name if result.ok else "ABORTED"
-        counts[verdict] = counts.get(verdict, 0) + 1
-        print(f"  {description:<24} {len(frame):5d} bytes  {result.retired:3d} insns  {verdict}")
-    print("verdicts: " + ", ".join(f"{name} {n}" for name, n in sorted(counts.items())))
-    return 0
+    from .throughput import format_table, load_subject, measure, venv_tools_on_path
+    if args.count < 1:
+        raise BpfcoreError(f"--count must be at least 1, not {args.count}")
+    venv_tools_on_path()
+    step = _Steps(4)
+    _build_firmware(step)
+
+    from .rtl.verilog import build_root
+    folder = build_root() / "demo"
+    folder.mkdir(parents=True, exist_ok=True)
+    pcap = folder / "traffic.pcap"
+    step(f"traffic: {args.count} mixed frames (seed {DEMO_SEED}) -> {pcap}")
+    packets = generate(args.count, DEMO_SEED)
+    write_pcap(pcap, packets)
+    frames = [p.frame for p in packets]
+    kinds = sorted({p.kind.split("+")[0] for p in packets})
+    step.note(f"{sum(len(f) for f in frames)} bytes; kinds: {', '.join(kinds)}")
+
+    maps_ok = _maps_program(step, frames)
+
+    subjects = [load_subject(FIRMWARE / path) for path in OFFLOAD_PROGRAMS]
+    step(f"offload: {', '.join(s.name for s in subjects)} on the cycle-accurate CPU "
+         f"({args.simulator}) in lockstep with the VM, and in the kernel")
+    report = measure(subjects, frames, simulator=args.simulator, clock_mhz=args.clock_mhz,
+                     source=str(pcap), progress=step.note)
+    print()
+    print("\n".join(format_table(report)))
+    print()
+    agree = maps_ok and report["agree"]
+    engines = "VM, RTL and kernel" if report["host"]["available"] else "VM and RTL"
+    print(f"demo: {engines} agree" if agree else f"demo: {engines} DISAGREE (see above)")
+    return 0 if agree else 1
