@@ -81,6 +81,7 @@ TARGETS = {
     "cpu": ("bpfcore.hdl.cpu:Cpu", {}),
     "bench_top": ("bpfcore.hdl.bench_top:BenchTop", {}),
     "counter": ("bpfcore.boards.synth:Counter", {}),
+    "maps": ("bpfcore.hdl.maps.engine:MapMemory", {}),
 }
 
 _UTILISATION = {"lut4": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD",

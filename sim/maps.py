@@ -463,6 +463,8 @@ class LpmTrieMap(Map):
 
     def peek(self, key):
         _, plen, data = self._split(key)
+        if plen > self.max_prefixlen:
+            return None
         entry = self.entries.get((plen, self._masked(data, plen)))
         return None if entry is None else entry[0]
 

@@ -1,0 +1,109 @@
+"""Payload layouts and operation codes of the map memory (:class:`.engine.MapMemory`).
+
+Two request/response stream pairs share one format: ``req``/``resp`` (the CPU's helper unit) and
+``host_req``/``host_resp`` (the control plane, :mod:`bpfcore.sim.mapdrv`). Key and value bytes
+travel LSB-first: key byte ``j`` is bits ``8j..8j+7`` of ``key``; bytes past the map's key size
+are ignored.
+"""
+
+from amaranth.lib import data, enum
+
+__all__ = ["Op", "Status", "Field", "request_layout", "response_layout", "FIELD_WIDTHS",
+           "RECIP_SHIFT", "VALUE_SIZE_BITS", "OFFSET_BITS"]
+
+#: Value sizes are below ``1 << VALUE_SIZE_BITS`` bytes.
+VALUE_SIZE_BITS = 12
+#: Byte offsets inside one map window (``abi.MAP_WINDOW`` = 1 MiB) plus the 7 bytes an access
+#: may reach past its first byte.
+OFFSET_BITS = 21
+#: ``slot = (offset * recip) >> RECIP_SHIFT`` is exact for every offset below ``1 << OFFSET_BITS``
+#: when ``recip = ceil(2**RECIP_SHIFT / value_size)`` (the host computes ``recip``).
+RECIP_SHIFT = OFFSET_BITS + VALUE_SIZE_BITS
+
+
+class Op(enum.Enum, shape=4):
+    """Operations on the request streams.
+
+    ``LOOKUP``/``UPDATE``/``DELETE`` are the helpers' (``flags`` is ``r4`` of update);
+    ``PEEK`` is a lookup without the LRU stamp (host reads). ``NEXT`` finds the first present slot
+    ``>= addr`` and returns it with its key (iteration). ``VALUE_READ``/``VALUE_WRITE`` move the
+    8 bytes at byte ``addr`` of the map's value area (``data``; ``flags`` bits 0-7 are the write
+    byte mask). ``CONFIG`` writes descriptor field ``addr`` (:class:`Field`) with ``data``.
+    ``CLEAR`` empties a configured map: values zero, no entries, LRU clock 0.
+    """
+    LOOKUP = 0
+    UPDATE = 1
+    DELETE = 2
+    PEEK = 3
+    NEXT = 4
+    VALUE_READ = 5
+    VALUE_WRITE = 6
+    CONFIG = 7
+    CLEAR = 8
+
+
+class Status(enum.Enum, shape=2):
+    """``OK``: ``found``/``errno``/``slot`` hold the result. ``FAULT``: the operation is not
+    allowed (no such map, lookup on a prog_array, a program updating a read-only map): the helper
+    unit turns it into ``Fault.HELPER``."""
+    OK = 0
+    FAULT = 1
+
+
+class Field(enum.Enum, shape=4):
+    """Descriptor fields (written with ``Op.CONFIG``; :mod:`bpfcore.sim.mapdrv` computes them)."""
+    TYPE = 0           #: abi.MapType number, 0 = no map
+    READ_ONLY = 1      #: programs may not write values (CPU port ``ro``, update/delete fault)
+    KEY_SIZE = 2
+    VALUE_SIZE = 3
+    MAX_ENTRIES = 4
+    VALUE_BASE = 5     #: byte offset of slot 0's value in the value memory (8-aligned)
+    SLOT_BASE = 6      #: first slot of the map in the slot space (keys, used bits, stamps)
+    BUCKET_BASE = 7    #: first bucket of the map's key index
+    BUCKET_MASK = 8    #: buckets - 1
+    PROBE_LIMIT = 9
+    CRC_INIT = 10      #: zlib.crc32(bytes(key_size)): the CRC of the key's length
+    RECIP = 11         #: ceil(2**RECIP_SHIFT / value_size)
+    LIMIT = 12         #: max_entries * value_size (bytes a program may touch)
+
+
+#: Width of every descriptor field given the build sizes.
+def FIELD_WIDTHS(slot_bits, bucket_bits, value_addr_bits):
+    return {
+        Field.TYPE: 5, Field.READ_ONLY: 1, Field.KEY_SIZE: 6, Field.VALUE_SIZE: VALUE_SIZE_BITS + 1,
+        Field.MAX_ENTRIES: OFFSET_BITS, Field.VALUE_BASE: value_addr_bits,
+        Field.SLOT_BASE: slot_bits, Field.BUCKET_BASE: bucket_bits,
+        Field.BUCKET_MASK: bucket_bits, Field.PROBE_LIMIT: 7, Field.CRC_INIT: 32,
+        Field.RECIP: RECIP_SHIFT + 1, Field.LIMIT: OFFSET_BITS,
+    }
+
+
+def request_layout(map_bits, max_key_size, max_value_size):
+    """Request payload: ``op``, ``map`` index, ``flags`` (64 bits: ``r4`` of update, or the
+    byte mask of ``VALUE_WRITE``), ``addr`` (slot, byte offset or field), ``data`` (64),
+    ``key``, ``value``."""
+    return data.StructLayout({
+        "op": Op,
+        "map": map_bits,
+        "flags": 64,
+        "addr": 24,
+        "data": 64,
+        "key": 8 * max_key_size,
+        "value": 8 * max_value_size,
+    })
+
+
+def response_layout(max_key_size):
+    """Response payload: ``status``; ``found`` and ``slot``/``offset`` (``slot * value_size``,
+    the byte offset of the value in the map's window) for lookups and ``NEXT``; ``errno``
+    (0 or a negative errno, 32-bit two's complement) for update/delete; ``data`` for
+    ``VALUE_READ``; ``key`` for ``NEXT``."""
+    return data.StructLayout({
+        "status": Status,
+        "found": 1,
+        "slot": OFFSET_BITS,
+        "offset": OFFSET_BITS,
+        "errno": 32,
+        "data": 64,
+        "key": 8 * max_key_size,
+    })

@@ -1,0 +1,90 @@
+"""Value storage of the map memory: two 64-bit banks (even and odd words) so that any access of up
+to 8 bytes at any byte address reads or writes in one cycle.
+
+Port ``a`` (the CPU's memory stage) has priority; port ``b`` (the map engine) is granted a read or
+write in the cycles where ``a`` does not use that direction.
+"""
+
+from amaranth import Module, Signal, Cat, Mux, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["ValueMemory"]
+
+
+class ValueMemory(wiring.Component):
+    """Byte-addressed value memory of ``size`` bytes (a multiple of 16).
+
+    Members
+    -------
+    a_en : In(1)
+        Read the 8 bytes at ``a_addr``; ``rdata`` holds them (byte 0 = ``a_addr``) next cycle.
+    a_addr : In(addr_bits)
+    a_we : In(1)
+        Write ``a_wdata`` under ``a_wmask`` (LSB-aligned: bit ``i`` enables byte ``addr + i``)
+        at the address of the most recent ``a_en`` cycle.
+    b_re, b_we : In(1)
+        Engine read / write request at ``b_addr`` (write: immediate address). ``b_rgrant`` /
+        ``b_wgrant`` say it happened this cycle (a read's data is on ``rdata`` next cycle).
+    rdata : Out(64)
+        Data of the read granted in the previous cycle (port a or b).
+    """
+
+    def __init__(self, size):
+        if not isinstance(size, int) or size < 16 or size & (size - 1):
+            raise ValueError(f"value memory size must be a power of two >= 16 bytes, not {size!r}")
+        self.size = size
+        self.addr_bits = (size - 1).bit_length()
+        super().__init__({
+            "a_en": In(1), "a_addr": In(self.addr_bits), "a_we": In(1), "a_wdata": In(64),
+            "a_wmask": In(8),
+            "b_re": In(1), "b_we": In(1), "b_addr": In(self.addr_bits), "b_wdata": In(64),
+            "b_wmask": In(8), "b_rgrant": Out(1), "b_wgrant": Out(1),
+            "rdata": Out(64),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self.size // 16
+        banks = []
+        for name in ("even", "odd"):
+            mem = Memory(shape=unsigned(64), depth=depth, init=[])
+            m.submodules[name] = mem
+            banks.append((mem.read_port(transparent_for=()), mem.write_port(granularity=8)))
+        (even_r, even_w), (odd_r, odd_w) = banks
+
+        # Reads: words w and w + 1 of the byte address; lo is word w.
+        a_latched = Signal(self.addr_bits)
+        with m.If(self.a_en):
+            m.d.sync += a_latched.eq(self.a_addr)
+        raddr = Mux(self.a_en, self.a_addr, self.b_addr)
+        m.d.comb += self.b_rgrant.eq(self.b_re & ~self.a_en)
+        rword = raddr[3:]
+        m.d.comb += [even_r.addr.eq((rword + 1) >> 1), odd_r.addr.eq(rword >> 1)]
+        r_odd = Signal()
+        r_byte = Signal(3)
+        m.d.sync += [r_odd.eq(rword[0]), r_byte.eq(raddr[:3])]
+        lo = Mux(r_odd, odd_r.data, even_r.data)
+        hi = Mux(r_odd, even_r.data, odd_r.data)
+        m.d.comb += self.rdata.eq((Cat(lo, hi) >> (r_byte * 8))[:64])
+
+        # Writes: 16 bytes (two words) rotated into place, each half into its bank.
+        m.d.comb += self.b_wgrant.eq(self.b_we & ~self.a_we)
+        waddr = Mux(self.a_we, a_latched, self.b_addr)
+        wdata = Mux(self.a_we, self.a_wdata, self.b_wdata)
+        wmask = Mux(self.a_we, self.a_wmask, self.b_wmask)
+        wen = self.a_we | self.b_we
+        wword = waddr[3:]
+        shifted = Signal(128)
+        smask = Signal(16)
+        m.d.comb += [shifted.eq(wdata << (waddr[:3] * 8)), smask.eq(wmask << waddr[:3])]
+        w_odd = wword[0]
+        m.d.comb += [
+            even_w.addr.eq((wword + 1) >> 1), odd_w.addr.eq(wword >> 1),
+            even_w.data.eq(Mux(w_odd, shifted[64:], shifted[:64])),
+            odd_w.data.eq(Mux(w_odd, shifted[:64], shifted[64:])),
+            even_w.en.eq(Mux(wen, Mux(w_odd, smask[8:], smask[:8]), 0)),
+            odd_w.en.eq(Mux(wen, Mux(w_odd, smask[:8], smask[8:]), 0)),
+        ]
+        return m
