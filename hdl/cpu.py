@@ -212,7 +212,10 @@ class Cpu(wiring.Component):
             pre_w.insn.eq(self.prog_wdata),
             pre_w.ctrl.eq(ctrl_w),
             pre_w.ctrl.legal.eq(legal_w),
-            pre_w.ja.eq(legal_w & ctrl_w.kind.as_value().matches(Kind.JA, Kind.JA32)),
+            # Static prediction: backward conditional branches are taken (loops).
+            pre_w.bt.eq(legal_w & (ctrl_w.kind == Kind.JCOND) & self.prog_wdata[31]),
+            pre_w.ja.eq(legal_w & (ctrl_w.kind.as_value().matches(Kind.JA, Kind.JA32)
+                                   | ((ctrl_w.kind == Kind.JCOND) & self.prog_wdata[31]))),
             pre_w.target.eq(self.prog_addr + 1 + Mux(long_jump, self.prog_wdata[32:48],
                                                      self.prog_wdata[16:32])),
         ]
@@ -240,14 +243,12 @@ class Cpu(wiring.Component):
         # no adder between the program memory output and its address input.
         f_addr = Signal(16)
         f_even = Signal(16)
-        f_en = Signal()
         d_valid = Signal()
         d_pc = Signal(16)
         d_bad = Signal()            # redirected to a target outside the program (wrapped pc)
         ja_bad = Signal()           # execute holds a ja whose target (now in decode) is outside
         m.d.comb += [
             prog_even.addr.eq(f_even), prog_odd.addr.eq(f_addr >> 1),
-            prog_even.en.eq(f_en), prog_odd.en.eq(f_en),
         ]
         d_pre = Signal(PredecodeLayout)
         d_hi = Signal(64)
@@ -320,6 +321,7 @@ class Cpu(wiring.Component):
             dx_next.imm.eq(d_imm),
             dx_next.off.eq(d_insn[16:32]),
             dx_next.target.eq(d_pre.target),
+            dx_next.bt.eq(d_pre.bt),
             dx_next.target_even.eq(d_pre.target_even),
         ]
 
@@ -359,8 +361,8 @@ class Cpu(wiring.Component):
         is_shift = is_alu & x.alu_op.as_value().matches(AluOp.LSH, AluOp.RSH, AluOp.ARSH)
         is_mul = is_alu & (x.alu_op == AluOp.MUL)
         is_div = is_alu & x.alu_op.as_value().matches(AluOp.DIV, AluOp.MOD)
-        is_mem = x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX, Kind.STORE_IMM, Kind.STORE_REG,
-                                Kind.ATOMIC)
+        is_mem = x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX, Kind.STORE_IMM,
+                                           Kind.STORE_REG, Kind.ATOMIC)
         is_write = x.kind.as_value().matches(Kind.STORE_IMM, Kind.STORE_REG, Kind.ATOMIC)
         is_helper = x.kind.as_value().matches(Kind.CALL, Kind.CALLX)
         is_call = x.kind == Kind.CALL_LOCAL
@@ -407,13 +409,12 @@ class Cpu(wiring.Component):
             ready_div = started & div.x_done
             # The divider borrows the shifter (idle during a division) to normalise.
             m.d.comb += div.x_norm_result.eq(shifter.x_result)
-        div_norm = div.x_norm if self.with_divider else 0
-        with m.If(div_norm):
-            m.d.comb += [shifter.x_op.eq(AluOp.LSH), shifter.x_a.eq(div.x_norm_value),
-                         shifter.x_b.eq(div.x_norm_shift), shifter.x_w64.eq(1)]
-        with m.Else():
-            m.d.comb += [shifter.x_op.eq(x.alu_op), shifter.x_a.eq(fwd_a),
-                         shifter.x_b.eq(op_b), shifter.x_w64.eq(x.w64)]
+        m.d.comb += [shifter.x_op.eq(x.alu_op), shifter.x_a.eq(fwd_a), shifter.x_b.eq(op_b),
+                     shifter.x_w64.eq(x.w64)]
+        if self.with_divider:
+            with m.If(div.x_norm):
+                m.d.comb += [shifter.x_op.eq(AluOp.LSH), shifter.x_a.eq(div.x_norm_value),
+                             shifter.x_b.eq(div.x_norm_shift), shifter.x_w64.eq(1)]
         callx_bad = (x.kind == Kind.CALLX) & (fwd_a[32:] != 0)
         m.d.comb += [
             helper.x_start.eq(go & is_helper & ~started & ~load_use & drained),
@@ -520,7 +521,7 @@ class Cpu(wiring.Component):
         target_bad = Signal()
         m.d.comb += target_bad.eq((wide_target < 0) | (wide_target >= prog_len))
         m.d.comb += ja_bad.eq(x_valid & (early == 0) & target_bad
-                              & x.kind.as_value().matches(Kind.JA, Kind.JA32))
+                              & (x.kind.as_value().matches(Kind.JA, Kind.JA32) | dx.bt))
 
         # Redirects and frame changes happen when execute fires.
         x_redirect = Signal()
@@ -529,9 +530,14 @@ class Cpu(wiring.Component):
         x_target_bad = Signal()
         # (Branches and exits cannot fault in execute: only the early causes stop them.)
         fire_ok = x_fire & (early == 0)
-        with m.If(fire_ok & (x.kind == Kind.JCOND) & branch.x_taken):
+        # A conditional branch redirects when the prediction made in decode (backward: taken,
+        # forward: not taken) was wrong.
+        with m.If(fire_ok & (x.kind == Kind.JCOND) & branch.x_taken & ~dx.bt):
             m.d.comb += [x_redirect.eq(1), x_target.eq(dx.target),
                          x_target_even.eq(dx.target_even), x_target_bad.eq(target_bad)]
+        with m.If(fire_ok & (x.kind == Kind.JCOND) & ~branch.x_taken & dx.bt):
+            m.d.comb += [x_redirect.eq(1), x_target.eq(dx.pc + 1),
+                         x_target_even.eq((dx.pc + 2) >> 1), x_target_bad.eq(0)]
         with m.If(fire_ok & is_call & ~cs.x_full):
             m.d.comb += [x_redirect.eq(1), x_target.eq(dx.target),
                          x_target_even.eq(dx.target_even), x_target_bad.eq(target_bad),
@@ -549,16 +555,20 @@ class Cpu(wiring.Component):
         d_fire = d_valid & ~d_stall & ~x_redirect & ~m_term
 
         with m.If(launch):
-            m.d.comb += [f_addr.eq(0), f_even.eq(0), f_en.eq(1)]
+            m.d.comb += [f_addr.eq(0), f_even.eq(0)]
             m.d.sync += [d_valid.eq(1), d_pc.eq(0), d_bad.eq(0)]
         with m.Elif(m_term | ~running):
             m.d.sync += d_valid.eq(0)
         with m.Elif(x_redirect):
-            m.d.comb += [f_addr.eq(x_target), f_even.eq(x_target_even), f_en.eq(1)]
+            m.d.comb += [f_addr.eq(x_target), f_even.eq(x_target_even)]
             m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(x_target_bad)]
         with m.Elif(~d_stall):
-            m.d.comb += [f_addr.eq(d_next), f_even.eq(d_next_even), f_en.eq(1)]
+            m.d.comb += [f_addr.eq(d_next), f_even.eq(d_next_even)]
             m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(0)]
+        with m.Else():
+            # Decode stalls: read its slot again (the memory has no read enable, which would
+            # cost a hold register behind its slow output).
+            m.d.comb += [f_addr.eq(d_pc), f_even.eq(pc1 >> 1)]
 
         with m.If(m_term):
             m.d.sync += running.eq(0)
@@ -596,7 +606,6 @@ class Cpu(wiring.Component):
             m.d.sync += old.eq(lsu.m_rdata)
         m.d.comb += [
             lsu.x_addr.eq(region.x_addr),
-            lsu.x_en.eq(~m_stall),
             lsu.m_addr.eq(xm.addr),
             lsu.m_region.eq(xm.region),
             lsu.m_size.eq(xm.size),

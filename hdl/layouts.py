@@ -103,7 +103,8 @@ DecodeLayout = data.StructLayout({
 PredecodeLayout = data.StructLayout({
     "insn": 64,
     "ctrl": DecodeLayout,    # ``legal`` also folds in the build options (divider, atomics)
-    "ja": 1,                 # a legal ja/ja32: fetch follows ``target`` at once
+    "ja": 1,                 # fetch follows ``target`` at once: ja, ja32, backward branch
+    "bt": 1,                 # a backward conditional branch (predicted taken)
     "target": 16,            # slot + 1 + offset (imm for ja32 and local calls), 16 bits
     "target_even": 16,       # (target + 1) >> 1: the target's even-bank row
 })
@@ -128,6 +129,7 @@ DxLayout = data.StructLayout({
     "off": 16,
     "target": 16,        # pc + 1 + offset/imm of jumps and local calls (16 bits)
     "target_even": 16,   # (target + 1) >> 1
+    "bt": 1,             # backward conditional branch, predicted taken in decode
 })
 
 XmLayout = data.StructLayout({

@@ -201,6 +201,14 @@ TARGETED = [
         add %r0, %r1
         mul %r0, %r1
         exit""", b""),
+    # Runs after others that wrote the stack: start must have zeroed it.
+    ("stack_is_zeroed", """
+        ldxdw %r0, [%r10-8]
+        ldxb %r1, [%r10-512]
+        ldxw %r2, [%r10-4]
+        or %r0, %r1
+        or %r0, %r2
+        exit""", b""),
 ]
 
 

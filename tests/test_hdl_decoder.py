@@ -64,13 +64,15 @@ def test_decoder_matches_isa_table(seed):
             insn = decode_slot(word)
             ra, rb, rd, _ = operand_roles(form)
             for name, role in (("ra", ra), ("rb", rb), ("rd", rd)):
-                use = ctx.get(dut.ctrl.rd_we if name == "rd" else getattr(dut.ctrl, "use_" + name[1]))
+                flag = dut.ctrl.rd_we if name == "rd" else getattr(dut.ctrl, "use_" + name[1])
+                use = ctx.get(flag)
                 if use != (role is not None):
                     failures.append(f"{form.mnemonic}: {name} use {use}")
                 elif role is not None:
                     want = role if isinstance(role, int) else getattr(insn, role)
-                    if ctx.get(getattr(dut.ctrl, name)) != want:
-                        failures.append(f"{form.mnemonic}: {name} {ctx.get(getattr(dut.ctrl, name))} != {want}")
+                    got = ctx.get(getattr(dut.ctrl, name))
+                    if got != want:
+                        failures.append(f"{form.mnemonic}: {name} {got} != {want}")
             if form.kind == Kind.LDDW and not ctx.get(dut.ctrl.lddw):
                 failures.append(f"{form.mnemonic}: lddw flag")
             if len(failures) > 5:

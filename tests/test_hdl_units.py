@@ -345,6 +345,8 @@ def test_region_check(seed):
         got = (ctx.get(dut.x_region), Fault(ctx.get(dut.x_fault)))
         if want[1] == Fault.NONE and ctx.get(dut.x_addr) != addr:
             return f"{c}: address {ctx.get(dut.x_addr):#x}, expected {addr:#x}"
-        return None if got == want else f"{addr:#x} size {nbytes} write {write}: rtl {got} ref {want}"
+        if got == want:
+            return None
+        return f"{addr:#x} size {nbytes} write {write}: rtl {got} ref {want}"
 
     assert run_comb(dut, cases, apply, check) == []

@@ -141,9 +141,8 @@ class Lsu(wiring.Component):
     Members
     -------
     x_addr : In(32)
-        Address of the access entering the memory stage (read issued at the end of this cycle).
-    x_en : In(1)
-        Issue the read (the memory stage takes a new instruction).
+        Address of the access entering the memory stage (read issued at the end of every
+        cycle: the memory stage uses the data only in the cycle after the instruction came).
     m_addr : In(32)
         Address of the access in the memory stage.
     m_region : In(3)
@@ -168,7 +167,6 @@ class Lsu(wiring.Component):
     """
 
     x_addr: In(32)
-    x_en: In(1)
     m_addr: In(32)
     m_region: In(3)
     m_size: In(Size)
@@ -213,10 +211,8 @@ class Lsu(wiring.Component):
         host_row = self.pkt_addr[1:]
         m.d.comb += [
             s_ev_r.addr.eq(x_s_even), s_od_r.addr.eq(x_s_odd),
-            s_ev_r.en.eq(self.x_en), s_od_r.en.eq(self.x_en),
             p_ev_r.addr.eq(Mux(self.host, host_row, x_p_even)),
             p_od_r.addr.eq(Mux(self.host, host_row, x_p_odd)),
-            p_ev_r.en.eq(self.x_en | self.host), p_od_r.en.eq(self.x_en | self.host),
         ]
         host_odd = Signal()
         m.d.sync += host_odd.eq(self.pkt_addr[0])
