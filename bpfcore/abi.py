@@ -19,7 +19,7 @@ __all__ = [
     "CTX_BASE", "CTX_SIZE", "STACK_BASE", "STACK_FRAME_SIZE", "STACK_FRAMES", "STACK_SIZE",
     "STACK_TOP", "PKT_BASE", "PKT_BUF_SIZE", "PKT_HEADROOM", "MAP_BASE", "MAP_WINDOW",
     "MAX_MAPS", "PROGRAM_MAX_SLOTS", "DEFAULT_BUDGET", "Region", "Fault", "Helper", "MapType",
-    "XdpAction", "XDP_MD_FIELDS", "RetireRecord", "frame_pointer",
+    "XdpAction", "XDP_MD_FIELDS", "RetireRecord", "frame_pointer", "xdp_md_bytes",
 ]
 
 # --- Address map ------------------------------------------------------------------------------
@@ -57,6 +57,13 @@ PROGRAM_MAX_SLOTS = 4096
 
 #: Instructions a run may retire before it stops with ``Fault.BUDGET``.
 DEFAULT_BUDGET = 1_000_000
+
+
+def xdp_md_bytes(data, data_end, ingress_ifindex=0, rx_queue_index=0):
+    """``struct xdp_md`` as VM and CPU present it: data, data_end, data_meta (= data),
+    ingress_ifindex, rx_queue_index, egress_ifindex (= 0), little-endian 32-bit words."""
+    words = (data, data_end, data, ingress_ifindex, rx_queue_index, 0)
+    return b"".join((w & 0xffff_ffff).to_bytes(4, "little") for w in words)
 
 
 def frame_pointer(depth):

@@ -53,8 +53,7 @@ class RtlRun:
 
 def ctx_bytes(job):
     """The ``xdp_md`` bytes the CPU presents for ``job`` (give these to the VM as ``ctx``)."""
-    words = (job.data, job.data_end, job.data, job.ingress_ifindex, job.rx_queue_index, 0)
-    return b"".join((w & 0xffff_ffff).to_bytes(4, "little") for w in words)
+    return abi.xdp_md_bytes(job.data, job.data_end, job.ingress_ifindex, job.rx_queue_index)
 
 
 def record_from_trace(rec):

@@ -846,8 +846,8 @@ def kernel_helpers():
 
 def _ctx_bytes(packet_len):
     data = abi.PKT_BASE + abi.PKT_HEADROOM
-    fields = (data, data + packet_len, data, 1, 0, 0)   # ingress_ifindex 1: the loopback device
-    return b"".join(v.to_bytes(4, "little") for v in fields)
+    # ingress_ifindex 1: the loopback device, where the kernel's test run says the packet came in.
+    return abi.xdp_md_bytes(data, data + packet_len, ingress_ifindex=1)
 
 
 def run_vm(gp, *, on_retire=None):

@@ -22,7 +22,6 @@ import ctypes
 import errno
 import json
 import os
-import struct
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -264,8 +263,7 @@ class VmEngine:
 
     def _ctx(self, length):
         data = abi.PKT_BASE + abi.PKT_HEADROOM
-        fields = (data, data + length, data, self.ingress_ifindex, self.rx_queue_index, 0)
-        return struct.pack("<6I", *fields)
+        return abi.xdp_md_bytes(data, data + length, self.ingress_ifindex, self.rx_queue_index)
 
     def run_packet(self, index, data):
         problem = _check_packet(index, data)

@@ -61,7 +61,10 @@ class CallStack(wiring.Component):
         m = Module()
         frames = self._frames
         entry = data.StructLayout({"ret_pc": 16, "saved": data.ArrayLayout(64, 4)})
-        m.submodules.mem = mem = memory.Memory(shape=entry, depth=max(frames - 1, 1), init=[])
+        # One row per depth (frames rows; the last is never written) so that the read address
+        # depth - 1, which wraps at depth 0, always names a row: no X in the generated Verilog.
+        m.submodules.mem = mem = memory.Memory(shape=entry, depth=1 << (frames - 1).bit_length(),
+                                               init=[])
         wp = mem.write_port()
         rp = mem.read_port(domain="comb")
         m.d.comb += [

@@ -27,10 +27,8 @@ def bench_top_spec(**cpu_kwargs):
     return TopSpec("bpfcore.hdl.bench_top:BenchTop", dict(cpu_kwargs), "bench_top")
 
 
-def context_bytes(data, data_end, ingress_ifindex=0, rx_queue_index=0):
-    """``struct xdp_md`` as the CPU presents it (data_meta = data, egress_ifindex = 0)."""
-    fields = (data, data_end, data, ingress_ifindex, rx_queue_index, 0)
-    return b"".join((v & 0xffff_ffff).to_bytes(4, "little") for v in fields)
+#: ``struct xdp_md`` as the CPU presents it (one definition, in :mod:`bpfcore.abi`).
+context_bytes = abi.xdp_md_bytes
 
 
 class RtlEngine:
