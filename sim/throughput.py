@@ -45,7 +45,7 @@ from bpfcore.isa import Kind, decode_slot, find_form
 from .asm import assemble
 from .elf import ElfObject, ElfProgram, load_elf
 from .program import Program
-from .traffic import DEFAULT_SEED, generate, read_pcap
+from .traffic import DEFAULT_SEED, generate, positive_int as _positive_int, read_pcap
 from .vm import Vm
 from .xdp import MAX_PACKET
 
@@ -539,17 +539,6 @@ def format_table(report):
 
 
 # --- Command line --------------------------------------------------------------------------------
-
-def _positive_int(text):
-    import argparse
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
 
 def _positive_float(text):
     import argparse

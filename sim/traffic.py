@@ -599,7 +599,8 @@ def read_pcap(path):
 
 # --- Command line --------------------------------------------------------------------------------
 
-def _positive_int(text):
+def positive_int(text):
+    """argparse type: an integer of at least 1 (decimal or 0x hex)."""
     import argparse
     try:
         value = int(text, 0)
@@ -622,7 +623,7 @@ def add_commands(subparsers):
     p = subparsers.add_parser(
         "gen-traffic", help="write a deterministic mixed test capture (pcap)",
         description="Write a deterministic mix of Ethernet frames aimed at the firmware programs.")
-    p.add_argument("--count", type=_positive_int, default=1000, help="frames (default 1000)")
+    p.add_argument("--count", type=positive_int, default=1000, help="frames (default 1000)")
     p.add_argument("--seed", type=_int, default=DEFAULT_SEED,
                    help=f"random seed (default {DEFAULT_SEED})")
     p.add_argument("--out", required=True, help="pcap file to write")
