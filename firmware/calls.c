@@ -11,6 +11,7 @@
  */
 #include <bpf/bpf_helpers.h>
 #include <bpfcore/parse.h>
+#include <bpfcore/util.h>
 
 #define N_BUCKETS 64
 
@@ -40,12 +41,7 @@ struct {
 
 static __noinline __u32 mix(__u32 h, __u32 k)
 {
-	k *= 0xcc9e2d51;
-	k = (k << 15) | (k >> 17);
-	k *= 0x1b873593;
-	h ^= k;
-	h = (h << 13) | (h >> 19);
-	return h * 5 + 0xe6546b64;
+	return hash_mix(h, k);
 }
 
 static __noinline __u32 hash_words(const __u32 *w, __u32 h)
@@ -134,9 +130,7 @@ static __noinline int verdict(const struct flow *f)
 
 static __noinline int account(__u32 action)
 {
-	__u64 *n = bpf_map_lookup_elem(&call_stats, &action);
-	if (n)
-		__sync_fetch_and_add(n, 1);
+	stat_inc(&call_stats, action);
 	return action;
 }
 
@@ -160,10 +154,7 @@ int xdp_calls(struct xdp_md *ctx)
 	if (parse_l4(data + off, end, &f) < 0)
 		return account(XDP_DROP);
 
-	__u32 bucket = flow_hash(&f) % N_BUCKETS;
-	__u64 *n = bpf_map_lookup_elem(&flow_buckets, &bucket);
-	if (n)
-		__sync_fetch_and_add(n, 1);
+	stat_inc(&flow_buckets, flow_hash(&f) % N_BUCKETS);
 	return account(verdict(&f));
 }
 

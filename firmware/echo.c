@@ -11,6 +11,7 @@
  */
 #include <bpf/bpf_helpers.h>
 #include <bpfcore/parse.h>
+#include <bpfcore/util.h>
 
 #define REPLY_TTL 64
 
@@ -30,9 +31,7 @@ struct {
 
 static __always_inline int count(__u32 stat, int verdict)
 {
-	__u64 *n = bpf_map_lookup_elem(&echo_stats, &stat);
-	if (n)
-		__sync_fetch_and_add(n, 1);
+	stat_inc(&echo_stats, stat);
 	return verdict;
 }
 

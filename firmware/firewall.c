@@ -14,6 +14,7 @@
  */
 #include <bpf/bpf_helpers.h>
 #include <bpfcore/parse.h>
+#include <bpfcore/util.h>
 
 #define FAMILY_IPV4 4
 #define FAMILY_IPV6 6
@@ -91,9 +92,7 @@ struct {
 
 static __always_inline int count(__u32 stat, int verdict)
 {
-	__u64 *n = bpf_map_lookup_elem(&fw_stats, &stat);
-	if (n)
-		__sync_fetch_and_add(n, 1);
+	stat_inc(&fw_stats, stat);
 	return verdict;
 }
 

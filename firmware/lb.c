@@ -10,6 +10,7 @@
  */
 #include <bpf/bpf_helpers.h>
 #include <bpfcore/parse.h>
+#include <bpfcore/util.h>
 
 #define MAX_BACKENDS 16
 
@@ -49,17 +50,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);	/* egress ifindex (bpfcore: port number) */
 } tx_ports SEC(".maps");
-
-/* Murmur3-style finalizing mix of a 32-bit word into the running hash. */
-static __always_inline __u32 mix(__u32 h, __u32 k)
-{
-	k *= 0xcc9e2d51;
-	k = (k << 15) | (k >> 17);
-	k *= 0x1b873593;
-	h ^= k;
-	h = (h << 13) | (h >> 19);
-	return h * 5 + 0xe6546b64;
-}
 
 static __always_inline __u32 finish(__u32 h)
 {
@@ -119,8 +109,8 @@ int xdp_lb(struct xdp_md *ctx)
 			return XDP_PASS;
 		if (!l4_ports(&c, l4, &ports, &dport) || dport != cfg->vport)
 			return XDP_PASS;
-		hash = mix(mix(mix(0x4c42, iph->saddr), iph->daddr), ports);
-		hash = finish(mix(hash, l4));
+		hash = hash_mix(hash_mix(hash_mix(0x4c42, iph->saddr), iph->daddr), ports);
+		hash = finish(hash_mix(hash, l4));
 	} else if (proto == ETH_P_IPV6) {
 		struct ipv6hdr *ip6h;
 		int l4 = parse_ip6hdr(&c, &ip6h);
@@ -131,11 +121,11 @@ int xdp_lb(struct xdp_md *ctx)
 		hash = 0x4c42;
 #pragma unroll
 		for (int i = 0; i < 4; i++)
-			hash = mix(hash, ip6h->saddr.in6_u.u6_addr32[i]);
+			hash = hash_mix(hash, ip6h->saddr.in6_u.u6_addr32[i]);
 #pragma unroll
 		for (int i = 0; i < 4; i++)
-			hash = mix(hash, ip6h->daddr.in6_u.u6_addr32[i]);
-		hash = finish(mix(mix(hash, ports), l4));
+			hash = hash_mix(hash, ip6h->daddr.in6_u.u6_addr32[i]);
+		hash = finish(hash_mix(hash_mix(hash, ports), l4));
 	} else {
 		return XDP_PASS;
 	}

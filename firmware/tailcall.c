@@ -17,6 +17,7 @@
  */
 #include <bpf/bpf_helpers.h>
 #include <bpfcore/parse.h>
+#include <bpfcore/util.h>
 
 enum jump_slot {
 	JT_IPV4 = 0,
@@ -60,9 +61,7 @@ struct {
 
 static __always_inline void hit(__u32 stage)
 {
-	__u64 *n = bpf_map_lookup_elem(&stage_hits, &stage);
-	if (n)
-		__sync_fetch_and_add(n, 1);
+	stat_inc(&stage_hits, stage);
 }
 
 /* Tail-call slot `slot`; if it is empty, count the miss and return `fallback`. */
