@@ -5,11 +5,29 @@ Every problem with user input (a program, a file, a packet, a command-line value
 line and exits non-zero, never a traceback.
 """
 
-__all__ = ["BpfcoreError", "ProgramError", "AsmError"]
+__all__ = ["BpfcoreError", "ProgramError", "AsmError", "read_input"]
 
 
 class BpfcoreError(Exception):
     """Base class of every error whose message is meant for the user."""
+
+
+def read_input(path, binary=True, what="file"):
+    """The contents of a file the user named, or a :class:`BpfcoreError` naming it and the problem.
+
+    ``what`` names the kind of file in the "is a directory" message (e.g. "pcap file").
+    """
+    from pathlib import Path
+    try:
+        return Path(path).read_bytes() if binary else Path(path).read_text()
+    except FileNotFoundError:
+        raise BpfcoreError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise BpfcoreError(f"{path}: is a directory, not a {what}") from None
+    except UnicodeDecodeError:
+        raise BpfcoreError(f"{path}: not a text file") from None
+    except OSError as error:
+        raise BpfcoreError(f"{path}: {error.strerror}") from None
 
 
 class ProgramError(BpfcoreError):

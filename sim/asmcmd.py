@@ -1,9 +1,8 @@
 """``bpfcore asm``, ``bpfcore disasm`` and ``bpfcore exec``: assembly files and raw programs."""
 
-import sys
 from pathlib import Path
 
-from bpfcore.errors import BpfcoreError
+from bpfcore.errors import BpfcoreError, read_input
 from .asm import assemble, disassemble
 from .conformance import run_case_vm
 from .program import Program, validate
@@ -13,14 +12,7 @@ __all__ = ["add_commands", "read_program"]
 
 
 def _read(path, mode="r"):
-    try:
-        return Path(path).read_text() if mode == "r" else Path(path).read_bytes()
-    except FileNotFoundError:
-        raise BpfcoreError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise BpfcoreError(f"{path}: not a text file (use a .bin for raw programs)") from None
-    except OSError as error:
-        raise BpfcoreError(f"{path}: {error.strerror}") from None
+    return read_input(path, binary=(mode != "r"), what="program file")
 
 
 def read_program(path):

@@ -26,11 +26,10 @@ import ipaddress
 import random
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 
 import dpkt
 
-from bpfcore.errors import BpfcoreError
+from bpfcore.errors import BpfcoreError, read_input
 
 __all__ = ["SCENARIO", "Packet", "generate", "write_pcap", "read_pcap", "read_pcap_records",
            "PcapRecord", "inet_checksum", "add_commands", "DEFAULT_SEED"]
@@ -542,14 +541,7 @@ def read_pcap_records(path):
         a truncated record, a captured length beyond the snapshot length or 65535.
     """
     path = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise BpfcoreError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise BpfcoreError(f"{path}: is a directory, not a pcap file") from None
-    except OSError as error:
-        raise BpfcoreError(f"{path}: {error.strerror}") from None
+    data = read_input(path, what="pcap file")
     if len(data) < 24:
         if data[:4] in _MAGICS or not data:
             raise BpfcoreError(f"{path}: truncated pcap file header ({len(data)} of 24 bytes)")
