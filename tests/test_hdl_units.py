@@ -21,7 +21,7 @@ from bpfcore.hdl.units.divider import Divider
 from bpfcore.hdl.units.lsu import RegionCheck
 from bpfcore.hdl.units.multiplier import Multiplier
 from bpfcore.hdl.units.shifter import Shifter
-from bpfcore.isa import AluOp, AtomicOp, JmpOp, Size
+from bpfcore.isa import AluOp, AtomicOp, Size
 from bpfcore.sim.vm import ALU_OPS, ATOMIC_OPS, JMP_OPS, Memory, VmFault, byte_swap
 
 M64 = (1 << 64) - 1
@@ -38,6 +38,14 @@ def operands(rng, n):
         pairs.append((rng.getrandbits(rng.choice((3, 8, 31, 32, 33, 63, 64))),
                       rng.getrandbits(rng.choice((3, 8, 31, 32, 33, 63, 64)))))
     return pairs
+
+
+def drive(dut, *ports):
+    """An ``apply(ctx, case)`` that sets the named input ports of ``dut`` to the case's values."""
+    def apply(ctx, case):
+        for port, value in zip(ports, case, strict=True):
+            ctx.set(getattr(dut, port), value)
+    return apply
 
 
 def run_comb(dut, cases, apply, check):
@@ -76,13 +84,7 @@ def test_alu(seed):
         cases.append((op, a, b, w64, off))
     dut = Alu()
 
-    def apply(ctx, c):
-        op, a, b, w64, off = c
-        ctx.set(dut.x_op, op)
-        ctx.set(dut.x_a, a)
-        ctx.set(dut.x_b, b)
-        ctx.set(dut.x_w64, w64)
-        ctx.set(dut.x_off, off)
+    apply = drive(dut, 'x_op', 'x_a', 'x_b', 'x_w64', 'x_off')
 
     def check(ctx, c):
         got, want = ctx.get(dut.x_result), ref_alu(*c)
@@ -97,12 +99,7 @@ def test_shifter(seed):
              for a, b in operands(rng, 300)]
     dut = Shifter()
 
-    def apply(ctx, c):
-        op, a, b, w64 = c
-        ctx.set(dut.x_op, op)
-        ctx.set(dut.x_a, a)
-        ctx.set(dut.x_b, b)
-        ctx.set(dut.x_w64, w64)
+    apply = drive(dut, 'x_op', 'x_a', 'x_b', 'x_w64')
 
     def check(ctx, c):
         got, want = ctx.get(dut.x_result), ref_alu(*c, 0)
@@ -117,10 +114,7 @@ def test_byte_swap(seed):
              for bits in (16, 32, 64) for swap in (0, 1)]
     dut = ByteSwap()
 
-    def apply(ctx, c):
-        ctx.set(dut.x_a, c[0])
-        ctx.set(dut.x_bits, c[1])
-        ctx.set(dut.x_swap, c[2])
+    apply = drive(dut, 'x_a', 'x_bits', 'x_swap')
 
     def check(ctx, c):
         value, bits, swap = c
@@ -140,12 +134,7 @@ def test_branch_compare(seed):
         cases.append((rng.choice(list(JMP_OPS)), a, b, rng.random() < 0.5))
     dut = BranchCompare()
 
-    def apply(ctx, c):
-        op, a, b, w64 = c
-        ctx.set(dut.x_op, op)
-        ctx.set(dut.x_a, a)
-        ctx.set(dut.x_b, b)
-        ctx.set(dut.x_w64, w64)
+    apply = drive(dut, 'x_op', 'x_a', 'x_b', 'x_w64')
 
     def check(ctx, c):
         op, a, b, w64 = c
@@ -193,9 +182,7 @@ def test_multiplier(seed):
     cases = operands(rng, 120)
     dut = Multiplier()
 
-    def apply(ctx, c):
-        ctx.set(dut.x_a, c[0])
-        ctx.set(dut.x_b, c[1])
+    apply = drive(dut, 'x_a', 'x_b')
 
     failures, latencies = run_multicycle(dut, cases, apply, dut.x_result,
                                          lambda c: (c[0] * c[1]) & M64)
@@ -246,13 +233,7 @@ def test_divider(seed, external):
                       (M64 - 9, 0, w64, signed, mod), (M64 - 12, 3, w64, signed, mod)]
     dut = DividerWithShifter() if external else Divider()
 
-    def apply(ctx, c):
-        a, b, w64, signed, mod = c
-        ctx.set(dut.x_a, a)
-        ctx.set(dut.x_b, b)
-        ctx.set(dut.x_w64, w64)
-        ctx.set(dut.x_signed, signed)
-        ctx.set(dut.x_mod, mod)
+    apply = drive(dut, 'x_a', 'x_b', 'x_w64', 'x_signed', 'x_mod')
 
     def want(c):
         a, b, w64, signed, mod = c
