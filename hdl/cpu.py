@@ -11,7 +11,7 @@ stages and the units of :mod:`bpfcore.hdl.units`; the control vocabulary is:
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from bpfcore import abi
@@ -19,7 +19,7 @@ from bpfcore.abi import Fault
 from bpfcore.isa import AluOp, Kind, Size
 from .decoder import Decoder
 from .layouts import (DxLayout, HelperRequest, HelperResponse, MwLayout, PredecodeLayout,
-                      Region, TraceSignature, XmLayout)
+                      TraceSignature, XmLayout)
 from .units.alu import Alu
 from .units.atomics import Atomics
 from .units.branch import BranchCompare

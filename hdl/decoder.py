@@ -75,7 +75,6 @@ class Decoder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         insn = self.insn
-        ctrl = self.ctrl
         fields = {name: insn[lo:hi] for name, (lo, hi) in _FIELD_SLICES.items()}
 
         def value_in(field, values):

@@ -15,7 +15,6 @@ lesson 3):
 ========  =====================================================================================
 """
 
-from amaranth.hdl import unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 

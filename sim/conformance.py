@@ -11,7 +11,6 @@ per case.
 """
 
 import importlib
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Optional
 from bpfcore import abi
 from bpfcore.errors import AsmError, BpfcoreError, ProgramError
 from .asm import assemble
-from .program import Program, validate
+from .program import Program
 from .vm import Halt, Vm
 
 __all__ = ["Case", "Outcome", "parse_data", "load_cases", "conformance_helpers", "run_case_vm",

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from bpfcore import abi
-from bpfcore.isa import (ANY, FORMS, FORMS_BY_MNEMONIC, REG, WREG, AluOp, AtomicOp, JmpOp, Kind,
+from bpfcore.isa import (ANY, FORMS, FORMS_BY_MNEMONIC, REG, WREG, AluOp, AtomicOp, Kind,
                          Source, encode_slot)
 from .program import Program
 
@@ -360,7 +360,6 @@ class _KernelGen:
                 self.emit(STXDW, dst=10, src=self.need_scalar(state), off=off)
 
     def subprogram(self, index):
-        rng = self.rng
         frame = self.frame(index, 64)
         frame.args = self.sub_args[index]
         self.place(f"sub{index}")

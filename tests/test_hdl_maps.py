@@ -19,7 +19,7 @@ from bpfcore.hdl.maps.engine import MapMemory
 from bpfcore.hdl.maps.hash import Crc32, raw_crc32
 from bpfcore.hdl.maps.layouts import Field, Op, RECIP_SHIFT, OFFSET_BITS, VALUE_SIZE_BITS
 from bpfcore.sim import maps as ref
-from bpfcore.sim.mapdrv import plan, MapDriver, AmaranthPort, MapFault
+from bpfcore.sim.mapdrv import AmaranthPort, MapDriver, plan
 from bpfcore.sim.maps import MapSpec, BPF_F_NO_PREALLOC
 
 OPS = int(os.environ.get("BPFCORE_MAPS_OPS", "400"))

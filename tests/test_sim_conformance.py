@@ -3,7 +3,7 @@
 import pytest
 
 from bpfcore.cli import main
-from bpfcore.sim.conformance import load_cases, parse_data, run_case_vm, judge
+from bpfcore.sim.conformance import judge, parse_data, run_case_vm
 
 from conftest import CONFORMANCE
 

@@ -234,7 +234,7 @@ def test_cli_summary_and_errors(tmp_path, capsys):
     assert main(["gen-traffic", "--count", "50", "--seed", "7", "--out", str(out),
                  "--summary"]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith(f"wrote 50 frames (") and f"seed 7) to {out}" in printed
+    assert printed.startswith("wrote 50 frames (") and f"seed 7) to {out}" in printed
     assert sum(int(line.split()[-1]) for line in printed.splitlines()[1:]) == 50
 
     assert main(["gen-traffic", "--count", "5", "--out", str(tmp_path / "no" / "x.pcap")]) == 1

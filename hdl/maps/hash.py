@@ -11,7 +11,7 @@ import functools
 import operator
 import zlib
 
-from amaranth import Module, Signal
+from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

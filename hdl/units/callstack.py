@@ -5,7 +5,7 @@ called function pops it. r10 is not stored: it is ``STACK_TOP - depth * STACK_FR
 The frames live in a small memory with an asynchronous read of the top frame (LUT RAM).
 """
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Module
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
