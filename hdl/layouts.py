@@ -16,11 +16,11 @@ lesson 3):
 """
 
 from amaranth.lib import data, wiring
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 
 from bpfcore.isa import AluOp, JmpOp, Kind, Size
 
-__all__ = ["HelperRequest", "HelperResponse", "RetireLayout", "TraceSignature", "DecodeLayout",
+__all__ = ["HelperRequest", "HelperResponse", "HelperMemSignature", "RetireLayout", "TraceSignature", "DecodeLayout",
            "FdLayout", "PredecodeLayout", "DxLayout", "XmLayout", "MwLayout", "Region"]
 
 
@@ -29,10 +29,30 @@ HelperRequest = data.StructLayout({
     "id": 32, "r1": 64, "r2": 64, "r3": 64, "r4": 64, "r5": 64,
 })
 
-#: Helper call response: r0, a fault cause (``abi.Fault``, 0 = none), and ``halt`` (end the
-#: program normally with ``r0``).
+#: Helper call response: r0, a fault cause (``abi.Fault``, 0 = none), ``halt`` (end the
+#: program normally with ``r0``), and ``ctx_we`` with the packet bounds ``data``/``data_end``
+#: that ``xdp_adjust_head``/``xdp_adjust_tail`` moved (the CPU takes them when ``ctx_we``).
 HelperResponse = data.StructLayout({
-    "r0": 64, "fault": 4, "halt": 1,
+    "r0": 64, "fault": 4, "halt": 1, "ctx_we": 1, "data": 32, "data_end": 32,
+})
+
+#: The helper units' access to the CPU's data memories (stack, packet, context, map values),
+#: as the helper units (the initiator) see it: ``Out`` in the helper units, ``In`` in the CPU.
+#: Used only while the CPU waits for a helper response (its pipeline is then drained).
+#:
+#: * ``en`` (one cycle) starts one access of ``size`` (:class:`~bpfcore.isa.Size`) bytes at the
+#:   64-bit ``addr``; with ``we`` it stores the low bytes of ``wdata``. ``raw`` skips the packet
+#:   bounds check (the access must still lie in the packet buffer): ``xdp_adjust_tail`` zeroes
+#:   the bytes it grows the packet by.
+#: * One or more cycles later ``done`` pulses with ``rdata`` (the bytes read, LSB first,
+#:   zero-extended), ``fault`` (the CPU's region rule refused the access; nothing was written)
+#:   and ``slot`` (for a map value: the value's slot index in its map, else 0; a buffer read in
+#:   several accesses lies inside one value only if every access reports the same slot).
+#: * One access at a time: ``en`` again only after ``done``.
+HelperMemSignature = wiring.Signature({
+    "en": Out(1), "addr": Out(64), "size": Out(Size), "we": Out(1), "wdata": Out(64),
+    "raw": Out(1),
+    "done": In(1), "rdata": In(64), "fault": In(1), "slot": In(21),
 })
 
 #: One retired instruction; field meaning as in :class:`bpfcore.abi.RetireRecord` (``rd_valid``,
