@@ -356,6 +356,7 @@ def test_cpu_value_port(dut, seed):
                 continue
             m = refs[index]
             assert ctx.get(cpu.ro) == m.read_only, what
+            assert ctx.get(cpu.slot) == offset // SPECS[index].value_size, what
             want = int.from_bytes(m.values[offset:offset + size], "little")
             assert ctx.get(cpu.rdata) & ((1 << 8 * size) - 1) == want, what
             if not m.read_only and rng.random() < 0.5:

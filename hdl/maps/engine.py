@@ -54,10 +54,15 @@ def CpuValueSignature():
     map: the VM's rule) and ``ro`` (the map is read-only to programs) are valid, and ``we`` in
     that cycle (or any later one, until the next ``en``) stores ``wdata``'s ``size`` low bytes
     at that address. The CPU must not assert ``we`` unless ``ok & ~ro``.
+
+    ``slot`` (valid with ``rdata``/``ok``) is the index of the value the access's first byte
+    falls in (``offset // value_size``, meaningful when ``ok``): accesses with equal ``slot``
+    that are each ``ok`` lie inside one value, so a buffer read in several accesses can be
+    proven to stay in one value.
     """
     return wiring.Signature({
         "en": Out(1), "addr": Out(26), "size": Out(2), "we": Out(1), "wdata": Out(64),
-        "rdata": In(64), "ok": In(1), "ro": In(1),
+        "rdata": In(64), "ok": In(1), "ro": In(1), "slot": In(OFFSET_BITS),
     })
 
 
@@ -182,6 +187,7 @@ class MapMemory(wiring.Component):
             cpu.ok.eq(c_lat_exists & (c_lat_off < desc[Field.LIMIT][c_lat_idx])
                       & (prod[RECIP_SHIFT:] == last[RECIP_SHIFT:])),
             cpu.ro.eq(desc[Field.READ_ONLY][c_lat_idx]),
+            cpu.slot.eq(prod[RECIP_SHIFT:]),
             cpu.rdata.eq(vm.rdata),
             vm.a_en.eq(cpu.en),
             vm.a_addr.eq(desc[Field.VALUE_BASE][c_idx] + c_off),
