@@ -63,11 +63,14 @@ class BenchTop(wiring.Component):
 
     Members
     -------
-    Every member of the Cpu's signature except ``helper_req`` and ``helper_resp``, with the same
-    names, directions and shapes.
+    Every member of the Cpu's signature except those in ``_HELPER_PORTS``, with the same names,
+    directions and shapes.
     """
 
-    _HELPER_PORTS = ("helper_req", "helper_resp")
+    #: CPU ports the bench top keeps inside: the helper streams (answered by
+    #: :class:`ConformanceHelpers`), the helper memory port (unused: ``en`` stays low) and the
+    #: map value port (no map memory: ``ok`` stays low, so map accesses fault as out of bounds).
+    _HELPER_PORTS = ("helper_req", "helper_resp", "hmem", "maps")
 
     def __init__(self, *, program_slots=4096, frames=8, with_divider=True, with_atomics=True,
                  inject_bug=None):

@@ -18,8 +18,9 @@ from bpfcore import abi
 from bpfcore.abi import Fault
 from bpfcore.isa import AluOp, Kind, Size
 from .decoder import Decoder
-from .layouts import (DxLayout, HelperRequest, HelperResponse, MwLayout, PredecodeLayout,
-                      TraceSignature, XmLayout)
+from .layouts import (DxLayout, HelperMemSignature, HelperRequest, HelperResponse, MwLayout,
+                      PredecodeLayout, Region, TraceSignature, XmLayout)
+from .maps.engine import CpuValueSignature
 from .units.alu import Alu
 from .units.atomics import Atomics
 from .units.branch import BranchCompare
@@ -38,6 +39,22 @@ INJECT_BUGS = {
     "wrong_rd": "add results go to (and are reported for) rd ^ 1",
     "bounds_off_by_one": "the packet end check lets one byte past data_end through",
 }
+
+
+def _log2_size(m, size, name):
+    """log2 of the byte count of a :class:`Size` (the map memory's ``size``)."""
+    out = Signal(2, name=name)
+    with m.Switch(size):
+        for value, log2 in ((Size.B, 0), (Size.H, 1), (Size.W, 2), (Size.DW, 3)):
+            with m.Case(value):
+                m.d.comb += out.eq(log2)
+    return out
+
+
+def _map_offset(addr):
+    """``addr - abi.MAP_BASE`` for an address of the map region (26 bits: map, offset)."""
+    assert abi.MAP_BASE == 1 << 24 and abi.MAX_MAPS * abi.MAP_WINDOW == 4 << 24
+    return Cat(addr[:24], (addr[24:27] - 1)[:2])
 
 
 def _check(name, value, ok, expected):
@@ -77,7 +94,18 @@ class Cpu(wiring.Component):
         Run status: ``done`` pulses once when the program ended; the results hold until the
         next start.
     helper_req, helper_resp
-        Helper port (streams of :data:`HelperRequest` / :data:`HelperResponse`).
+        Helper port (streams of :data:`HelperRequest` / :data:`HelperResponse`). A response
+        with ``ctx_we`` moves the packet bounds (``data``/``data_end`` and the ``xdp_md`` words)
+        as the helper instruction retires.
+    hmem : In(HelperMemSignature)
+        The helper units' access to stack, packet, context and map values while the CPU waits
+        for a helper response (see :data:`HelperMemSignature`): done one cycle after ``en``,
+        with the same region rules as loads and stores.
+    maps : Out(CpuValueSignature())
+        Map values (``abi.MAP_BASE`` ...): the map memory's CPU port. Loads, stores and atomics
+        there are checked by the map memory (``ok``, ``ro``) in the memory stage. Tie ``ok``
+        low when there is no map memory: every map access then faults like any other
+        out-of-bounds access.
     trace
         One :data:`RetireLayout` record per retired instruction (``trace.valid``).
 
@@ -123,6 +151,8 @@ class Cpu(wiring.Component):
             "cycles": Out(64),
             "helper_req": Out(stream.Signature(HelperRequest)),
             "helper_resp": In(stream.Signature(HelperResponse)),
+            "hmem": In(HelperMemSignature),
+            "maps": Out(CpuValueSignature()),
             "trace": Out(TraceSignature),
         })
 
@@ -435,13 +465,19 @@ class Cpu(wiring.Component):
         multi = is_mul | is_div | is_helper
         m.d.comb += unit_wait.eq(go & ((multi & ~unit_ready) | (needs_drain & ~drained)))
 
+        # The map memory's read port is not transparent: a memory access right behind a store to
+        # (or an atomic on) a map value waits one cycle.
+        map_hazard = Signal()
+        m.d.comb += map_hazard.eq(is_mem & xm.valid & (xm.region == Region.MAP)
+                                  & (xm.store | xm.atomic))
+
         # The memory stage holds an atomic for two cycles (read, then modify-write).
         m_stall = Signal()
         m_term = Signal()
         x_stall = Signal()
         x_fire = Signal()
         m.d.comb += [
-            x_stall.eq(x_valid & (load_use | unit_wait | m_stall)),
+            x_stall.eq(x_valid & (load_use | unit_wait | m_stall | map_hazard)),
             x_fire.eq(x_valid & ~x_stall & ~m_term),
         ]
         with m.If(x_fire | m_term):
@@ -461,6 +497,30 @@ class Cpu(wiring.Component):
         with m.Elif(is_helper):
             m.d.comb += x_fault.eq(helper.x_fault)
         ok = x_fault == 0
+
+        # A helper that moved the packet bounds (xdp_adjust_head/tail): they change as it retires.
+        with m.If(x_fire & ok & is_helper & helper.x_ctx_we):
+            m.d.sync += [data_lo.eq(helper.x_data), data_hi.eq(helper.x_data_end)]
+
+        # Map values: the access is issued to the map memory as it enters the memory stage (or,
+        # while a helper works, on behalf of the helper units).
+        maps = self.maps
+        hmem = self.hmem
+        m.submodules.hregion = hregion = RegionCheck()
+        m.d.comb += [
+            hregion.x_base.eq(hmem.addr), hregion.x_off.eq(0), hregion.x_size.eq(hmem.size),
+            hregion.x_write.eq(hmem.we), hregion.x_fp.eq(cs.fp),
+            hregion.x_data.eq(Mux(hmem.raw, abi.PKT_BASE, data_lo)),
+            hregion.x_data_end.eq(Mux(hmem.raw, abi.PKT_BASE + abi.PKT_BUF_SIZE, data_hi)),
+        ]
+        x_log2 = _log2_size(m, x.size, "x_log2_size")
+        h_log2 = _log2_size(m, hmem.size, "h_log2_size")
+        with m.If(hmem.en):
+            m.d.comb += [maps.en.eq(hregion.x_region == Region.MAP),
+                         maps.addr.eq(_map_offset(hmem.addr)), maps.size.eq(h_log2)]
+        with m.Else():
+            m.d.comb += [maps.en.eq(x_fire & ok & is_mem & (region.x_region == Region.MAP)),
+                         maps.addr.eq(_map_offset(region.x_addr)), maps.size.eq(x_log2)]
 
         bmask = size_mask(m, x.size, "x_bmask")
         store_value = op_b & Cat(*(bmask[i].replicate(8) for i in range(8)))
@@ -597,18 +657,63 @@ class Cpu(wiring.Component):
         m.submodules.atomics = atomics = Atomics()
         phase = Signal()
         old = Signal(64)
+
+        # A helper units' access (hmem) uses the memory stage's data paths in the cycle after
+        # its ``en``: the pipeline is drained while a helper works.
+        h_pending = Signal()
+        h_addr = Signal(32)
+        h_size = Signal(Size)
+        h_we = Signal()
+        h_wdata = Signal(64)
+        h_region = Signal(3)
+        h_fault = Signal(4)
+        m.d.sync += h_pending.eq(hmem.en)
+        with m.If(hmem.en):
+            m.d.sync += [h_addr.eq(hregion.x_addr), h_size.eq(hmem.size), h_we.eq(hmem.we),
+                         h_wdata.eq(hmem.wdata), h_region.eq(hregion.x_region),
+                         h_fault.eq(hregion.x_fault)]
+        a_region = Signal(3)
+        a_size = Signal(Size)
+        m.d.comb += [a_region.eq(Mux(h_pending, h_region, xm.region)),
+                     a_size.eq(Mux(h_pending, h_size, xm.size))]
+        mmask = size_mask(m, a_size, "m_bmask")
+        m_rdata = Signal(64)
+        m.d.comb += m_rdata.eq(Mux(a_region == Region.MAP,
+                                   maps.rdata & Cat(*(mmask[i].replicate(8) for i in range(8))),
+                                   lsu.m_rdata))
+
+        # Map accesses learn in the memory stage whether they are allowed (the VM's order: out
+        # of bounds first, then read-only).
+        m_map = Signal()
+        m_write = xm.store | xm.atomic
+        map_fault = Signal(4)
+        m_fault = Signal(4)
+        m.d.comb += m_map.eq(xm.valid & (xm.region == Region.MAP)
+                             & (xm.load | xm.store | xm.atomic))
+        with m.If(m_map & ~maps.ok):
+            m.d.comb += map_fault.eq(Mux(m_write, Fault.STORE_OOB, Fault.LOAD_OOB))
+        with m.Elif(m_map & m_write & maps.ro):
+            m.d.comb += map_fault.eq(Fault.STORE_RO)
         m.d.comb += [
-            m_term.eq(xm.valid & ((xm.fault != 0) | xm.ret_valid)),
-            m_stall.eq(xm.valid & xm.atomic & ~phase),
+            m_fault.eq(xm.fault | map_fault),      # at most one of them is set
+            m_term.eq(xm.valid & ((m_fault != 0) | xm.ret_valid)),
+            m_stall.eq(xm.valid & xm.atomic & ~phase & (map_fault == 0)),
         ]
         m.d.sync += phase.eq(m_stall)
         with m.If(m_stall):
-            m.d.sync += old.eq(lsu.m_rdata)
+            m.d.sync += old.eq(m_rdata)
+        h_map = h_region == Region.MAP
         m.d.comb += [
-            lsu.x_addr.eq(region.x_addr),
-            lsu.m_addr.eq(xm.addr),
-            lsu.m_region.eq(xm.region),
-            lsu.m_size.eq(xm.size),
+            hmem.done.eq(h_pending),
+            hmem.rdata.eq(m_rdata),
+            hmem.fault.eq((h_fault != 0) | (h_map & (~maps.ok | (h_we & maps.ro)))),
+            hmem.slot.eq(Mux(h_map, maps.slot, 0)),
+        ]
+        m.d.comb += [
+            lsu.x_addr.eq(Mux(hmem.en, hregion.x_addr, region.x_addr)),
+            lsu.m_addr.eq(Mux(h_pending, h_addr, xm.addr)),
+            lsu.m_region.eq(a_region),
+            lsu.m_size.eq(a_size),
             atomics.m_op.eq(xm.aop),
             atomics.m_w64.eq(xm.size == Size.DW),
             atomics.m_old.eq(old),
@@ -619,28 +724,33 @@ class Cpu(wiring.Component):
             atomics.m_cmp.eq(regs[0]),
         ]
         atomic_store = xm.atomic & phase & atomics.m_store
-        m.d.comb += [
-            lsu.m_we.eq(xm.valid & (xm.store | atomic_store)),
-            lsu.m_wdata.eq(Mux(xm.atomic, atomics.m_new, xm.result)),
-        ]
+        m_we = Signal()
+        m_wdata = Signal(64)
+        with m.If(h_pending):
+            m.d.comb += [m_we.eq(h_we & (h_fault == 0)), m_wdata.eq(h_wdata),
+                         maps.we.eq(h_we & h_map & maps.ok & ~maps.ro)]
+        with m.Else():
+            m.d.comb += [m_we.eq(xm.valid & (xm.store | atomic_store) & (map_fault == 0)),
+                         m_wdata.eq(Mux(xm.atomic, atomics.m_new, xm.result))]
+            m.d.comb += maps.we.eq(m_we & m_map)
+        m.d.comb += [lsu.m_we.eq(m_we), lsu.m_wdata.eq(m_wdata), maps.wdata.eq(m_wdata)]
 
         rec = Signal(MwLayout)
-        mmask = size_mask(m, xm.size, "m_bmask")
         loaded = Signal(64)
         with m.Switch(Cat(xm.sext, xm.size)):
             with m.Case(1 | (Size.B.value << 1)):
-                m.d.comb += loaded.eq(lsu.m_rdata[:8].as_signed())
+                m.d.comb += loaded.eq(m_rdata[:8].as_signed())
             with m.Case(1 | (Size.H.value << 1)):
-                m.d.comb += loaded.eq(lsu.m_rdata[:16].as_signed())
+                m.d.comb += loaded.eq(m_rdata[:16].as_signed())
             with m.Case(1 | (Size.W.value << 1)):
-                m.d.comb += loaded.eq(lsu.m_rdata[:32].as_signed())
+                m.d.comb += loaded.eq(m_rdata[:32].as_signed())
             with m.Default():
-                m.d.comb += loaded.eq(lsu.m_rdata)
+                m.d.comb += loaded.eq(m_rdata)
         r = rec.rec
         m.d.comb += [
             rec.valid.eq(xm.valid & ~m_stall),
             r.order.eq(xm.order), r.pc.eq(xm.pc), r.insn.eq(xm.insn), r.insn_hi.eq(xm.insn_hi),
-            r.fault.eq(xm.fault),
+            r.fault.eq(m_fault),
             r.rd.eq(xm.rd),
             r.helper_valid.eq(xm.helper_valid),
             r.ret_valid.eq(xm.ret_valid),
@@ -651,7 +761,7 @@ class Cpu(wiring.Component):
         with m.If(xm.load):
             m.d.comb += [
                 r.rd_valid.eq(1), r.rd_value.eq(loaded),
-                r.mem_addr.eq(xm.addr), r.mem_rmask.eq(mmask), r.mem_rdata.eq(lsu.m_rdata),
+                r.mem_addr.eq(xm.addr), r.mem_rmask.eq(mmask), r.mem_rdata.eq(m_rdata),
             ]
         with m.Elif(xm.store):
             m.d.comb += [r.mem_addr.eq(xm.addr), r.mem_wmask.eq(mmask),
@@ -670,6 +780,10 @@ class Cpu(wiring.Component):
                 with m.If(xm.rd_valid & (xm.insn[4:8] == AluOp.ADD.value)
                           & ((xm.insn[0:3] == 4) | (xm.insn[0:3] == 7))):
                     m.d.comb += r.rd.eq(xm.rd ^ 1)
+        with m.If(map_fault != 0):
+            m.d.comb += [r.rd_valid.eq(0), r.rd_value.eq(0), r.mem_addr.eq(0),
+                         r.mem_rmask.eq(0), r.mem_rdata.eq(0), r.mem_wmask.eq(0),
+                         r.mem_wdata.eq(0)]
         with m.If(~r.rd_valid):
             m.d.comb += r.rd.eq(0)
         m.d.sync += mw.eq(rec)

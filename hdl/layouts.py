@@ -92,7 +92,7 @@ class Region:
     CTX = 1
     STACK = 2
     PACKET = 3
-    MAP = 4      #: decoded, but faults until the map-value port exists
+    MAP = 4      #: map values: the map memory decides in the memory stage
 
 
 #: What the decoder derives from one instruction slot (see :mod:`bpfcore.hdl.decoder`).

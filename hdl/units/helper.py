@@ -32,6 +32,9 @@ class HelperPort(wiring.Component):
     x_r0 : Out(64)
     x_fault : Out(4)
     x_halt : Out(1)
+    x_ctx_we, x_data, x_data_end : Out
+        The packet bounds the helper moved (``xdp_adjust_head``/``xdp_adjust_tail``), taken
+        when ``x_ctx_we``.
     req : Out(stream.Signature(HelperRequest))
     resp : In(stream.Signature(HelperResponse))
     """
@@ -44,6 +47,9 @@ class HelperPort(wiring.Component):
     x_r0: Out(64)
     x_fault: Out(4)
     x_halt: Out(1)
+    x_ctx_we: Out(1)
+    x_data: Out(32)
+    x_data_end: Out(32)
     req: Out(stream.Signature(HelperRequest))
     resp: In(stream.Signature(HelperResponse))
 
@@ -67,6 +73,9 @@ class HelperPort(wiring.Component):
                         self.x_r0.eq(self.resp.payload.r0),
                         self.x_fault.eq(self.resp.payload.fault),
                         self.x_halt.eq(self.resp.payload.halt),
+                        self.x_ctx_we.eq(self.resp.payload.ctx_we),
+                        self.x_data.eq(self.resp.payload.data),
+                        self.x_data_end.eq(self.resp.payload.data_end),
                     ]
                     m.next = "DONE"
             with m.State("DONE"):
@@ -76,7 +85,8 @@ class HelperPort(wiring.Component):
                 with m.If(self.x_start & self.x_bad):
                     m.next = "DONE"
         with m.If(self.x_start & self.x_bad):
-            m.d.sync += [self.x_r0.eq(0), self.x_fault.eq(Fault.BAD_CALL), self.x_halt.eq(0)]
+            m.d.sync += [self.x_r0.eq(0), self.x_fault.eq(Fault.BAD_CALL), self.x_halt.eq(0),
+                         self.x_ctx_we.eq(0)]
         with m.If(self.x_start):
             m.d.sync += [
                 payload.id.eq(self.x_id),

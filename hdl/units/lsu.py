@@ -9,8 +9,8 @@ context    loads inside the 24 bytes of ``xdp_md``     stores: ``STORE_RO`` (``S
                                                        access runs past the end)
 stack      ``[r10 - 512, STACK_TOP)``                  ``LOAD_OOB`` / ``STORE_OOB``
 packet     ``[data, data_end)``                        ``LOAD_OOB`` / ``STORE_OOB``
-map        (decoded; faults until the map-value port   ``LOAD_OOB`` / ``STORE_OOB``
-           exists)
+map        inside one value of an existing map     ``LOAD_OOB`` / ``STORE_OOB`` (``STORE_RO``
+           (decided by the map memory, memory stage)   for a map read-only to programs)
 =========  ==========================================  ===========================================
 
 Accesses may be unaligned. Stack and packet are each stored as two banks of 64-bit words (even
@@ -117,13 +117,16 @@ class RegionCheck(wiring.Component):
         data_end = self.x_data_end + 1 if self._off_by_one else self.x_data_end
         ok_pkt = (addr >= self.x_data) & (end <= data_end) & (end <= PKT_END)
         ok_ctx = end <= CTX_END
-        # The map region (abi.MAP_BASE ...) is decoded here once map values have a port; until
-        # then every access there falls through to the out-of-bounds fault.
+        # The map region is only decoded here: whether the access lies inside one value of an
+        # existing map (and may write it) is the map memory's answer, in the memory stage.
+        in_map = low & (addr >= abi.MAP_BASE) & (addr < MAP_END)
 
         with m.If(in_stack & ok_stack):
             m.d.comb += self.x_region.eq(Region.STACK)
         with m.Elif(in_pkt & ok_pkt):
             m.d.comb += self.x_region.eq(Region.PACKET)
+        with m.Elif(in_map):
+            m.d.comb += self.x_region.eq(Region.MAP)
         with m.Elif(in_ctx & ok_ctx & ~self.x_write):
             m.d.comb += self.x_region.eq(Region.CTX)
         with m.Elif(in_ctx & ok_ctx):
