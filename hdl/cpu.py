@@ -93,6 +93,9 @@ class Cpu(wiring.Component):
     busy, done, result_r0, result_fault, result_pc, cycles
         Run status: ``done`` pulses once when the program ended; the results hold until the
         next start.
+    result_data, result_data_end
+        The packet bounds (``data``, ``data_end``), as helpers left them: the packet leaves
+        with the bytes between them.
     helper_req, helper_resp
         Helper port (streams of :data:`HelperRequest` / :data:`HelperResponse`). A response
         with ``ctx_we`` moves the packet bounds (``data``/``data_end`` and the ``xdp_md`` words)
@@ -148,6 +151,8 @@ class Cpu(wiring.Component):
             "result_r0": Out(64),
             "result_fault": Out(4),
             "result_pc": Out(16),
+            "result_data": Out(32),
+            "result_data_end": Out(32),
             "cycles": Out(64),
             "helper_req": Out(stream.Signature(HelperRequest)),
             "helper_resp": In(stream.Signature(HelperResponse)),
@@ -195,6 +200,7 @@ class Cpu(wiring.Component):
         wiring.connect(m, helper.resp, wiring.flipped(self.helper_resp))
 
         m.d.comb += lsu.ctx.eq(Cat(data_lo, data_hi, data_lo, ingress, rxq, Const(0, 32)))
+        m.d.comb += [self.result_data.eq(data_lo), self.result_data_end.eq(data_hi)]
         m.d.comb += lsu.host.eq(~self.busy)
         m.d.comb += [lsu.pkt_we.eq(self.pkt_we), lsu.pkt_addr.eq(self.pkt_addr),
                      lsu.pkt_wdata.eq(self.pkt_wdata), self.pkt_rdata.eq(lsu.pkt_rdata)]

@@ -139,7 +139,8 @@ def _engine_options(args):
     settings += [parse_map_setting(s) for s in args.set or ()]
     clock = _clock(args.clock)
     return dict(seed=args.seed, clock=0 if clock == "pcap" else clock,
-                ingress_ifindex=args.ifindex, map_settings=settings)
+                ingress_ifindex=args.ifindex, map_settings=settings,
+                simulator=getattr(args, "simulator", None))
 
 
 def _run_report(args, packets, times_ns, engine_name=None):
@@ -201,10 +202,22 @@ def _run(args):
             write_pcapng(args.out, leaving)
         else:
             write_pcap(args.out, leaving)
+    cycles = getattr(report, "cycles", None)
     if args.json:
-        print(json.dumps(report.to_json(), indent=1))
+        out = report.to_json()
+        if cycles is not None:
+            out["cycles_per_packet"] = cycles
+        print(json.dumps(out, indent=1))
         return 0
     print(f"{report.program} on {report.engine}: {len(report.packets)} packets")
+    if cycles:
+        print(f"  cycles    {sum(cycles)} for {len(cycles)} packets run on the core: "
+              f"{sum(cycles) / len(cycles):.1f} per packet (min {min(cycles)}, max "
+              f"{max(cycles)}), {sum(report.retired)} instructions, "
+              f"{sum(cycles) / max(1, sum(report.retired)):.2f} cycles per instruction")
+        if args.per_packet:
+            for index, (c, n) in enumerate(zip(cycles, report.retired)):
+                print(f"  packet {index}: {c} cycles, {n} instructions")
     for name, count in report.counts.items():
         if count or name in ("PASS", "DROP", "TX"):
             print(f"  {name:<9} {count}")
@@ -258,6 +271,8 @@ def _common(p):
     p.add_argument("--ifindex", type=int, default=1,
                    help="ingress ifindex in xdp_md (default 1, the kernel test run's loopback)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--simulator", choices=("icarus", "verilator"),
+                   help="simulator of --engine rtl (default icarus)")
 
 
 def add_commands(subparsers):
@@ -266,6 +281,8 @@ def add_commands(subparsers):
     _common(p)
     p.add_argument("--pcap", required=True, help="input packets (pcap or pcapng, Ethernet)")
     p.add_argument("--out", help="write the packets that leave (.pcapng keeps action and port)")
+    p.add_argument("--per-packet", action="store_true",
+                   help="with --engine rtl: cycles and instructions of every packet run")
     p.add_argument("--compare", action="store_true",
                    help="run on both engines (vm, kernel) and report whether verdicts, packets "
                         "out and maps agree, and each engine's time; exit status 1 if not")

@@ -483,15 +483,24 @@ class KernelEngine:
         self.close()
 
 
-ENGINES = {"vm": VmEngine, "kernel": KernelEngine}
+def _rtl_engine(obj, prog, **options):
+    # Imported on use: the RTL engine needs Amaranth and cocotb, the others do not.
+    from .rtl.xdp_engine import XdpRtlEngine
+    return XdpRtlEngine(obj, prog, **options)
+
+
+ENGINES = {"vm": VmEngine, "kernel": KernelEngine, "rtl": _rtl_engine}
 
 
 def make_engine(name, obj, prog, **options):
-    """An engine by name (``vm`` or ``kernel``)."""
+    """An engine by name (``vm``, ``kernel`` or ``rtl``; only ``rtl`` takes ``simulator``)."""
     try:
         cls = ENGINES[name]
     except KeyError:
         raise BpfcoreError(f"unknown engine {name!r}; choose {' or '.join(ENGINES)}") from None
+    simulator = options.pop("simulator", None)
+    if name == "rtl" and simulator is not None:
+        options["simulator"] = simulator
     return cls(obj, prog, **options)
 
 

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from bpfcore import abi
 from bpfcore.errors import BpfcoreError
@@ -48,6 +49,10 @@ class BatchItem:
     ingress_ifindex, rx_queue_index : int
     timeout_cycles : int
         The bench resets the design and moves on if ``done`` has not come by then.
+    time_ns : int or None
+        ``ktime_get_ns`` for this run (tops with helper units), set before the start.
+    readback : bool
+        Read the packet (between the final ``data`` and ``data_end``) back after the run.
     """
     slots: list
     packet: bytes = b""
@@ -58,6 +63,8 @@ class BatchItem:
     ingress_ifindex: int = 0
     rx_queue_index: int = 0
     timeout_cycles: int = DEFAULT_TIMEOUT_CYCLES
+    time_ns: Optional[int] = None
+    readback: bool = False
 
     @property
     def data(self):
@@ -85,6 +92,8 @@ class BatchItem:
             "budget": self.budget, "data": self.data, "data_end": self.data_end,
             "ingress_ifindex": self.ingress_ifindex, "rx_queue_index": self.rx_queue_index,
             "timeout_cycles": self.timeout_cycles,
+            **({"time_ns": self.time_ns} if self.time_ns is not None else {}),
+            **({"readback": True} if self.readback else {}),
         }
 
 
@@ -105,11 +114,14 @@ def verilator_env():
 
 @dataclass
 class BatchResult:
-    """Runs parsed from the log (in batch order) and each item's status from the cocotb test."""
+    """Runs parsed from the log (in batch order), each item's status from the cocotb test, its
+    extra results (packet bounds, redirect target, packet read back) and the maps read back."""
     runs: list
     status: list
     log_path: Path
     extra: dict = field(default_factory=dict)
+    extras: list = field(default_factory=list)
+    maps: Optional[list] = None
 
 
 class Bench:
@@ -190,10 +202,11 @@ class Bench:
                 os.environ["MAKEFLAGS"] = saved
         marker.write_text("ok\n")
 
-    def run(self, items):
+    def run(self, items, maps=None):
         """Run ``items`` (:class:`BatchItem`) in one simulator invocation; return a
-        :class:`BatchResult`. ``BPFCORE_KEEP_RUNS=1`` keeps the run folder (batch, log, simulator
-        output) for inspection."""
+        :class:`BatchResult`. ``maps`` (tops with map memory) is the batch's ``maps`` section
+        (see :mod:`bpfcore.sim.rtl.cocotb_bench`). ``BPFCORE_KEEP_RUNS=1`` keeps the run folder
+        (batch, log, simulator output) for inspection."""
         self.build()
         runs_root = self.folder / "runs"
         runs_root.mkdir(exist_ok=True)
@@ -203,7 +216,10 @@ class Bench:
         results_path = workdir / "results.json"
         log_path = workdir / "trace.log"
         sim_log = workdir / "sim.log"
-        batch_path.write_text(json.dumps({"items": [item.to_json() for item in items]}))
+        batch = {"items": [item.to_json() for item in items]}
+        if maps is not None:
+            batch["maps"] = maps
+        batch_path.write_text(json.dumps(batch))
         runner = self._runner()
         plusargs = [f"+trace={log_path}"]
         env = {"BPFCORE_RTL_BATCH": str(batch_path), "BPFCORE_RTL_RESULTS": str(results_path),
@@ -228,9 +244,11 @@ class Bench:
                 tail = " | ".join(errors[-3:] or [l.strip() for l in lines[-3:]])
             raise BpfcoreError(f"{self.simulator} run failed ({failure or 'no results'}); "
                                f"see {sim_log}: {tail}")
-        status = json.loads(results_path.read_text())["status"]
+        results = json.loads(results_path.read_text())
+        status = results["status"]
         runs = parse_log(log_path, self.layout) if log_path.exists() else []
-        result = BatchResult(runs, status, log_path)
+        result = BatchResult(runs, status, log_path, extras=results.get("extras", []),
+                             maps=results.get("maps"))
         if not os.environ.get("BPFCORE_KEEP_RUNS"):
             shutil.rmtree(workdir, ignore_errors=True)
         return result

@@ -1,0 +1,206 @@
+"""XDP programs on the cycle-accurate core, in lockstep with the golden VM (``--engine rtl``).
+
+:class:`XdpRtlEngine` runs a capture through :class:`bpfcore.hdl.xdpcore.XdpCore` (CPU, map
+memory, helper units) under cocotb, one simulator invocation for the whole capture, and through
+the golden VM (:class:`bpfcore.sim.xdp.VmEngine`) with the same maps, seed and clock. It
+compares, packet by packet, every retire record, the verdict, the bytes of the packet that
+leaves and its port, and at the end every map, read back through the map memory's host port.
+The first difference stops the run with a report naming the packet (and, for records, the
+retirement, both records and the disassembly around the pc).
+
+The helper units' clock is frozen during a packet (``ns_per_cycle=0``) and set before each one,
+so ``ktime_get_ns`` returns the same value as the VM's clock.
+"""
+
+from bpfcore import abi
+from bpfcore.errors import BpfcoreError
+from ..mapdrv import plan
+from ..program import ProgramError, validate
+from ..xdp import (HOST_PORT, PacketResult, RunReport, VmEngine, _action_name, _check_packet,
+                   dump_map_entries)
+from .lockstep import first_mismatch
+from .runner import SIMULATORS, BatchItem, Bench
+from .verilog import TopSpec
+
+__all__ = ["XdpRtlEngine", "xdp_core_spec", "DEFAULT_CORE"]
+
+#: The core the engine simulates (XdpCore keyword arguments).
+DEFAULT_CORE = {}
+
+_BENCHES = {}
+
+
+def xdp_core_spec(**kwargs):
+    """The :class:`TopSpec` of :class:`~bpfcore.hdl.xdpcore.XdpCore` with these arguments."""
+    return TopSpec("bpfcore.hdl.xdpcore:XdpCore", dict(kwargs), "xdp_core")
+
+
+class XdpRtlEngine:
+    """Runs an XDP program on the cycle-accurate core, checked against the VM.
+
+    Parameters
+    ----------
+    obj, prog, seed, clock, ingress_ifindex, rx_queue_index, map_settings, budget
+        As :class:`bpfcore.sim.xdp.VmEngine` (the VM reference gets the same).
+    simulator : str
+        ``"icarus"`` or ``"verilator"``.
+    core : dict
+        :class:`~bpfcore.hdl.xdpcore.XdpCore` arguments (default :data:`DEFAULT_CORE`).
+
+    Raises
+    ------
+    BpfcoreError
+        The maps do not fit the map memory, the program calls a helper the core does not
+        build, or it is longer than the program memory.
+    """
+    name = "rtl"
+
+    def __init__(self, obj, prog, *, seed=1, clock=0, ingress_ifindex=1, rx_queue_index=0,
+                 map_settings=(), budget=abi.DEFAULT_BUDGET, simulator="icarus", core=None):
+        if simulator not in SIMULATORS:
+            raise BpfcoreError(f"unknown simulator {simulator!r}; choose "
+                               f"{' or '.join(SIMULATORS)}")
+        self.obj, self.prog = obj, prog
+        self.seed, self.clock, self.budget = seed, clock, budget
+        self.ingress_ifindex, self.rx_queue_index = ingress_ifindex, rx_queue_index
+        self.simulator = simulator
+        self.spec = xdp_core_spec(**(DEFAULT_CORE if core is None else core))
+        self.records = []
+        self.vm = VmEngine(obj, prog, seed=seed, clock=clock, ingress_ifindex=ingress_ifindex,
+                           rx_queue_index=rx_queue_index, map_settings=map_settings,
+                           budget=budget, on_retire=self.records.append)
+        top = self.spec.make()
+        self.helper_ids = top.helper_ids
+        self.mm = top.maps
+        where = f"program '{prog.name}'"
+        try:
+            validate(prog.program, helpers=set(self.helper_ids), n_maps=len(obj.maps))
+        except ProgramError as error:
+            raise BpfcoreError(f"{where} cannot run on the core (helpers built: "
+                               f"{', '.join(map(str, sorted(self.helper_ids)))}): {error}"
+                               ) from None
+        for spec in obj.maps:
+            if spec.init_progs:
+                raise BpfcoreError(f"map '{spec.name}': prog_array maps (tail calls) do not "
+                                   "run on the core yet")
+        slots = len(prog.program.slots)
+        if slots > top.cpu.program_slots:
+            raise BpfcoreError(f"{where}: {slots} slots exceed the core's "
+                               f"{top.cpu.program_slots}-slot program memory")
+        self.layouts = plan(obj.maps, self.mm)
+        self.map_settings = list(map_settings)
+        self.cycles = []          # per packet run on the core: cycles from start to done
+        self.retired = []
+
+    def bench(self):
+        key = (self.spec.digest(), self.simulator)
+        if key not in _BENCHES:
+            _BENCHES[key] = Bench(self.spec, self.simulator)
+        return _BENCHES[key]
+
+    def _maps_section(self):
+        index = {spec.name: i for i, spec in enumerate(self.obj.maps)}
+        entries = [[index[name], bytes(key).hex(), bytes(value).hex()]
+                   for name, key, value in self.map_settings]
+        initial = [[i, spec.initial.hex()] for i, spec in enumerate(self.obj.maps)
+                   if spec.initial]
+        return {
+            "map_bits": self.mm.map_bits, "max_key_size": self.mm.max_key_size,
+            "max_value_size": self.mm.max_value_size,
+            "layouts": [{"index": lay.index, "name": lay.name,
+                         "fields": [[f.value, v] for f, v in lay.fields.items()]}
+                        for lay in self.layouts],
+            "initial": initial, "entries": entries, "seed": self.seed, "dump": True,
+        }
+
+    def _time(self, index, times_ns):
+        if times_ns is not None:
+            return times_ns[index]
+        return self.clock() if callable(self.clock) else self.clock
+
+    def run(self, packets, times_ns=None):
+        """Run every packet on the VM and the core; returns the core's :class:`RunReport`
+        (``cycles`` per packet run as an attribute). Raises :class:`BpfcoreError` at the first
+        difference between them."""
+        reference = []            # (index, records, PacketResult) of packets that run
+        report = RunReport(self.name, self.prog.name)
+        slots = list(self.prog.program.slots)
+        items = []
+        for index, data in enumerate(packets):
+            data = bytes(data)
+            problem = _check_packet(index, data)
+            if problem:
+                report.packets.append(PacketResult("REJECTED", message=problem))
+                continue
+            if times_ns is not None:
+                self.vm.env.clock = times_ns[index]
+            self.records.clear()
+            result = self.vm.run_packet(index, data)
+            reference.append((index, list(self.records), result))
+            report.packets.append(None)
+            items.append(BatchItem(slots, packet=data, r1=abi.CTX_BASE, budget=self.budget,
+                                   ingress_ifindex=self.ingress_ifindex,
+                                   rx_queue_index=self.rx_queue_index,
+                                   time_ns=self._time(index, times_ns), readback=True,
+                                   timeout_cycles=20_000 + 200 * len(self.records)))
+        batch = self.bench().run(items, maps=self._maps_section()) if items else None
+        for n, (index, records, want) in enumerate(reference):
+            run = next((r for r in batch.runs if r.index == n), None)
+            status = batch.status[n] if n < len(batch.status) else None
+            if run is None or status != "done" or run.end is None:
+                raise BpfcoreError(f"packet {index}: the core did not finish "
+                                   f"({status or 'never started'}) after "
+                                   f"{len(run.records) if run else 0} retirements")
+            got = [rec for _, rec in run.records]
+            mismatch = first_mismatch(records, got, slots)
+            if mismatch:
+                raise BpfcoreError(f"packet {index}: {mismatch}")
+            out = self._result(run, batch.extras[n])
+            if (out.action, out.r0, out.data, out.port) != (want.action, want.r0, want.data,
+                                                              want.port):
+                raise BpfcoreError(
+                    f"packet {index}: the core gives {out.action} r0={out.r0} port={out.port} "
+                    f"{len(out.data or b'')} B, the VM {want.action} r0={want.r0} "
+                    f"port={want.port} {len(want.data or b'')} B"
+                    + ("" if out.data == want.data else " (bytes differ)"))
+            self.cycles.append(run.cycles)
+            self.retired.append(len(got))
+            report.packets[index] = out
+        report.maps = self.dump_maps(batch)
+        want_maps = self.vm.dump_maps()
+        if report.maps != want_maps:
+            names = [name for name in want_maps if report.maps.get(name) != want_maps[name]]
+            raise BpfcoreError(f"after the capture, map(s) {', '.join(names)} differ between "
+                               "the core and the VM")
+        report.cycles = list(self.cycles)
+        report.retired = list(self.retired)
+        return report
+
+    def _result(self, run, extra):
+        _, r0, fault, _ = run.end
+        if fault:
+            return PacketResult("ABORTED", message=f"fault {fault} at pc {run.end[3]}")
+        action = _action_name(r0)
+        out = PacketResult(action, r0=r0 & 0xffff_ffff)
+        if action in ("TX", "PASS", "REDIRECT"):
+            out.data = bytes.fromhex(extra.get("packet", ""))
+            if action == "TX":
+                out.port = self.ingress_ifindex
+            elif action == "PASS":
+                out.port = HOST_PORT
+            else:
+                kind, ifindex = extra.get("redirect", [0, 0])[:2]
+                out.port = ifindex if kind else None
+        return out
+
+    def dump_maps(self, batch=None):
+        if batch is None or batch.maps is None:
+            return self.vm.dump_maps()
+        out = {}
+        for spec, entries in zip(self.obj.maps, batch.maps):
+            pairs = [(bytes.fromhex(k), bytes.fromhex(v)) for k, v in entries]
+            out[spec.name] = dump_map_entries(spec, pairs, self.vm.prog_names.get(spec.name))
+        return out
+
+    def close(self):
+        pass
