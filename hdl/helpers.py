@@ -35,25 +35,27 @@ values every chunk must also report the ``slot`` of the first (two map windows c
 slot number across their border if a value were 1 MiB long, which the map memory cannot hold).
 A ``Fault.HELPER`` happens before any side effect.
 
-Latency (cycles from ``req.valid`` seen in idle to ``resp.valid``, without back-pressure;
-``L`` = mem port latency, ``en`` to ``done``, >= 1; ``E`` = map memory latency, request
-handshake to ``resp.valid`` (see :mod:`bpfcore.hdl.maps.engine`); ``c(n)`` = accesses for
-``n`` bytes = ``n // 8 + popcount(n % 8)``):
+Latency (cycles from the first cycle of ``req.valid`` to the first cycle of ``resp.valid``,
+without back-pressure; ``L`` = mem port latency, ``en`` to ``done``, >= 1; ``E`` = the map
+memory's latency as :mod:`bpfcore.hdl.maps.engine` states it (cycles after the request
+handshake cycle until ``resp.valid``; 3 for an array or devmap lookup); ``c(n)`` = accesses for
+``n`` bytes = ``n // 8 + popcount(n % 8)``; checked by ``test_documented_latencies``):
 
-=========================================  ==============================================
+==========================================  =============================================
 ktime, prandom, smp_processor_id, redirect  1
-unknown id, bad map handle / context,      1
+unknown id, bad map handle or context,      1
 csum_diff size error, adjust head/tail
 error, redirect_map flag checks
-map_lookup_elem, map_delete_elem           2 + c(key) * (L + 1) + E
-map_update_elem                            2 + (c(key) + c(value)) * (L + 1) + E
-  (array wider than the update port)       3 + (c(key) + 3 c(value)) * (L + 1) + E
-redirect_map                               3 + 2 E (+1: empty slot: 2 + E)
-csum_diff                                  2 + c(from) * (L + 1) + c(to) * (L + 1) + folds,
-                                           folds <= 4 per buffer (<= 210 cycles at L = 1)
-xdp_adjust_head                            1
-xdp_adjust_tail                            1; growing by g bytes: 2 + c(g) * (L + 1)
-=========================================  ==============================================
+map_lookup_elem, map_delete_elem            3 + c(key) (L + 1) + E
+map_update_elem                             3 + (c(key) + c(value)) (L + 1) + E
+map_update_elem, array wider than the port  3 + (c(key) + 3 c(value)) (L + 1) + E
+redirect_map                                5 + E(lookup) + E(value read); empty slot 3 + E
+csum_diff                                   2 + sum over the non-empty buffers of
+                                            (c(size) (L + 1) + 1 + folds), folds <= 2
+                                            (512 bytes at L = 1: at most 137)
+xdp_adjust_head                             1
+xdp_adjust_tail                             1 + c(g) (L + 1) when growing by g bytes, else 1
+==========================================  =============================================
 """
 
 from amaranth import Module, Signal, Cat, Const, Mux, signed
@@ -114,6 +116,10 @@ class HelperUnits(wiring.Component):
     ns_per_cycle : int
         ``ktime_ns`` advances by this much every cycle (0: frozen until the host sets it, which
         keeps lockstep with the VM's constant clock exact).
+    inject_bug : None or str
+        ``"slot_check"`` (a buffer across two map values passes) or ``"tail_limit"``
+        (``xdp_adjust_tail`` lets ``data_end`` one byte past the frame limit): known bugs that
+        the reference comparison must catch.
 
     Members
     -------
@@ -163,7 +169,8 @@ class HelperUnits(wiring.Component):
     """
 
     def __init__(self, *, n_maps=8, max_key_size=20, max_value_size=64, map_memory=None,
-                 helpers=None, frame_limit=KERNEL_FRAME_LIMIT, ns_per_cycle=0):
+                 helpers=None, frame_limit=KERNEL_FRAME_LIMIT, ns_per_cycle=0,
+                 inject_bug=None):
         try:
             if map_memory is not None:
                 n_maps = map_memory.n_maps
@@ -171,6 +178,9 @@ class HelperUnits(wiring.Component):
                 max_value_size = map_memory.max_value_size
             ids = self._validate(n_maps, max_key_size, max_value_size, helpers, frame_limit,
                                  ns_per_cycle)
+            if inject_bug not in (None, "slot_check", "tail_limit"):
+                raise ValueError(f"HelperUnits inject_bug must be None, 'slot_check' or "
+                                 f"'tail_limit', not {inject_bug!r}")
         except ValueError:
             self._MustUse__silence = True       # a rejected instance is not an unused design
             raise
@@ -180,6 +190,7 @@ class HelperUnits(wiring.Component):
         self.helper_ids = ids
         self.frame_limit = frame_limit
         self.ns_per_cycle = ns_per_cycle
+        self.inject_bug = inject_bug
         self.map_bits = max(1, (n_maps - 1).bit_length())
         super().__init__({
             "req": In(stream.Signature(HelperRequest)),
@@ -322,6 +333,8 @@ class HelperUnits(wiring.Component):
         # A buffer lies in one region (and one map value) if every access passes and reports
         # the first access's slot.
         bad = mem.fault | ((pos != 0) & (mem.slot != first_slot))
+        if self.inject_bug == "slot_check":
+            bad = mem.fault
         # rdata is zero-extended by the CPU; masked again so a wide word never leaks bytes.
         rdata = Signal(64)
         m.d.comb += rdata.eq(Mux(csize == 8, mem.rdata,
@@ -379,7 +392,8 @@ class HelperUnits(wiring.Component):
                      new_data.eq(cur_data + off), new_end.eq(cur_end + off)]
         head_bad = ((new_data < abi.PKT_BASE + XDP_FRAME_SIZE)
                     | (new_data > cur_end - ETH_HLEN))
-        tail_bad = ((new_end > abi.PKT_BASE + self.frame_limit)
+        limit = self.frame_limit + (self.inject_bug == "tail_limit")
+        tail_bad = ((new_end > abi.PKT_BASE + limit)
                     | (new_end < cur_data + ETH_HLEN))
         is_ctx = r1 == abi.CTX_BASE
 
