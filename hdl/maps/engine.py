@@ -30,18 +30,38 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bpfcore.abi import MapType
-from .hash import Crc32
+from .bits import gt_const, thermometer
+from .hash import Crc32Step
 from .layouts import (Op, Status, Field, FIELD_WIDTHS, request_layout, response_layout,
                       OFFSET_BITS, RECIP_SHIFT)
 from .values import ValueMemory
 
-__all__ = ["MapMemory", "CpuValueSignature"]
+__all__ = ["MapMemory", "CpuValueSignature", "ALL_MAP_TYPES"]
 
 EINVAL, ENOENT, E2BIG, EEXIST, ENOSPC = 22, 2, 7, 17, 28
+#: Response errno codes (a 3-bit register expanded at the response).
+_ERRNOS = [0, EINVAL, ENOENT, E2BIG, EEXIST, ENOSPC]
+E_NONE, E_INVAL, E_NOENT, E_2BIG, E_EXIST, E_NOSPC = range(6)
+
+#: The map types a default build supports.
+ALL_MAP_TYPES = frozenset(MapType)
 
 
 def _neg(errno):
     return (-errno) & 0xFFFF_FFFF
+
+
+def _lowest_set(m, bits):
+    """(any, index of the lowest set bit) of a power-of-two-wide value, as a mux tree."""
+    if len(bits) == 1:
+        return bits[0], Const(0, 0)
+    half = len(bits) // 2
+    lo_any, lo_idx = _lowest_set(m, bits[:half])
+    hi_any, hi_idx = _lowest_set(m, bits[half:])
+    any_set = Signal(name=f"any{len(bits)}")
+    index = Signal(len(lo_idx) + 1, name=f"low{len(bits)}")
+    m.d.comb += [any_set.eq(lo_any | hi_any), index.eq(Cat(Mux(lo_any, lo_idx, hi_idx), ~lo_any))]
+    return any_set, index
 
 
 def CpuValueSignature():
@@ -84,6 +104,10 @@ class MapMemory(wiring.Component):
         Largest key (bytes); 20 holds IPv6 LPM keys.
     max_value_size : int
         Largest value an update request carries (bytes, a multiple of 8).
+    map_types : None or set of abi.MapType
+        The map types the engine handles (default: all six); leaving types out leaves their
+        logic out. A descriptor of another type faults like a missing map, and
+        :func:`bpfcore.sim.mapdrv.plan` refuses it.
     inject_bug : None or str
         ``"lru_newest"`` (a full lru_hash evicts its newest entry) or ``"probe_short"`` (one
         probe fewer than the limit): known bugs the reference comparison must catch.
@@ -92,7 +116,9 @@ class MapMemory(wiring.Component):
     -------
     req : In(stream.Signature(request_layout))
     resp : Out(stream.Signature(response_layout))
-        Helper unit operations.
+        Helper unit operations. A request is accepted (``ready``) when its response becomes
+        valid: the engine reads the payload in place while it works (the stream rules keep it
+        still), so it needs no copy of the key and value.
     host_req, host_resp
         The same for the control plane (:mod:`bpfcore.sim.mapdrv`).
     cpu : In(CpuValueSignature())
@@ -105,7 +131,7 @@ class MapMemory(wiring.Component):
     """
 
     def __init__(self, *, n_maps=8, value_bytes=8192, slots=512, buckets=1024, max_key_size=20,
-                 max_value_size=64, inject_bug=None):
+                 max_value_size=64, map_types=None, inject_bug=None):
         def check(name, value, ok, what):
             if not isinstance(value, int) or not ok(value):
                 self._MustUse__silence = True          # no "created but never used" warning
@@ -119,11 +145,19 @@ class MapMemory(wiring.Component):
         check("max_key_size", max_key_size, lambda v: 4 <= v <= 63, "in 4..63")
         check("max_value_size", max_value_size, lambda v: 8 <= v <= 512 and v % 8 == 0,
               "a multiple of 8 in 8..512")
+        if map_types is None:
+            map_types = ALL_MAP_TYPES
+        if not isinstance(map_types, (set, frozenset)) or not map_types or \
+                not all(isinstance(t, MapType) for t in map_types):
+            self._MustUse__silence = True
+            raise ValueError(f"MapMemory map_types must be a non-empty set of abi.MapType, "
+                             f"not {map_types!r}")
         if inject_bug not in (None, "lru_newest", "probe_short"):
             self._MustUse__silence = True
             raise ValueError(f"MapMemory inject_bug must be None, 'lru_newest' or "
                              f"'probe_short', not {inject_bug!r}")
         self.inject_bug = inject_bug
+        self.map_types = frozenset(map_types)
         self.n_maps = n_maps
         self.value_bytes = value_bytes
         self.slots = slots
@@ -148,73 +182,67 @@ class MapMemory(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n, kb = self.n_maps, 8 * self.max_key_size
+        kb = 8 * self.max_key_size
+        types = self.map_types
+        has_array = MapType.ARRAY in types
+        has_hash = bool(types & {MapType.HASH, MapType.LRU_HASH})
+        has_lru = MapType.LRU_HASH in types
+        has_lpm = MapType.LPM_TRIE in types
+        has_fd = bool(types & {MapType.DEVMAP, MapType.PROG_ARRAY})
+        keyed = has_hash or has_lpm or has_fd
         m.submodules.values = vm = ValueMemory(self.value_bytes)
-        m.submodules.crc = crc = Crc32(self.max_key_size)
 
-        # --- descriptors -------------------------------------------------------------------
+        # --- request: the accepted stream's payload, read in place ----------------------------
+        rq, hq = self.req.payload, self.host_req.payload
+        src_host = Signal()
+        op = Signal(Op)
+        mapi = Signal(self.map_bits)
+        f_noexist, f_exist, f_lock = Signal(), Signal(), Signal()
+        f_bad = Signal()                      # flags > BPF_EXIST
+        f_array_bad = Signal()                # (flags & ~BPF_F_LOCK) > BPF_EXIST
+        f_dev_high = Signal()                 # value bytes 4..7 nonzero (devmap)
+        p_addr = Mux(src_host, hq.addr, rq.addr)
+        p_data = Mux(src_host, hq.data, rq.data)
+        p_wmask = Mux(src_host, hq.flags[:8], rq.flags[:8])
+
+        # --- descriptors: one small memory per field (LUT RAM), a copy per reader ---------------
         widths = FIELD_WIDTHS(self.slot_bits, self.bucket_bits, self.vaddr_bits)
-        desc = {f: Array(Signal(w, name=f"{f.name.lower()}_{i}") for i in range(n))
-                for f, w in widths.items()}
-        clocks = Array(Signal(32, name=f"lru_clock_{i}") for i in range(n))
-
-        m.d.comb += [self.info_type.eq(desc[Field.TYPE][self.info_map]),
-                     self.info_key_size.eq(desc[Field.KEY_SIZE][self.info_map]),
-                     self.info_value_size.eq(desc[Field.VALUE_SIZE][self.info_map]),
-                     self.info_read_only.eq(desc[Field.READ_ONLY][self.info_map])]
-
-        # --- CPU value port ----------------------------------------------------------------
+        readers = {
+            Field.TYPE: "eci", Field.READ_ONLY: "eci", Field.KEY_SIZE: "ei",
+            Field.VALUE_SIZE: "ei", Field.MAX_ENTRIES: "e", Field.VALUE_BASE: "ec",
+            Field.SLOT_BASE: "e", Field.BUCKET_BASE: "e", Field.BUCKET_MASK: "e",
+            Field.PROBE_LIMIT: "e", Field.RECIP: "c", Field.LIMIT: "ec",
+        }                                     # CRC_INIT: the engine hashes from 0xFFFFFFFF
+        cfg_we = Signal()
         cpu = self.cpu
         c_map = cpu.addr[20:26]
         c_off = cpu.addr[:20]
         c_idx = c_map[:self.map_bits]
-        c_exists = Signal()
-        m.d.comb += c_exists.eq((c_map < n) & (desc[Field.TYPE][c_idx] != 0))
-        c_lat_off = Signal(20)
-        c_lat_size = Signal(2)
-        c_lat_idx = Signal(self.map_bits)
-        c_lat_exists = Signal()
-        with m.If(cpu.en):
-            m.d.sync += [c_lat_off.eq(c_off), c_lat_size.eq(cpu.size), c_lat_idx.eq(c_idx),
-                         c_lat_exists.eq(c_exists)]
-        recip = desc[Field.RECIP][c_lat_idx]
-        prod = Signal(OFFSET_BITS + RECIP_SHIFT + 1)
-        m.d.comb += prod.eq(c_lat_off * recip)
-        last = Signal(prod.shape())
-        m.d.comb += last.eq(prod + Mux(c_lat_size == 0, 0, Mux(c_lat_size == 1, recip,
-                            Mux(c_lat_size == 2, (recip << 2) - recip, (recip << 3) - recip))))
-        m.d.comb += [
-            cpu.ok.eq(c_lat_exists & (c_lat_off < desc[Field.LIMIT][c_lat_idx])
-                      & (prod[RECIP_SHIFT:] == last[RECIP_SHIFT:])),
-            cpu.ro.eq(desc[Field.READ_ONLY][c_lat_idx]),
-            cpu.slot.eq(prod[RECIP_SHIFT:]),
-            cpu.rdata.eq(vm.rdata),
-            vm.a_en.eq(cpu.en),
-            vm.a_addr.eq(desc[Field.VALUE_BASE][c_idx] + c_off),
-            vm.a_we.eq(cpu.we),
-            vm.a_wdata.eq(cpu.wdata),
-            vm.a_wmask.eq(Mux(c_lat_size == 0, 0x01, Mux(c_lat_size == 1, 0x03,
-                              Mux(c_lat_size == 2, 0x0f, 0xff)))),
-        ]
-
-        # --- slot space and key index ------------------------------------------------------
-        kmem = Memory(shape=unsigned(kb), depth=self.slots, init=[])
-        smem = Memory(shape=unsigned(32), depth=self.slots, init=[])
-        bucket = data.StructLayout({"valid": 1, "slot": self.slot_bits,
-                                    "home": self.bucket_bits})
-        bmem = Memory(shape=bucket, depth=self.buckets, init=[])
-        m.submodules.kmem, m.submodules.smem, m.submodules.bmem = kmem, smem, bmem
-        k_r, k_w = kmem.read_port(transparent_for=()), kmem.write_port()
-        s_r, s_w = smem.read_port(transparent_for=()), smem.write_port()
-        b_r, b_w = bmem.read_port(transparent_for=()), bmem.write_port()
-        used = Signal(self.slots)
-
-        # --- request registers -------------------------------------------------------------
-        r = Signal(request_layout(self.map_bits, self.max_key_size, self.max_value_size))
-        src_host = Signal()
-        # The current map's descriptor, copied into registers in LOAD (keeps the descriptor
-        # multiplexers out of the sequencer's paths).
-        D = {f: Signal(w, name=f"cur_{f.name.lower()}") for f, w in widths.items()}
+        D, C, I = {}, {}, {}
+        d_en = Signal()
+        d_addr = Signal(self.map_bits)
+        for f, who in readers.items():
+            w = widths[f]
+            mem = Memory(shape=unsigned(w), depth=self.n_maps, init=[])
+            m.submodules[f"desc_{f.name.lower()}"] = mem
+            wp = mem.write_port()
+            m.d.comb += [wp.addr.eq(mapi), wp.data.eq(p_data[:w]),
+                         wp.en.eq(cfg_we & (p_addr[:4] == f.value))]
+            if "e" in who:
+                rp = mem.read_port(transparent_for=())
+                m.d.comb += [rp.addr.eq(d_addr), rp.en.eq(d_en)]
+                D[f] = rp.data
+            if "c" in who:
+                rp = mem.read_port(domain="comb")
+                m.d.comb += rp.addr.eq(c_idx)
+                C[f] = rp.data
+            if "i" in who:
+                rp = mem.read_port(domain="comb")
+                m.d.comb += rp.addr.eq(self.info_map)
+                I[f] = rp.data
+        m.d.comb += [self.info_type.eq(I[Field.TYPE]), self.info_key_size.eq(I[Field.KEY_SIZE]),
+                     self.info_value_size.eq(I[Field.VALUE_SIZE]),
+                     self.info_read_only.eq(I[Field.READ_ONLY])]
         mtype = D[Field.TYPE]
         ksize = D[Field.KEY_SIZE]
         vsize = D[Field.VALUE_SIZE]
@@ -223,24 +251,122 @@ class MapMemory(wiring.Component):
         bmask = D[Field.BUCKET_MASK]
         is_lru = mtype == MapType.LRU_HASH
 
-        key_mask = Signal(kb)
-        for j in range(self.max_key_size):
-            m.d.comb += key_mask[8 * j:8 * j + 8].eq(Mux(ksize > j, 0xff, 0))
-        key_in = Signal(kb)
-        m.d.comb += key_in.eq(r.key & key_mask)
+        # --- CPU value port ------------------------------------------------------------------
+        # Cycle 1 (en): the value memory address; the descriptor fields are registered.
+        # Cycle 2: slot = (offset * recip) >> RECIP_SHIFT; the last byte is in the same value
+        # iff adding (size - 1) * recip to the product carries nothing into the slot bits.
+        c_lat_off = Signal(20)
+        c_lat_size = Signal(2)
+        c_lat_exists = Signal()
+        c_lat_ro = Signal()
+        c_recip = Signal(RECIP_SHIFT + 1)
+        c_limit = Signal(OFFSET_BITS)
+        with m.If(cpu.en):
+            m.d.sync += [c_lat_off.eq(c_off), c_lat_size.eq(cpu.size),
+                         c_lat_exists.eq(~gt_const(c_map, self.n_maps - 1)
+                                         & (C[Field.TYPE] != 0)),
+                         c_lat_ro.eq(C[Field.READ_ONLY]), c_recip.eq(C[Field.RECIP]),
+                         c_limit.eq(C[Field.LIMIT])]
+        prod = Signal(20 + RECIP_SHIFT + 1)
+        m.d.comb += prod.eq(c_lat_off * c_recip)
+        addend = Signal(RECIP_SHIFT + 4)
+        m.d.comb += addend.eq(Mux(c_lat_size == 0, 0, Mux(c_lat_size == 1, c_recip,
+                              Mux(c_lat_size == 2, (c_recip << 2) - c_recip,
+                                  (c_recip << 3) - c_recip))))
+        carry = Signal(RECIP_SHIFT + 1)
+        m.d.comb += carry.eq(prod[:RECIP_SHIFT] + addend[:RECIP_SHIFT])
+        m.d.comb += [
+            cpu.ok.eq(c_lat_exists & (c_lat_off < c_limit) & (addend[RECIP_SHIFT:] == 0)
+                      & ~carry[RECIP_SHIFT]),
+            cpu.ro.eq(c_lat_ro),
+            cpu.slot.eq(prod[RECIP_SHIFT:]),
+            cpu.rdata.eq(vm.rdata),
+            vm.a_en.eq(cpu.en),
+            vm.a_addr.eq(C[Field.VALUE_BASE] + c_off),
+            vm.a_we.eq(cpu.we),
+            vm.a_wdata.eq(cpu.wdata),
+            vm.a_wmask.eq(Mux(c_lat_size == 0, 0x01, Mux(c_lat_size == 1, 0x03,
+                              Mux(c_lat_size == 2, 0x0f, 0xff)))),
+        ]
 
-        # response registers
+        # --- the request key, masked to key_size bytes ------------------------------------------
+        key = Signal(kb)
+        key_mask = Signal(self.max_key_size)
+        m.d.comb += key_mask.eq(thermometer(ksize, self.max_key_size))
+        for j in range(self.max_key_size):
+            byte = slice(8 * j, 8 * j + 8)
+            m.d.comb += key[byte].eq(Mux(src_host, hq.key[byte], rq.key[byte])
+                                     & key_mask[j].replicate(8))
+        index = key[:32]
+
+        # --- slot space, key index, used bits ------------------------------------------------
+        if keyed:
+            kmem = Memory(shape=unsigned(kb), depth=self.slots, init=[])
+            m.submodules.kmem = kmem
+            k_r, k_w = kmem.read_port(transparent_for=()), kmem.write_port()
+            m.d.comb += k_r.en.eq(0)
+        stamp_layout = data.StructLayout({"stamp": 32, "home": self.bucket_bits})
+        if has_lru:
+            smem = Memory(shape=stamp_layout, depth=self.slots, init=[])
+            cmem = Memory(shape=unsigned(32), depth=self.n_maps, init=[])
+            m.submodules.smem, m.submodules.clocks = smem, cmem
+            s_r, s_w = smem.read_port(transparent_for=()), smem.write_port()
+            c_r, c_w = cmem.read_port(domain="comb"), cmem.write_port()
+            m.d.comb += [c_r.addr.eq(mapi), c_w.addr.eq(mapi)]
+            lru_clock = c_r.data
+        bucket = data.StructLayout({"valid": 1, "slot": self.slot_bits,
+                                    "home": self.bucket_bits})
+        if has_hash:
+            bmem = Memory(shape=bucket, depth=self.buckets, init=[])
+            m.submodules.bmem = bmem
+            b_r, b_w = bmem.read_port(transparent_for=()), bmem.write_port()
+
+        # Used bits: 64-bit words in LUT RAM, read asynchronously; a write is a read-modify-write
+        # of the word in the same cycle (u_at selects the word and bit for both).
+        u_at = Signal(self.slot_bits)        # map-relative slot
+        u_we = Signal()
+        u_wval = Signal()
+        u_word = Signal(64)
+        u_bit = Signal()
+        if keyed:
+            word_bits = self.slot_bits - 6
+            umem = Memory(shape=unsigned(64), depth=self.slots // 64, init=[])
+            m.submodules.used = umem
+            u_r, u_w = umem.read_port(domain="comb"), umem.write_port()
+            u_abs_word = (kbase[6:] + u_at[6:])[:word_bits]
+            onehot = Signal(64)
+            m.d.comb += [u_r.addr.eq(u_abs_word), u_word.eq(u_r.data),
+                         u_bit.eq(u_word.bit_select(u_at[:6], 1)),
+                         onehot.eq(Const(1, 64) << u_at[:6]),
+                         u_w.addr.eq(u_abs_word), u_w.en.eq(u_we),
+                         u_w.data.eq(Mux(u_wval, u_word | onehot, u_word & ~onehot))]
+
+        def set_used(at, value):
+            """Write used bit ``at`` (None: the one u_at already selects)."""
+            return [u_we.eq(1), u_wval.eq(value)] + ([] if at is None else [u_at.eq(at)])
+
+        # --- hash: zlib CRC-32 of the key, one byte per cycle from DECODE on ---------------------
+        crc_reg = Signal(32)
+        crc_j = Signal(6)
+        if has_hash:
+            m.submodules.crc = crc = Crc32Step()
+            m.d.comb += [crc.register.eq(crc_reg), crc.byte.eq(key.word_select(crc_j, 8))]
+            with m.If(crc_j != ksize):
+                m.d.sync += [crc_reg.eq(crc.next), crc_j.eq(crc_j + 1)]
+
+        # --- response registers ----------------------------------------------------------------
         o_status = Signal(Status)
         o_found = Signal()
-        o_errno = Signal(32)
+        o_err = Signal(3)
         o_data = Signal(64)
-        o_key = Signal(kb)
+        o_keylo = Signal(32)
+        key_from_mem = Signal()
         slot = Signal(OFFSET_BITS)
-        o_offset = Signal(OFFSET_BITS)
+        sprod = Signal(OFFSET_BITS)           # slot * value_size, one cycle behind slot
+        m.d.sync += sprod.eq(slot * vsize)
+        accepted = Signal()
 
         # find loop
-        fkey = Signal(kb)
-        shifted = Signal(kb)
         home = Signal(self.bucket_bits)
         b = Signal(self.bucket_bits)
         probe = Signal(7)
@@ -258,8 +384,9 @@ class MapMemory(wiring.Component):
         minv = Signal(32)
         have_min = Signal()
         victim = Signal(self.slot_bits)
+        victim_home = Signal(self.bucket_bits)
         # lpm scan
-        best_len = Signal(32)
+        best_len = Signal(8)
         have_best = Signal()
         best_slot = Signal(self.slot_bits)
         have_free = Signal()
@@ -267,434 +394,427 @@ class MapMemory(wiring.Component):
         # value writer
         v_addr = Signal(self.vaddr_bits)
         v_left = Signal(OFFSET_BITS + 1)
-        v_word = Signal(range(self.max_value_size // 8))
+        words = self.max_value_size // 8
+        words_p2 = 1 << (words - 1).bit_length()
+        v_word = Signal(range(words_p2))
         v_zero = Signal()
         after_value = Signal(range(4))        # AV_* below: what follows the write
         AV_DONE, AV_TOUCH, AV_SHIFT, AV_CLEAR = 0, 1, 2, 3
         after_remove = Signal()               # 0 respond (delete), 1 re-probe for insert (victim)
+        value_pad = Const(0, 64 * (words_p2 - words))
+        v_data = Cat(rq.value, value_pad, hq.value, value_pad).word_select(
+            Cat(v_word, src_host), 64)
 
-        m.d.comb += crc.message.eq(shifted)
-        slot_x_vs = Signal(OFFSET_BITS)
-        m.d.comb += slot_x_vs.eq(slot * vsize)
-
-        # Used bits: one write (u_we, u_widx, u_wval: map-relative index) and one read
-        # (u_ridx) per cycle, so each bit has one small decoder and the read one mux.
-        u_we = Signal()
-        u_widx = Signal(self.slot_bits)
-        u_wval = Signal()
-        u_ridx = Signal(self.slot_bits)
-        u_rbit = Signal()
-        u_abs = Signal(self.slot_bits)
-        u_we_q = Signal()
-        u_wval_q = Signal()
-        # Writes land one cycle late (registered); no state reads a bit it wrote the cycle before.
-        m.d.sync += [u_abs.eq(kbase + u_widx), u_we_q.eq(u_we), u_wval_q.eq(u_wval)]
-        m.d.comb += u_rbit.eq(used.bit_select((kbase + u_ridx)[:self.slot_bits], 1))
-        word_hit = Signal(self.slots // 64)
-        bit_hit = Signal(64)
-        for w in range(self.slots // 64):
-            m.d.comb += word_hit[w].eq(u_abs[6:] == w)
-        for bit in range(64):
-            m.d.comb += bit_hit[bit].eq(u_abs[:6] == bit)
-        for w in range(self.slots // 64):
-            for bit in range(64):
-                with m.If(u_we_q & word_hit[w] & bit_hit[bit]):
-                    m.d.sync += used[64 * w + bit].eq(u_wval_q)
-        slot_used = u_rbit
-        self._used_read = (u_ridx, u_rbit)
-
-        def set_used(index, value):
-            return [u_we.eq(1), u_widx.eq(index), u_wval.eq(value)]
-
-        def fail(errno):
-            return [o_errno.eq(_neg(errno))]
-
-        lpm_plen = r.key[:32]
-        lpm_max = (ksize - 4) * 8
-        flags_bad = (r.flags[2:] != 0) | (r.flags[:2] == 3)        # flags > BPF_EXIST
-        index = r.key[:32]
+        def fail(code):
+            return [o_err.eq(code)]
 
         # LPM entry comparison (data bytes from key byte 4 on, prefix from the MSB of byte 4).
         # The key row is registered first (lpm_row): block RAM clock-to-out is ~6 ns on ECP5.
-        lpm_row = Signal(kb)
-        lpm_idx = Signal(self.slot_bits)
-        lpm_use = Signal()
-        lpm_valid = Signal()
-        e_plen = Signal(32)
-        e_match = Signal()
-        m.d.comb += e_plen.eq(lpm_row[:32])
-        pmask = Signal(kb - 32)
-        e_plen_c = Mux(e_plen[8:] != 0, 255, e_plen[:8])
-        for j in range(self.max_key_size - 4):
-            for bit in range(8):
-                m.d.comb += pmask[8 * j + bit].eq(e_plen_c > 8 * j + 7 - bit)
-        m.d.comb += e_match.eq(((lpm_row[32:] ^ r.key[32:]) & pmask) == 0)
+        # Prefix lengths fit 8 bits here: keys with a longer prefix than the data never reach
+        # the scan, and stored entries were checked the same way.
+        lpm_plen = key[:32]
+        lpm_max = (ksize - 4) * 8
+        if has_lpm:
+            lpm_row = Signal(kb)
+            lpm_idx = Signal(self.slot_bits)
+            lpm_use = Signal()
+            lpm_valid = Signal()
+            e_plen = Signal(8)
+            e_match = Signal()
+            m.d.comb += e_plen.eq(lpm_row[:8])
+            pmask = Signal(kb - 32)
+            therm = Signal(kb - 32)
+            m.d.comb += therm.eq(thermometer(e_plen, kb - 32))
+            for j in range(self.max_key_size - 4):
+                for bit in range(8):
+                    m.d.comb += pmask[8 * j + bit].eq(therm[8 * j + 7 - bit])
+            m.d.comb += e_match.eq(((lpm_row[32:] ^ key[32:]) & pmask) == 0)
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += self.req.ready.eq(1)
-                with m.If(self.req.valid):
-                    m.d.sync += [r.eq(self.req.payload), src_host.eq(0)]
-                    m.next = "LOAD"
-                with m.Else():
-                    m.d.comb += self.host_req.ready.eq(1)
-                    with m.If(self.host_req.valid):
-                        m.d.sync += [r.eq(self.host_req.payload), src_host.eq(1)]
-                        m.next = "LOAD"
-
-            with m.State("LOAD"):
-                m.d.sync += [D[f].eq(desc[f][r.map]) for f in widths]
-                m.next = "DECODE"
+                pick_host = ~self.req.valid
+                pick = Mux(pick_host, hq.as_value(), rq.as_value())
+                pick = rq.shape()(pick)
+                m.d.comb += [d_en.eq(1), d_addr.eq(pick.map)]
+                m.d.sync += [crc_reg.eq(0xFFFF_FFFF), crc_j.eq(0), accepted.eq(0)]
+                with m.If(self.req.valid | self.host_req.valid):
+                    flags = pick.flags
+                    m.d.sync += [src_host.eq(pick_host), op.eq(pick.op), mapi.eq(pick.map),
+                                 f_noexist.eq(flags[0]), f_exist.eq(flags[1]),
+                                 f_lock.eq(flags[2]),
+                                 f_bad.eq((flags[2:] != 0) | (flags[:2] == 3)),
+                                 f_array_bad.eq((flags[3:] != 0) | (flags[:2] == 3)),
+                                 f_dev_high.eq(pick.value[32:64] != 0)]
+                    m.next = "DECODE"
 
             with m.State("DECODE"):
-                m.d.sync += [r.key.eq(key_in), fkey.eq(key_in), o_status.eq(Status.OK),
-                             o_found.eq(0), o_errno.eq(0), o_data.eq(0), o_key.eq(0),
-                             slot.eq(0), phase.eq(PH_REQ), i.eq(0), pend.eq(0),
-                             lpm_valid.eq(0),
-                             have_min.eq(0), have_best.eq(0), have_free.eq(0), best_len.eq(0),
-                             v_zero.eq(0), v_word.eq(0), after_value.eq(AV_DONE)]
+                m.d.sync += [o_status.eq(Status.OK), o_found.eq(0), o_err.eq(E_NONE),
+                             key_from_mem.eq(0), slot.eq(0), phase.eq(PH_REQ), i.eq(0),
+                             pend.eq(0), have_min.eq(0), have_best.eq(0), have_free.eq(0),
+                             best_len.eq(0), v_zero.eq(0), v_word.eq(0),
+                             after_value.eq(AV_DONE)]
+                if has_lpm:
+                    m.d.sync += lpm_valid.eq(0)
                 prog_side = ~src_host
                 fd_array = (mtype == MapType.PROG_ARRAY) | (mtype == MapType.DEVMAP)
-                with m.If(r.op == Op.CONFIG):
-                    with m.Switch(r.addr[:4]):
-                        for f in Field:
-                            with m.Case(f.value):
-                                m.d.sync += desc[f][r.map].eq(r.data)
+                with m.If(op == Op.CONFIG):
+                    m.d.comb += cfg_we.eq(1)
                     m.next = "RESPOND"
                 with m.Elif(mtype == 0):
                     m.d.sync += o_status.eq(Status.FAULT)
                     m.next = "RESPOND"
-                with m.Elif(r.op == Op.CLEAR):
+                with m.Elif(op == Op.CLEAR):
                     m.d.sync += [v_zero.eq(1), v_addr.eq(D[Field.VALUE_BASE]),
-                                 v_left.eq(D[Field.LIMIT]), after_value.eq(AV_CLEAR),
-                                 clocks[r.map].eq(0)]
+                                 v_left.eq(D[Field.LIMIT]), after_value.eq(AV_CLEAR)]
+                    if has_lru:
+                        m.d.comb += [c_w.en.eq(1), c_w.data.eq(0)]
                     m.next = "VALUE_WRITE"
-                with m.Elif(r.op == Op.VALUE_READ):
+                with m.Elif(op == Op.VALUE_READ):
                     m.next = "VREAD"
-                with m.Elif(r.op == Op.VALUE_WRITE):
+                with m.Elif(op == Op.VALUE_WRITE):
                     m.next = "VWRITE"
-                with m.Elif(r.op == Op.NEXT):
-                    m.d.sync += i.eq(r.addr)
+                with m.Elif(op == Op.NEXT):
+                    m.d.sync += i.eq(p_addr)
                     m.next = "NEXT"
-                with m.Elif(prog_side & (mtype == MapType.PROG_ARRAY) & (r.op == Op.LOOKUP)):
+                with m.Elif(prog_side & (mtype == MapType.PROG_ARRAY) & (op == Op.LOOKUP)):
                     m.d.sync += o_status.eq(Status.FAULT)
                     m.next = "RESPOND"
-                with m.Elif(prog_side & ((r.op == Op.UPDATE) | (r.op == Op.DELETE))
+                with m.Elif(prog_side & ((op == Op.UPDATE) | (op == Op.DELETE))
                             & (fd_array | D[Field.READ_ONLY])):
                     m.d.sync += o_status.eq(Status.FAULT)
                     m.next = "RESPOND"
-                with m.Elif(mtype == MapType.ARRAY):
-                    with m.Switch(r.op):
-                        with m.Case(Op.LOOKUP, Op.PEEK):
-                            m.d.sync += [o_found.eq(index < maxe), slot.eq(index)]
-                            m.next = "RESULT"
-                        with m.Case(Op.UPDATE):
-                            with m.If((r.flags & ~4) > 2):
-                                m.d.sync += fail(EINVAL)
-                                m.next = "RESPOND"
-                            with m.Elif(index >= maxe):
-                                m.d.sync += fail(E2BIG)
-                                m.next = "RESPOND"
-                            with m.Elif(r.flags[0]):
-                                m.d.sync += fail(EEXIST)
-                                m.next = "RESPOND"
-                            with m.Elif(r.flags[2]):
-                                m.d.sync += fail(EINVAL)
-                                m.next = "RESPOND"
-                            with m.Else():
-                                m.d.sync += slot.eq(index)
-                                m.next = "VALUE_SETUP"
-                        with m.Default():
-                            m.d.sync += fail(EINVAL)
+                if has_array:
+                    with m.Elif(mtype == MapType.ARRAY):
+                        self._array_decode(m, op, index, maxe, slot, o_found, fail,
+                                           f_array_bad, f_noexist, f_lock)
+                if has_fd:
+                    with m.Elif(fd_array):
+                        m.d.comb += u_at.eq(index)
+                        present = (index < maxe) & u_bit
+                        with m.Switch(op):
+                            with m.Case(Op.LOOKUP, Op.PEEK):
+                                m.d.sync += [o_found.eq(present), slot.eq(index)]
+                                m.next = "RESULT"
+                            with m.Case(Op.UPDATE):
+                                devmap = mtype == MapType.DEVMAP
+                                with m.If(devmap & f_bad):
+                                    m.d.sync += fail(E_INVAL)
+                                    m.next = "RESPOND"
+                                with m.Elif(index >= maxe):
+                                    m.d.sync += fail(E_2BIG)
+                                    m.next = "RESPOND"
+                                with m.Elif(devmap & f_noexist):
+                                    m.d.sync += fail(E_EXIST)
+                                    m.next = "RESPOND"
+                                with m.Elif(devmap & (vsize == 8) & f_dev_high):
+                                    m.d.sync += fail(E_INVAL)
+                                    m.next = "RESPOND"
+                                with m.Else():
+                                    m.d.sync += slot.eq(index)
+                                    m.d.comb += set_used(None, 1)
+                                    m.next = "VALUE_SETUP"
+                            with m.Default():
+                                with m.If(index >= maxe):
+                                    m.d.sync += fail(E_2BIG)
+                                    m.next = "RESPOND"
+                                with m.Elif(~present):
+                                    m.d.sync += fail(E_NOENT)
+                                    m.next = "RESPOND"
+                                with m.Else():
+                                    m.d.sync += [slot.eq(index), v_zero.eq(1)]
+                                    m.d.comb += set_used(None, 0)
+                                    m.next = "VALUE_SETUP"
+                if has_lpm:
+                    with m.Elif(mtype == MapType.LPM_TRIE):
+                        plen_bad = lpm_plen > lpm_max
+                        with m.If((op == Op.UPDATE) & f_bad):
+                            m.d.sync += fail(E_INVAL)
                             m.next = "RESPOND"
-                with m.Elif(fd_array):
-                    m.d.comb += u_ridx.eq(index)
-                    present = (index < maxe) & u_rbit
-                    with m.Switch(r.op):
-                        with m.Case(Op.LOOKUP, Op.PEEK):
-                            m.d.sync += [o_found.eq(present), slot.eq(index)]
+                        with m.Elif(plen_bad & ((op == Op.UPDATE) | (op == Op.DELETE))):
+                            m.d.sync += fail(E_INVAL)
+                            m.next = "RESPOND"
+                        with m.Elif(plen_bad):
                             m.next = "RESULT"
-                        with m.Case(Op.UPDATE):
-                            devmap = mtype == MapType.DEVMAP
-                            with m.If(devmap & flags_bad):
-                                m.d.sync += fail(EINVAL)
-                                m.next = "RESPOND"
-                            with m.Elif(index >= maxe):
-                                m.d.sync += fail(E2BIG)
-                                m.next = "RESPOND"
-                            with m.Elif(devmap & r.flags[0]):
-                                m.d.sync += fail(EEXIST)
-                                m.next = "RESPOND"
-                            with m.Elif(devmap & (vsize == 8) & (r.value[32:64] != 0)):
-                                m.d.sync += fail(EINVAL)
-                                m.next = "RESPOND"
-                            with m.Else():
-                                m.d.sync += slot.eq(index)
-                                m.d.comb += set_used(index, 1)
-                                m.next = "VALUE_SETUP"
-                        with m.Default():
-                            with m.If(index >= maxe):
-                                m.d.sync += fail(E2BIG)
-                                m.next = "RESPOND"
-                            with m.Elif(~present):
-                                m.d.sync += fail(ENOENT)
-                                m.next = "RESPOND"
-                            with m.Else():
-                                m.d.sync += [slot.eq(index), v_zero.eq(1)]
-                                m.d.comb += set_used(index, 0)
-                                m.next = "VALUE_SETUP"
-                with m.Elif(mtype == MapType.LPM_TRIE):
-                    plen_bad = lpm_plen > lpm_max
-                    with m.If((r.op == Op.UPDATE) & flags_bad):
-                        m.d.sync += fail(EINVAL)
-                        m.next = "RESPOND"
-                    with m.Elif(plen_bad & ((r.op == Op.UPDATE) | (r.op == Op.DELETE))):
-                        m.d.sync += fail(EINVAL)
-                        m.next = "RESPOND"
-                    with m.Elif(plen_bad):
-                        m.next = "RESULT"
-                    with m.Else():
-                        m.next = "LPM_SCAN"
-                with m.Else():                                    # hash, lru_hash
-                    with m.If((r.op == Op.UPDATE) & flags_bad):
-                        m.d.sync += fail(EINVAL)
-                        m.next = "RESPOND"
-                    with m.Else():
-                        m.next = "HASH_SHIFT"
+                        with m.Else():
+                            m.next = "LPM_SCAN"
+                if has_hash:
+                    with m.Elif((mtype == MapType.HASH) | is_lru):
+                        with m.If((op == Op.UPDATE) & f_bad):
+                            m.d.sync += fail(E_INVAL)
+                            m.next = "RESPOND"
+                        with m.Else():
+                            m.next = "HASH"
+                with m.Else():                    # a type this build leaves out
+                    m.d.sync += o_status.eq(Status.FAULT)
+                    m.next = "RESPOND"
 
-            # --- hash: home bucket, then probe ---------------------------------------------
-            with m.State("HASH_SHIFT"):
-                m.d.sync += shifted.eq(fkey << ((self.max_key_size - ksize).as_unsigned()[:6] * 8))
-                m.next = "HASH_CRC"
-            with m.State("HASH_CRC"):
-                h = (crc.crc ^ D[Field.CRC_INIT])[:self.bucket_bits] & bmask
-                m.d.sync += [home.eq(h), b.eq(h), probe.eq(0), hit.eq(0), have_empty.eq(0)]
-                m.next = "FIND_READ"
-            with m.State("FIND_READ"):
-                m.d.comb += b_r.addr.eq(D[Field.BUCKET_BASE] + b)
-                m.next = "FIND_BUCKET"
-            with m.State("FIND_BUCKET"):
-                e = b_r.data
-                m.d.comb += k_r.addr.eq(kbase + e.slot)
-                m.d.sync += cand.eq(e.slot)
+            if has_hash:
+                # --- hash: home bucket, then probe ---------------------------------------------
+                with m.State("HASH"):
+                    with m.If(crc_j == ksize):
+                        h = (~crc_reg)[:self.bucket_bits] & bmask
+                        m.d.sync += [home.eq(h), b.eq(h), probe.eq(0), hit.eq(0),
+                                     have_empty.eq(0)]
+                        m.next = "FIND_READ"
+                with m.State("FIND_READ"):
+                    m.d.comb += b_r.addr.eq(D[Field.BUCKET_BASE] + b)
+                    m.next = "FIND_BUCKET"
+                with m.State("FIND_BUCKET"):
+                    e = b_r.data
+                    m.d.comb += [k_r.addr.eq(kbase + e.slot), k_r.en.eq(1)]
+                    m.d.sync += cand.eq(e.slot)
 
-                def advance():
-                    extra = 1 if self.inject_bug == "probe_short" else 0
-                    with m.If(probe + 1 + extra >= D[Field.PROBE_LIMIT]):
+                    def advance():
+                        extra = 1 if self.inject_bug == "probe_short" else 0
+                        with m.If(probe + 1 + extra >= D[Field.PROBE_LIMIT]):
+                            m.next = "FOUND"
+                        with m.Else():
+                            m.d.sync += [b.eq((b + 1) & bmask), probe.eq(probe + 1)]
+                            m.next = "FIND_READ"
+                    with m.If(~e.valid):
+                        m.d.sync += [have_empty.eq(1), empty_b.eq(b)]
+                        m.next = "FOUND"
+                    with m.Elif(phase == PH_VICTIM):
+                        # The victim is known by its slot: no key compare, no rehash.
+                        with m.If(e.slot == victim):
+                            m.d.sync += [hit.eq(1), found_b.eq(b), found_slot.eq(e.slot)]
+                            m.next = "FOUND"
+                        with m.Else():
+                            advance()
+                    with m.Elif(e.home == home):
+                        m.next = "FIND_KEY"
+                    with m.Else():
+                        advance()
+                with m.State("FIND_KEY"):
+                    with m.If(k_r.data == key):
+                        m.d.sync += [hit.eq(1), found_b.eq(b), found_slot.eq(cand)]
                         m.next = "FOUND"
                     with m.Else():
-                        m.d.sync += [b.eq((b + 1) & bmask), probe.eq(probe + 1)]
+                        advance()
+
+                with m.State("FOUND"):
+                    with m.If(phase == PH_VICTIM):
+                        # The victim's bucket: remove it, then probe again for the new key.
+                        m.d.comb += set_used(found_slot, 0)
+                        m.d.sync += [after_remove.eq(1), slot.eq(found_slot),
+                                     v_zero.eq(1), after_value.eq(AV_SHIFT)]
+                        m.next = "VALUE_SETUP"
+                    with m.Elif(phase == PH_INSERT):
+                        with m.If(have_empty):
+                            m.next = "INSERT"
+                        with m.Else():
+                            m.d.sync += fail(E_2BIG)
+                            m.next = "RESPOND"
+                    with m.Else():
+                        with m.Switch(op):
+                            with m.Case(Op.LOOKUP, Op.PEEK):
+                                m.d.sync += [o_found.eq(hit), slot.eq(found_slot)]
+                                with m.If(hit & is_lru & (op == Op.LOOKUP)):
+                                    m.next = "TOUCH_RESULT" if has_lru else "RESULT"
+                                with m.Else():
+                                    m.next = "RESULT"
+                            with m.Case(Op.DELETE):
+                                with m.If(hit):
+                                    m.d.comb += set_used(found_slot, 0)
+                                    m.d.sync += [after_remove.eq(0), slot.eq(found_slot),
+                                                 v_zero.eq(1), after_value.eq(AV_SHIFT)]
+                                    m.next = "VALUE_SETUP"
+                                with m.Else():
+                                    m.d.sync += fail(E_NOENT)
+                                    m.next = "RESPOND"
+                            with m.Default():                          # UPDATE
+                                with m.If(hit & f_noexist):
+                                    m.d.sync += fail(E_EXIST)
+                                    m.next = "RESPOND"
+                                with m.Elif(hit):
+                                    m.d.sync += [slot.eq(found_slot), after_value.eq(AV_TOUCH)]
+                                    m.next = "VALUE_SETUP"
+                                with m.Elif(f_exist):
+                                    m.d.sync += fail(E_NOENT)
+                                    m.next = "RESPOND"
+                                with m.Else():
+                                    m.next = "FREE_SCAN"
+
+                if has_lru:
+                    def take_min(entry, idx):
+                        older = entry.stamp > minv if self.inject_bug == "lru_newest" \
+                            else entry.stamp < minv
+                        with m.If(~have_min | older):
+                            m.d.sync += [minv.eq(entry.stamp), victim.eq(idx),
+                                         victim_home.eq(entry.home), have_min.eq(1)]
+
+                    with m.State("STAMP_SCAN"):
+                        m.d.comb += s_r.addr.eq(kbase + i)
+                        with m.If(pend):
+                            take_min(s_r.data, i - 1)
+                        m.d.sync += [i.eq(i + 1), pend.eq(1)]
+                        with m.If(i + 1 >= maxe):
+                            m.next = "STAMP_LAST"
+                    with m.State("STAMP_LAST"):
+                        take_min(s_r.data, i - 1)
+                        m.next = "VICTIM"
+                    with m.State("VICTIM"):
+                        # Probe from the victim's stored home bucket for its slot.
+                        m.d.sync += [b.eq(victim_home), probe.eq(0), hit.eq(0),
+                                     have_empty.eq(0), phase.eq(PH_VICTIM)]
                         m.next = "FIND_READ"
-                with m.If(~e.valid):
-                    m.d.sync += [have_empty.eq(1), empty_b.eq(b)]
-                    m.next = "FOUND"
-                with m.Elif(e.home == home):
-                    m.next = "FIND_KEY"
-                with m.Else():
-                    advance()
-            with m.State("FIND_KEY"):
-                with m.If(k_r.data == fkey):
-                    m.d.sync += [hit.eq(1), found_b.eq(b), found_slot.eq(cand)]
-                    m.next = "FOUND"
-                with m.Else():
-                    advance()
 
-            with m.State("FOUND"):
-                with m.If(phase == PH_VICTIM):
-                    # The victim's bucket: remove it, then probe again for the new key.
-                    m.d.comb += set_used(found_slot, 0)
-                    m.d.sync += [after_remove.eq(1), slot.eq(found_slot),
-                                 v_zero.eq(1), after_value.eq(AV_SHIFT)]
+                with m.State("INSERT"):
+                    m.d.comb += [
+                        b_w.addr.eq(D[Field.BUCKET_BASE] + empty_b), b_w.en.eq(1),
+                        b_w.data.valid.eq(1), b_w.data.slot.eq(slot), b_w.data.home.eq(home),
+                        k_w.addr.eq(kbase + slot), k_w.en.eq(1), k_w.data.eq(key),
+                    ]
+                    m.d.comb += set_used(slot, 1)
+                    m.d.sync += [after_value.eq(AV_TOUCH), v_zero.eq(0)]
                     m.next = "VALUE_SETUP"
-                with m.Elif(phase == PH_INSERT):
-                    with m.If(have_empty):
-                        m.next = "INSERT"
-                    with m.Else():
-                        m.d.sync += fail(E2BIG)
-                        m.next = "RESPOND"
-                with m.Else():
-                    with m.Switch(r.op):
-                        with m.Case(Op.LOOKUP, Op.PEEK):
-                            m.d.sync += [o_found.eq(hit), slot.eq(found_slot)]
-                            with m.If(hit & is_lru & (r.op == Op.LOOKUP)):
-                                m.next = "TOUCH_RESULT"
-                            with m.Else():
-                                m.next = "RESULT"
-                        with m.Case(Op.DELETE):
-                            with m.If(hit):
-                                m.d.comb += set_used(found_slot, 0)
-                                m.d.sync += [after_remove.eq(0), slot.eq(found_slot), v_zero.eq(1),
-                                             after_value.eq(AV_SHIFT)]
-                                m.next = "VALUE_SETUP"
-                            with m.Else():
-                                m.d.sync += fail(ENOENT)
-                                m.next = "RESPOND"
-                        with m.Default():                          # UPDATE
-                            with m.If(hit & r.flags[0]):
-                                m.d.sync += fail(EEXIST)
-                                m.next = "RESPOND"
-                            with m.Elif(hit):
-                                m.d.sync += [slot.eq(found_slot), after_value.eq(AV_TOUCH)]
-                                m.next = "VALUE_SETUP"
-                            with m.Elif(r.flags[1]):
-                                m.d.sync += fail(ENOENT)
-                                m.next = "RESPOND"
-                            with m.Else():
-                                m.next = "FREE_SCAN"
 
-            with m.State("FREE_SCAN"):
-                # i counts 64-slot words of the used bits; the map's slots start 64-aligned.
-                word = Signal(64)
-                m.d.comb += word.eq(used.word_select(((kbase >> 6) + i)[:self.slot_bits - 6], 64))
-                free = Signal(64)
-                left = Signal(OFFSET_BITS + 1)            # slots of the map from this word on
-                m.d.comb += left.eq(maxe - (i << 6))
-                left_c = Mux(left[6:] != 0, 64, left[:7])
-                for bit in range(64):
-                    m.d.comb += free[bit].eq(~word[bit] & (left_c > bit))
-                low = Signal(6)
-                for bit in reversed(range(64)):
-                    with m.If(free[bit]):
-                        m.d.comb += low.eq(bit)
-                with m.If(free != 0):
-                    m.d.sync += slot.eq(Cat(low, i))
-                    with m.If(have_empty):
-                        m.next = "INSERT"
-                    with m.Else():
-                        m.d.sync += fail(E2BIG)
-                        m.next = "RESPOND"
-                with m.Elif((i + 1) * 64 >= maxe):
-                    with m.If(is_lru):
-                        m.d.sync += [i.eq(0), pend.eq(0), have_min.eq(0)]
-                        m.next = "STAMP_SCAN"
-                    with m.Else():
-                        m.d.sync += fail(E2BIG)
-                        m.next = "RESPOND"
-                with m.Else():
-                    m.d.sync += i.eq(i + 1)
-
-            def take_min(stamp, idx):
-                older = stamp > minv if self.inject_bug == "lru_newest" else stamp < minv
-                with m.If(~have_min | older):
-                    m.d.sync += [minv.eq(stamp), victim.eq(idx), have_min.eq(1)]
-
-            with m.State("STAMP_SCAN"):
-                m.d.comb += s_r.addr.eq(kbase + i)
-                with m.If(pend):
-                    take_min(s_r.data, i - 1)
-                m.d.sync += [i.eq(i + 1), pend.eq(1)]
-                with m.If(i + 1 >= maxe):
-                    m.next = "STAMP_LAST"
-            with m.State("STAMP_LAST"):
-                take_min(s_r.data, i - 1)
-                m.next = "VICTIM_READ"
-            with m.State("VICTIM_READ"):
-                m.d.comb += k_r.addr.eq(kbase + victim)
-                m.next = "VICTIM_KEY"
-            with m.State("VICTIM_KEY"):
-                m.d.sync += [fkey.eq(k_r.data), phase.eq(PH_VICTIM)]
-                m.next = "HASH_SHIFT"
-
-            with m.State("INSERT"):
-                m.d.comb += [
-                    b_w.addr.eq(D[Field.BUCKET_BASE] + empty_b), b_w.en.eq(1),
-                    b_w.data.valid.eq(1), b_w.data.slot.eq(slot), b_w.data.home.eq(home),
-                    k_w.addr.eq(kbase + slot), k_w.en.eq(1), k_w.data.eq(r.key),
-                ]
-                m.d.comb += set_used(slot, 1)
-                m.d.sync += [after_value.eq(AV_TOUCH),
-                             v_zero.eq(0)]
-                m.next = "VALUE_SETUP"
-
-            # --- removal by backward shift ---------------------------------------------------
-            with m.State("SHIFT_START"):
-                m.d.sync += [hole.eq(found_b), b.eq((found_b + 1) & bmask)]
-                m.next = "SHIFT_READ"
-            with m.State("SHIFT_READ"):
-                m.d.comb += b_r.addr.eq(D[Field.BUCKET_BASE] + b)
-                m.next = "SHIFT"
-            with m.State("SHIFT"):
-                e = b_r.data
-                m.d.comb += b_w.addr.eq(D[Field.BUCKET_BASE] + hole)
-                with m.If(~e.valid):
-                    m.d.comb += [b_w.en.eq(1), b_w.data.eq(0)]
-                    with m.If(after_remove):
-                        m.d.sync += [fkey.eq(r.key), phase.eq(PH_INSERT)]
-                        m.next = "HASH_SHIFT"
-                    with m.Else():
-                        m.next = "RESPOND"
-                with m.Else():
-                    with m.If(((b - e.home) & bmask) >= ((b - hole) & bmask)):
-                        m.d.comb += [b_w.en.eq(1), b_w.data.eq(e)]
-                        m.d.sync += hole.eq(b)
-                    m.d.sync += b.eq((b + 1) & bmask)
+                # --- removal by backward shift ---------------------------------------------------
+                with m.State("SHIFT_START"):
+                    m.d.sync += [hole.eq(found_b), b.eq((found_b + 1) & bmask)]
                     m.next = "SHIFT_READ"
+                with m.State("SHIFT_READ"):
+                    m.d.comb += b_r.addr.eq(D[Field.BUCKET_BASE] + b)
+                    m.next = "SHIFT"
+                with m.State("SHIFT"):
+                    e = b_r.data
+                    m.d.comb += b_w.addr.eq(D[Field.BUCKET_BASE] + hole)
+                    with m.If(~e.valid):
+                        m.d.comb += [b_w.en.eq(1), b_w.data.eq(0)]
+                        with m.If(after_remove):
+                            m.d.sync += [b.eq(home), probe.eq(0), hit.eq(0), have_empty.eq(0),
+                                         phase.eq(PH_INSERT)]
+                            m.next = "FIND_READ"
+                        with m.Else():
+                            m.next = "RESPOND"
+                    with m.Else():
+                        with m.If(((b - e.home) & bmask) >= ((b - hole) & bmask)):
+                            m.d.comb += [b_w.en.eq(1), b_w.data.eq(e)]
+                            m.d.sync += hole.eq(b)
+                        m.d.sync += b.eq((b + 1) & bmask)
+                        m.next = "SHIFT_READ"
 
-            # --- lpm_trie: one entry per cycle -------------------------------------------------
-            # Three-stage scan: read row i, register row i - 1 (with its used bit), compare
-            # row i - 2.
-            def lpm_capture():
-                m.d.comb += u_ridx.eq(i - 1)
-                m.d.sync += [lpm_row.eq(k_r.data), lpm_idx.eq(i - 1), lpm_use.eq(u_rbit),
-                             lpm_valid.eq(pend)]
-
-            def lpm_compare():
-                with m.If(lpm_valid):
-                    self._lpm_step(m, r, lpm_idx, lpm_use, e_plen, e_match, lpm_plen,
-                                   best_len, have_best, best_slot, have_free, free_slot)
-
-            with m.State("LPM_SCAN"):
-                m.d.comb += k_r.addr.eq(kbase + i)
-                lpm_capture()
-                lpm_compare()
-                m.d.sync += [i.eq(i + 1), pend.eq(1)]
-                with m.If(i + 1 >= maxe):
-                    m.next = "LPM_LAST"
-            with m.State("LPM_LAST"):
-                lpm_capture()
-                lpm_compare()
-                m.next = "LPM_FLUSH"
-            with m.State("LPM_FLUSH"):
-                lpm_compare()
-                m.d.sync += lpm_valid.eq(0)
-                m.next = "LPM_DONE"
-            with m.State("LPM_DONE"):
-                with m.Switch(r.op):
-                    with m.Case(Op.LOOKUP, Op.PEEK):
-                        m.d.sync += [o_found.eq(have_best), slot.eq(best_slot)]
+                if has_lru:
+                    with m.State("TOUCH_RESULT"):
+                        m.d.comb += [s_w.addr.eq(kbase + slot), s_w.en.eq(1),
+                                     s_w.data.stamp.eq(lru_clock + 1), s_w.data.home.eq(home),
+                                     c_w.en.eq(1), c_w.data.eq(lru_clock + 1)]
                         m.next = "RESULT"
-                    with m.Case(Op.DELETE):
-                        with m.If(have_best):
-                            m.d.comb += set_used(best_slot, 0)
-                            m.d.sync += [slot.eq(best_slot), v_zero.eq(1)]
-                            m.next = "VALUE_SETUP"
-                        with m.Else():
-                            m.d.sync += fail(ENOENT)
-                            m.next = "RESPOND"
-                    with m.Default():
-                        with m.If(have_best & r.flags[0]):
-                            m.d.sync += fail(EEXIST)
-                            m.next = "RESPOND"
-                        with m.Elif(have_best):
-                            m.d.sync += slot.eq(best_slot)
-                            m.next = "LPM_STORE"
-                        with m.Elif(r.flags[1]):
-                            m.d.sync += fail(ENOENT)
-                            m.next = "RESPOND"
-                        with m.Elif(~have_free):
-                            m.d.sync += fail(ENOSPC)
-                            m.next = "RESPOND"
-                        with m.Else():
-                            m.d.sync += slot.eq(free_slot)
-                            m.next = "LPM_STORE"
-            with m.State("LPM_STORE"):
-                m.d.comb += [k_w.addr.eq(kbase + slot), k_w.en.eq(1), k_w.data.eq(r.key)]
-                m.d.comb += set_used(slot, 1)
-                m.next = "VALUE_SETUP"
 
-            # --- value writer: v_left bytes from r.value (or zeros) at v_addr, 8 per cycle -------
-            with m.State("VALUE_SETUP"):
-                m.d.sync += [v_addr.eq(D[Field.VALUE_BASE] + slot_x_vs), v_left.eq(vsize),
+                with m.State("CLEAR_BUCKETS"):
+                    m.d.comb += [b_w.addr.eq(D[Field.BUCKET_BASE] + i), b_w.en.eq(1),
+                                 b_w.data.eq(0)]
+                    m.d.sync += i.eq(i + 1)
+                    with m.If(i == bmask):
+                        m.d.sync += i.eq(0)
+                        m.next = "CLEAR_SLOTS"
+
+            if has_lpm:
+                # --- lpm_trie: one entry per cycle -------------------------------------------------
+                # Three-stage scan: read row i, register row i - 1 (with its used bit), compare
+                # row i - 2.
+                plen8 = lpm_plen[:8]
+                exact = (op == Op.UPDATE) | (op == Op.DELETE) | (op == Op.PEEK)
+
+                def lpm_capture():
+                    m.d.comb += u_at.eq(i - 1)
+                    m.d.sync += [lpm_row.eq(k_r.data), lpm_idx.eq(i - 1), lpm_use.eq(u_bit),
+                                 lpm_valid.eq(pend)]
+
+                def lpm_compare():
+                    # Updates, deletes and host peeks look for the entry itself (the
+                    # reference's ``entries[(prefixlen, masked data)]``); lookups for the
+                    # longest matching prefix.
+                    length_ok = Mux(exact, e_plen == plen8, e_plen <= plen8)
+                    with m.If(lpm_valid):
+                        with m.If(lpm_use & length_ok & e_match
+                                  & (~have_best | (e_plen > best_len))):
+                            m.d.sync += [have_best.eq(1), best_len.eq(e_plen),
+                                         best_slot.eq(lpm_idx)]
+                        with m.If(~lpm_use & ~have_free):
+                            m.d.sync += [have_free.eq(1), free_slot.eq(lpm_idx)]
+
+                with m.State("LPM_SCAN"):
+                    m.d.comb += [k_r.addr.eq(kbase + i), k_r.en.eq(1)]
+                    lpm_capture()
+                    lpm_compare()
+                    m.d.sync += [i.eq(i + 1), pend.eq(1)]
+                    with m.If(i + 1 >= maxe):
+                        m.next = "LPM_LAST"
+                with m.State("LPM_LAST"):
+                    lpm_capture()
+                    lpm_compare()
+                    m.next = "LPM_FLUSH"
+                with m.State("LPM_FLUSH"):
+                    lpm_compare()
+                    m.d.sync += lpm_valid.eq(0)
+                    m.next = "LPM_DONE"
+                with m.State("LPM_DONE"):
+                    with m.Switch(op):
+                        with m.Case(Op.LOOKUP, Op.PEEK):
+                            m.d.sync += [o_found.eq(have_best), slot.eq(best_slot)]
+                            m.next = "RESULT"
+                        with m.Case(Op.DELETE):
+                            with m.If(have_best):
+                                m.d.comb += set_used(best_slot, 0)
+                                m.d.sync += [slot.eq(best_slot), v_zero.eq(1)]
+                                m.next = "VALUE_SETUP"
+                            with m.Else():
+                                m.d.sync += fail(E_NOENT)
+                                m.next = "RESPOND"
+                        with m.Default():
+                            with m.If(have_best & f_noexist):
+                                m.d.sync += fail(E_EXIST)
+                                m.next = "RESPOND"
+                            with m.Elif(have_best):
+                                m.d.sync += slot.eq(best_slot)
+                                m.next = "LPM_STORE"
+                            with m.Elif(f_exist):
+                                m.d.sync += fail(E_NOENT)
+                                m.next = "RESPOND"
+                            with m.Elif(~have_free):
+                                m.d.sync += fail(E_NOSPC)
+                                m.next = "RESPOND"
+                            with m.Else():
+                                m.d.sync += slot.eq(free_slot)
+                                m.next = "LPM_STORE"
+                with m.State("LPM_STORE"):
+                    m.d.comb += [k_w.addr.eq(kbase + slot), k_w.en.eq(1), k_w.data.eq(key)]
+                    m.d.comb += set_used(slot, 1)
+                    m.next = "VALUE_SETUP"
+
+            if keyed:
+                with m.State("FREE_SCAN"):
+                    # i counts 64-slot words of the used bits; the map's slots start 64-aligned
+                    # and CLEAR marks the slots past max_entries in its last word used.
+                    m.d.comb += u_at.eq(Cat(Const(0, 6), i))
+                    any_free, low = _lowest_set(m, ~u_word)
+                    with m.If(any_free):
+                        m.d.sync += slot.eq(Cat(low, i))
+                        with m.If(have_empty):
+                            m.next = "INSERT"
+                        with m.Else():
+                            m.d.sync += fail(E_2BIG)
+                            m.next = "RESPOND"
+                    with m.Elif(((i + 1) << 6) >= maxe):
+                        if has_lru:
+                            with m.If(is_lru):
+                                m.d.sync += [i.eq(0), pend.eq(0), have_min.eq(0)]
+                                m.next = "STAMP_SCAN"
+                            with m.Else():
+                                m.d.sync += fail(E_2BIG)
+                                m.next = "RESPOND"
+                        else:
+                            m.d.sync += fail(E_2BIG)
+                            m.next = "RESPOND"
+                    with m.Else():
+                        m.d.sync += i.eq(i + 1)
+
+            # --- value writer: v_left bytes from the request value (or zeros) at v_addr ----------
+            with m.State("VALUE_SETUP"):              # sprod catches up with slot
+                m.next = "VALUE_ADDR"
+            with m.State("VALUE_ADDR"):
+                m.d.sync += [v_addr.eq(D[Field.VALUE_BASE] + sprod), v_left.eq(vsize),
                              v_word.eq(0)]
                 m.next = "VALUE_WRITE"
             with m.State("VALUE_WRITE"):
@@ -702,7 +822,7 @@ class MapMemory(wiring.Component):
                     m.next = "VALUE_DONE"
                 with m.Else():
                     m.d.comb += [vm.b_we.eq(1), vm.b_addr.eq(v_addr),
-                                 vm.b_wdata.eq(Mux(v_zero, 0, r.value.word_select(v_word, 64))),
+                                 vm.b_wdata.eq(Mux(v_zero, 0, v_data)),
                                  vm.b_wmask.eq(Mux(v_left >= 8, 0xff,
                                                    (Const(1, 9) << v_left[:3]) - 1))]
                     with m.If(vm.b_wgrant):
@@ -717,99 +837,119 @@ class MapMemory(wiring.Component):
                     with m.Case(AV_CLEAR):
                         m.d.sync += i.eq(0)
                         with m.If((mtype == MapType.HASH) | is_lru):
-                            m.next = "CLEAR_BUCKETS"
+                            m.next = "CLEAR_BUCKETS" if has_hash else "CLEAR_SLOTS"
                         with m.Elif(mtype == MapType.ARRAY):
                             m.next = "RESPOND"
                         with m.Else():
-                            m.next = "CLEAR_SLOTS"
+                            m.next = "CLEAR_SLOTS" if keyed else "RESPOND"
                     with m.Default():
                         m.next = "RESPOND"
 
             with m.State("TOUCH"):
-                with m.If(is_lru):
-                    m.d.comb += [s_w.addr.eq(kbase + slot), s_w.en.eq(1),
-                                 s_w.data.eq(clocks[r.map] + 1)]
-                    m.d.sync += clocks[r.map].eq(clocks[r.map] + 1)
+                if has_lru:
+                    with m.If(is_lru):
+                        m.d.comb += [s_w.addr.eq(kbase + slot), s_w.en.eq(1),
+                                     s_w.data.stamp.eq(lru_clock + 1), s_w.data.home.eq(home),
+                                     c_w.en.eq(1), c_w.data.eq(lru_clock + 1)]
                 m.next = "RESPOND"
-            with m.State("TOUCH_RESULT"):
-                m.d.comb += [s_w.addr.eq(kbase + slot), s_w.en.eq(1),
-                             s_w.data.eq(clocks[r.map] + 1)]
-                m.d.sync += clocks[r.map].eq(clocks[r.map] + 1)
-                m.next = "RESULT"
 
-            with m.State("CLEAR_BUCKETS"):
-                m.d.comb += [b_w.addr.eq(D[Field.BUCKET_BASE] + i), b_w.en.eq(1), b_w.data.eq(0)]
-                m.d.sync += i.eq(i + 1)
-                with m.If(i == bmask):
-                    m.d.sync += i.eq(0)
-                    m.next = "CLEAR_SLOTS"
-            with m.State("CLEAR_SLOTS"):
-                m.d.comb += [s_w.addr.eq(kbase + i), s_w.en.eq(1), s_w.data.eq(0)]
-                m.d.comb += set_used(i, 0)
-                m.d.sync += i.eq(i + 1)
-                with m.If(i + 1 >= maxe):
-                    m.next = "RESPOND"
-
-            # --- iteration --------------------------------------------------------------------
-            with m.State("NEXT"):
-                m.d.comb += u_ridx.eq(i)
-                with m.If(i >= maxe):
-                    m.next = "RESPOND"
-                with m.Elif(mtype == MapType.ARRAY):
-                    m.d.sync += [o_found.eq(1), slot.eq(i), o_key.eq(i)]
-                    m.next = "RESULT"
-                with m.Elif(slot_used):     # u_ridx = i (below)
-                    m.d.comb += k_r.addr.eq(kbase + i)
-                    m.d.sync += [o_found.eq(1), slot.eq(i)]
-                    m.next = "NEXT_KEY"
-                with m.Else():
+            if keyed:
+                with m.State("CLEAR_SLOTS"):
+                    # Up to the end of the map's last 64-slot word: slots past max_entries
+                    # stay marked used, so the free-slot scan needs no bound per bit.
+                    beyond = i >= maxe
+                    if has_lru:
+                        m.d.comb += [s_w.addr.eq(kbase + i), s_w.en.eq(~beyond),
+                                     s_w.data.eq(0)]
+                    m.d.comb += set_used(i, beyond)
                     m.d.sync += i.eq(i + 1)
-            with m.State("NEXT_KEY"):
-                with m.If((mtype == MapType.DEVMAP) | (mtype == MapType.PROG_ARRAY)):
-                    m.d.sync += o_key.eq(slot)
-                with m.Else():
-                    m.d.sync += o_key.eq(k_r.data)
-                m.next = "RESULT"
+                    with m.If((i[:6] == 63) & (i + 1 >= maxe)):
+                        m.next = "RESPOND"
+
+                # --- iteration --------------------------------------------------------------------
+                with m.State("NEXT"):
+                    m.d.comb += u_at.eq(i)
+                    with m.If(i >= maxe):
+                        m.next = "RESPOND"
+                    with m.Elif(mtype == MapType.ARRAY):
+                        m.d.sync += [o_found.eq(1), slot.eq(i), o_keylo.eq(i)]
+                        m.next = "RESULT"
+                    with m.Elif(u_bit):
+                        m.d.comb += [k_r.addr.eq(kbase + i), k_r.en.eq(1)]
+                        m.d.sync += [o_found.eq(1), slot.eq(i), o_keylo.eq(i)]
+                        m.next = "NEXT_KEY"
+                    with m.Else():
+                        m.d.sync += i.eq(i + 1)
+                with m.State("NEXT_KEY"):
+                    m.d.sync += key_from_mem.eq(~((mtype == MapType.DEVMAP)
+                                                  | (mtype == MapType.PROG_ARRAY)))
+                    m.next = "RESULT"
+            else:
+                with m.State("NEXT"):
+                    with m.If(i >= maxe):
+                        m.next = "RESPOND"
+                    with m.Else():
+                        m.d.sync += [o_found.eq(1), slot.eq(i), o_keylo.eq(i)]
+                        m.next = "RESULT"
 
             # --- raw value access (host) -------------------------------------------------------
             with m.State("VREAD"):
-                m.d.comb += [vm.b_re.eq(1), vm.b_addr.eq(D[Field.VALUE_BASE] + r.addr)]
+                m.d.comb += [vm.b_re.eq(1), vm.b_addr.eq(D[Field.VALUE_BASE] + p_addr)]
                 with m.If(vm.b_rgrant):
                     m.next = "VREAD_DATA"
             with m.State("VREAD_DATA"):
                 m.d.sync += o_data.eq(vm.rdata)
                 m.next = "RESPOND"
             with m.State("VWRITE"):
-                m.d.comb += [vm.b_we.eq(1), vm.b_addr.eq(D[Field.VALUE_BASE] + r.addr),
-                             vm.b_wdata.eq(r.data), vm.b_wmask.eq(r.flags[:8])]
+                m.d.comb += [vm.b_we.eq(1), vm.b_addr.eq(D[Field.VALUE_BASE] + p_addr),
+                             vm.b_wdata.eq(p_data), vm.b_wmask.eq(p_wmask)]
                 with m.If(vm.b_wgrant):
                     m.next = "RESPOND"
 
-            with m.State("RESULT"):
-                m.d.sync += o_offset.eq(slot_x_vs)
+            with m.State("RESULT"):                   # sprod catches up with slot
                 m.next = "RESPOND"
 
             with m.State("RESPOND"):
+                key_out = Cat(Mux(key_from_mem, k_r.data[:32], o_keylo), k_r.data[32:]) \
+                    if keyed else o_keylo
+                errno = Array(Const(_neg(e), 32) for e in _ERRNOS + [0, 0])[o_err]
                 for port in (self.resp, self.host_resp):
                     p = port.payload
                     m.d.comb += [p.status.eq(o_status), p.found.eq(o_found),
                                  p.slot.eq(Mux(o_found, slot, 0)),
-                                 p.offset.eq(Mux(o_found, o_offset, 0)),
-                                 p.errno.eq(o_errno), p.data.eq(o_data), p.key.eq(o_key)]
-                port = Mux(src_host, 1, 0)
-                m.d.comb += [self.resp.valid.eq(~src_host), self.host_resp.valid.eq(src_host)]
+                                 p.offset.eq(Mux(o_found, sprod, 0)),
+                                 p.errno.eq(errno), p.data.eq(o_data), p.key.eq(key_out)]
+                # The request is accepted now (its valid is still up: the stream rules).
+                m.d.comb += [self.resp.valid.eq(~src_host), self.host_resp.valid.eq(src_host),
+                             self.req.ready.eq(~src_host & ~accepted),
+                             self.host_req.ready.eq(src_host & ~accepted)]
+                m.d.sync += accepted.eq(1)
                 with m.If(Mux(src_host, self.host_resp.ready, self.resp.ready)):
                     m.next = "IDLE"
         return m
 
-    def _lpm_step(self, m, r, idx, in_use, e_plen, e_match, lpm_plen, best_len, have_best,
-                  best_slot, have_free, free_slot):
-        """One entry of the lpm_trie scan (its registered key row and used bit)."""
-        # Updates, deletes and host peeks look for the entry itself (the reference's
-        # ``entries[(prefixlen, masked data)]``); lookups for the longest matching prefix.
-        exact = (r.op == Op.UPDATE) | (r.op == Op.DELETE) | (r.op == Op.PEEK)
-        length_ok = Mux(exact, e_plen == lpm_plen, e_plen <= lpm_plen)
-        with m.If(in_use & length_ok & e_match & (~have_best | (e_plen > best_len))):
-            m.d.sync += [have_best.eq(1), best_len.eq(e_plen), best_slot.eq(idx)]
-        with m.If(~in_use & ~have_free):
-            m.d.sync += [have_free.eq(1), free_slot.eq(idx)]
+    def _array_decode(self, m, op, index, maxe, slot, o_found, fail, f_array_bad, f_noexist,
+                      f_lock):
+        with m.Switch(op):
+            with m.Case(Op.LOOKUP, Op.PEEK):
+                m.d.sync += [o_found.eq(index < maxe), slot.eq(index)]
+                m.next = "RESULT"
+            with m.Case(Op.UPDATE):
+                with m.If(f_array_bad):
+                    m.d.sync += fail(E_INVAL)
+                    m.next = "RESPOND"
+                with m.Elif(index >= maxe):
+                    m.d.sync += fail(E_2BIG)
+                    m.next = "RESPOND"
+                with m.Elif(f_noexist):
+                    m.d.sync += fail(E_EXIST)
+                    m.next = "RESPOND"
+                with m.Elif(f_lock):
+                    m.d.sync += fail(E_INVAL)
+                    m.next = "RESPOND"
+                with m.Else():
+                    m.d.sync += slot.eq(index)
+                    m.next = "VALUE_SETUP"
+            with m.Default():
+                m.d.sync += fail(E_INVAL)
+                m.next = "RESPOND"

@@ -1,10 +1,10 @@
-"""CRC-32 of map keys (zlib / Ethernet polynomial), as :func:`bpfcore.sim.maps.map_key_hash`.
+"""CRC-32 of map keys (zlib / Ethernet polynomial), as :func:`bpfcore.sim.maps.map_key_hash`,
+one key byte per cycle.
 
-The CRC is affine in the message: ``crc32(m) = raw(m) ^ crc32(bytes(len(m)))`` where ``raw`` is
-the CRC register with initial value 0 and no final inversion. ``raw`` is linear and leading zero
-bytes leave it at 0, so a key of any length ``L <= n`` is hashed by one fixed XOR network over
-``n`` bytes: put the key at the *end* of the ``n``-byte message (``n - L`` zero bytes first) and
-XOR the result with the per-length constant ``crc32(bytes(L))`` (descriptor field ``CRC_INIT``).
+The reflected CRC register update for one byte is linear over GF(2) in (register, byte), so each
+of the 32 next-register bits is the XOR of a fixed set of register and byte bits
+(:func:`crc32_step_columns`, derived from zlib itself). The engine starts from ``0xFFFFFFFF``,
+steps over the key's ``key_size`` bytes and inverts the result: ``zlib.crc32(key)``.
 """
 
 import functools
@@ -15,47 +15,47 @@ from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["raw_crc32", "raw_crc32_columns", "Crc32"]
+__all__ = ["crc32_step", "crc32_step_columns", "Crc32Step"]
 
 
-def raw_crc32(message):
-    """``raw`` of the module docstring (pure Python)."""
-    message = bytes(message)
-    return zlib.crc32(message) ^ zlib.crc32(bytes(len(message)))
+def crc32_step(register, byte):
+    """One byte of the reflected CRC-32 register update (pure Python, no inversions)."""
+    # zlib.crc32(data, value) inverts on the way in and out: undo both.
+    return zlib.crc32(bytes([byte]), register ^ 0xFFFF_FFFF) ^ 0xFFFF_FFFF
 
 
 @functools.cache
-def raw_crc32_columns(n_bytes):
-    """For each CRC output bit, the message bit positions (``8 * byte + bit``) it XORs."""
+def crc32_step_columns():
+    """For each next-register bit, the input bits it XORs: ``("r", i)`` register bit ``i``,
+    ``("b", i)`` byte bit ``i``."""
     columns = [[] for _ in range(32)]
-    for pos in range(8 * n_bytes):
-        msg = bytearray(n_bytes)
-        msg[pos // 8] = 1 << (pos % 8)
-        crc = raw_crc32(msg)
-        for out in range(32):
-            if crc >> out & 1:
-                columns[out].append(pos)
+    inputs = [("r", i, 1 << i, 0) for i in range(32)] + [("b", i, 0, 1 << i) for i in range(8)]
+    for kind, i, register, byte in inputs:
+        out = crc32_step(register, byte)
+        for bit in range(32):
+            if out >> bit & 1:
+                columns[bit].append((kind, i))
     return columns
 
 
-class Crc32(wiring.Component):
-    """Combinational ``raw`` CRC-32 of an ``n_bytes`` message (byte ``j`` at bits ``8j``).
+class Crc32Step(wiring.Component):
+    """Combinational CRC-32 register update by one byte.
 
     Members
     -------
-    message : In(8 * n_bytes)
-    crc : Out(32)
+    register : In(32)
+    byte : In(8)
+    next : Out(32)
     """
 
-    def __init__(self, n_bytes):
-        if not isinstance(n_bytes, int) or n_bytes < 1:
-            raise ValueError(f"n_bytes must be a positive integer, not {n_bytes!r}")
-        self.n_bytes = n_bytes
-        super().__init__({"message": In(8 * n_bytes), "crc": Out(32)})
+    register: In(32)
+    byte: In(8)
+    next: Out(32)
 
     def elaborate(self, platform):
         m = Module()
-        for out, column in enumerate(raw_crc32_columns(self.n_bytes)):
-            bits = [self.message[pos] for pos in column]
-            m.d.comb += self.crc[out].eq(functools.reduce(operator.xor, bits) if bits else 0)
+        source = {"r": self.register, "b": self.byte}
+        for out, column in enumerate(crc32_step_columns()):
+            bits = [source[kind][i] for kind, i in column]
+            m.d.comb += self.next[out].eq(functools.reduce(operator.xor, bits))
         return m

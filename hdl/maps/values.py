@@ -10,6 +10,8 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .bits import thermometer
+
 __all__ = ["ValueMemory"]
 
 
@@ -54,7 +56,18 @@ class ValueMemory(wiring.Component):
             banks.append((mem.read_port(transparent_for=()), mem.write_port(granularity=8)))
         (even_r, even_w), (odd_r, odd_w) = banks
 
-        # Reads: words w and w + 1 of the byte address; lo is word w.
+        # An access at byte address A (word w = A >> 3, byte k = A & 7) touches byte lane
+        # L = (k + i) & 7 of word w (lanes L >= k) or w + 1 (lanes L < k). Both words sit in
+        # different banks, so every lane has one bank, and both banks see the same lane data:
+        # the 8 bytes rotated by k. Bank addresses: the even word of {w, w + 1} is
+        # (w + 1) >> 1 in the even bank, the odd one w >> 1 in the odd bank.
+        def lane_below(k):
+            """Lanes L < k (a byte-lane thermometer of k)."""
+            lanes = Signal(8)
+            m.d.comb += lanes.eq(thermometer(k, 8))
+            return lanes
+
+        # Reads: data on rdata one cycle later, rotated back by k.
         a_latched = Signal(self.addr_bits)
         with m.If(self.a_en):
             m.d.sync += a_latched.eq(self.a_addr)
@@ -62,29 +75,35 @@ class ValueMemory(wiring.Component):
         m.d.comb += self.b_rgrant.eq(self.b_re & ~self.a_en)
         rword = raddr[3:]
         m.d.comb += [even_r.addr.eq((rword + 1) >> 1), odd_r.addr.eq(rword >> 1)]
-        r_odd = Signal()
         r_byte = Signal(3)
-        m.d.sync += [r_odd.eq(rword[0]), r_byte.eq(raddr[:3])]
-        lo = Mux(r_odd, odd_r.data, even_r.data)
-        hi = Mux(r_odd, even_r.data, odd_r.data)
-        m.d.comb += self.rdata.eq((Cat(lo, hi) >> (r_byte * 8))[:64])
+        r_from_odd = Signal(8)           # per lane: the odd bank holds it
+        m.d.sync += [r_byte.eq(raddr[:3]),
+                     r_from_odd.eq(lane_below(raddr[:3]) ^ Mux(rword[0], 0xff, 0))]
+        lanes = Signal(64)
+        for lane in range(8):
+            bits = slice(8 * lane, 8 * lane + 8)
+            m.d.comb += lanes[bits].eq(Mux(r_from_odd[lane], odd_r.data[bits],
+                                           even_r.data[bits]))
+        m.d.comb += self.rdata.eq((Cat(lanes, lanes) >> (r_byte * 8))[:64])
 
-        # Writes: 16 bytes (two words) rotated into place, each half into its bank.
+        # Writes: the data rotated by k into lanes; each lane's byte enable goes to one bank.
         m.d.comb += self.b_wgrant.eq(self.b_we & ~self.a_we)
         waddr = Mux(self.a_we, a_latched, self.b_addr)
         wdata = Mux(self.a_we, self.a_wdata, self.b_wdata)
         wmask = Mux(self.a_we, self.a_wmask, self.b_wmask)
         wen = self.a_we | self.b_we
         wword = waddr[3:]
-        shifted = Signal(128)
-        smask = Signal(16)
-        m.d.comb += [shifted.eq(wdata << (waddr[:3] * 8)), smask.eq(wmask << waddr[:3])]
-        w_odd = wword[0]
+        k = waddr[:3]
+        lane_data = Signal(64)
+        lane_mask = Signal(8)
+        m.d.comb += [lane_data.eq((Cat(wdata, wdata) << (k * 8))[64:128]),
+                     lane_mask.eq((Cat(wmask, wmask) << k)[8:16])]
+        to_odd = Signal(8)
+        m.d.comb += to_odd.eq(lane_below(k) ^ Mux(wword[0], 0xff, 0))
         m.d.comb += [
             even_w.addr.eq((wword + 1) >> 1), odd_w.addr.eq(wword >> 1),
-            even_w.data.eq(Mux(w_odd, shifted[64:], shifted[:64])),
-            odd_w.data.eq(Mux(w_odd, shifted[:64], shifted[64:])),
-            even_w.en.eq(Mux(wen, Mux(w_odd, smask[8:], smask[:8]), 0)),
-            odd_w.en.eq(Mux(wen, Mux(w_odd, smask[:8], smask[8:]), 0)),
+            even_w.data.eq(lane_data), odd_w.data.eq(lane_data),
+            even_w.en.eq(Mux(wen, lane_mask & ~to_odd, 0)),
+            odd_w.en.eq(Mux(wen, lane_mask & to_odd, 0)),
         ]
         return m
