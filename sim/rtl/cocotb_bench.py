@@ -23,7 +23,7 @@ import json
 import os
 
 import cocotb
-from cocotb.triggers import FallingEdge, First, RisingEdge, Timer
+from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 
 PERIOD_NS = 10
 _RUN_INPUTS = ("start_r1", "start_r2", "budget", "data", "data_end", "ingress_ifindex",
@@ -41,8 +41,8 @@ async def _reset(dut, cycles=3):
 class _HostPort:
     """:class:`bpfcore.sim.mapdrv.MapDriver` transport over the top's map host streams.
 
-    Handshakes are decided at the falling edge, when the combinational ``ready``/``valid`` of
-    the current cycle have settled; the transfer happens at the next rising edge."""
+    Inputs change at falling edges only; a transfer happens at the rising edge in between when
+    ``valid`` and ``ready`` were both high (read once settled, in the ReadOnly phase)."""
 
     def __init__(self, dut, sizes):
         from bpfcore.hdl.maps.layouts import Op, request_layout, response_layout
@@ -57,23 +57,26 @@ class _HostPort:
         dut = self.dut
         full = dict(self.defaults)
         full.update(request)
+        # Inputs change at falling edges; ReadOnly sees the settled ready/valid that the next
+        # rising edge samples.
+        await FallingEdge(dut.clk)
         dut.map_host_req__payload.value = self.req_layout.const(full).as_bits()
         dut.map_host_req__valid.value = 1
         while True:
+            await ReadOnly()
+            accepted = int(dut.map_host_req__ready.value)
             await FallingEdge(dut.clk)
-            if int(dut.map_host_req__ready.value):
+            if accepted:
                 break
-            await RisingEdge(dut.clk)
-        await RisingEdge(dut.clk)
         dut.map_host_req__valid.value = 0
         dut.map_host_resp__ready.value = 1
         while True:
+            await ReadOnly()
+            payload = int(dut.map_host_resp__payload.value) \
+                if int(dut.map_host_resp__valid.value) else None
             await FallingEdge(dut.clk)
-            if int(dut.map_host_resp__valid.value):
-                payload = int(dut.map_host_resp__payload.value)
+            if payload is not None:
                 break
-            await RisingEdge(dut.clk)
-        await RisingEdge(dut.clk)
         dut.map_host_resp__ready.value = 0
         return self.resp_layout.from_bits(payload)
 

@@ -24,8 +24,9 @@ from .verilog import TopSpec
 
 __all__ = ["XdpRtlEngine", "xdp_core_spec", "DEFAULT_CORE"]
 
-#: The core the engine simulates (XdpCore keyword arguments).
-DEFAULT_CORE = {}
+#: The core the engine simulates (XdpCore keyword arguments): map memory big enough for every
+#: firmware program (firewall's 40-byte keys, ratelimit's 1024-entry lru_hash).
+DEFAULT_CORE = {"max_key_size": 40, "slots": 2048, "buckets": 4096, "value_bytes": 65536}
 
 _BENCHES = {}
 
