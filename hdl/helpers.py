@@ -2,26 +2,27 @@
 
 One sequencer answers one :data:`~bpfcore.hdl.layouts.HelperRequest` with one
 :data:`~bpfcore.hdl.layouts.HelperResponse`, with the results, faults and side effects of the
-golden VM's :class:`bpfcore.sim.helpers.XdpEnv` (kernel UAPI helper ids, :class:`bpfcore.abi.Helper`):
+golden VM's :class:`bpfcore.sim.helpers.XdpEnv` (kernel UAPI helper ids,
+:class:`bpfcore.abi.Helper`):
 
-=====================  ===================================================================
-id                     what the unit does
-=====================  ===================================================================
-1 map_lookup_elem      handle check, key read (mem port), ``LOOKUP`` on the map memory
-2 map_update_elem      handle check, key and value read, ``UPDATE`` (an array whose values
-                       are wider than the update port: ``LOOKUP``, then a copy through the
-                       mem port)
-3 map_delete_elem      handle check, key read, ``DELETE``
-5 ktime_get_ns         the ``ktime_ns`` register
-7 get_prandom_u32      xorshift32 (13, 17, 5), as :class:`~bpfcore.sim.helpers.XorShift32`
-8 get_smp_processor_id the ``cpu_id`` input
-23 redirect            sets the redirect target (``ifindex``)
-28 csum_diff           both buffers read 8 bytes at a time, ones'-complement sum, 16-bit fold
-44 xdp_adjust_head     bounds check, new ``data`` (``ctx_we``)
-51 redirect_map        devmap ``LOOKUP`` + ``VALUE_READ`` of the ifindex
-65 xdp_adjust_tail     bounds check, zeroes the grown bytes (raw packet writes), new
-                       ``data_end`` (``ctx_we``)
-=====================  ===================================================================
+======================  ==================================================================
+id                      what the unit does
+======================  ==================================================================
+1 map_lookup_elem       handle check, key read (mem port), ``LOOKUP`` on the map memory
+2 map_update_elem       handle check, key and value read, ``UPDATE`` (an array whose values
+                        are wider than the update port: ``LOOKUP``, then a copy through the
+                        mem port)
+3 map_delete_elem       handle check, key read, ``DELETE``
+5 ktime_get_ns          the ``ktime_ns`` register
+7 get_prandom_u32       xorshift32 (13, 17, 5), as :class:`~bpfcore.sim.helpers.XorShift32`
+8 get_smp_processor_id  the ``cpu_id`` input
+23 redirect             sets the redirect target (``ifindex``)
+28 csum_diff            both buffers read 8 bytes at a time, ones'-complement sum, 16-bit fold
+44 xdp_adjust_head      bounds check, new ``data`` (``ctx_we``)
+51 redirect_map         devmap ``LOOKUP`` + ``VALUE_READ`` of the ifindex
+65 xdp_adjust_tail      bounds check, zeroes the grown bytes (raw packet writes), new
+                        ``data_end`` (``ctx_we``)
+======================  ==================================================================
 
 Any other id (``tail_call`` 12 and ``trace_printk`` 6 are not built) answers ``fault =
 Fault.BAD_CALL``, ``r0 = 0``, like the VM's call of an unknown helper.
@@ -36,9 +37,9 @@ slot number across their border if a value were 1 MiB long, which the map memory
 A ``Fault.HELPER`` happens before any side effect.
 
 Latency (cycles from the first cycle of ``req.valid`` to the first cycle of ``resp.valid``,
-without back-pressure; ``L`` = mem port latency, ``en`` to ``done``, >= 1; ``E`` = the map
-memory's latency as :mod:`bpfcore.hdl.maps.engine` states it (cycles after the request
-handshake cycle until ``resp.valid``; 3 for an array or devmap lookup); ``c(n)`` = accesses for
+without back-pressure; ``L`` = mem port latency, ``en`` to ``done``, >= 1; ``E`` = map
+memory latency, from the first cycle of ``map_req.valid`` to the first cycle of
+``map_resp.valid`` (see :mod:`bpfcore.hdl.maps.engine`); ``c(n)`` = accesses for
 ``n`` bytes = ``n // 8 + popcount(n % 8)``; checked by ``test_documented_latencies``):
 
 ==========================================  =============================================
@@ -46,13 +47,13 @@ ktime, prandom, smp_processor_id, redirect  1
 unknown id, bad map handle or context,      1
 csum_diff size error, adjust head/tail
 error, redirect_map flag checks
-map_lookup_elem, map_delete_elem            3 + c(key) (L + 1) + E
-map_update_elem                             3 + (c(key) + c(value)) (L + 1) + E
-map_update_elem, array wider than the port  3 + (c(key) + 3 c(value)) (L + 1) + E
-redirect_map                                5 + E(lookup) + E(value read); empty slot 3 + E
+map_lookup_elem, map_delete_elem            2 + c(key) (L + 1) + E
+map_update_elem                             2 + (c(key) + c(value)) (L + 1) + E
+map_update_elem, array wider than the port  2 + (c(key) + 3 c(value)) (L + 1) + E
+redirect_map                                3 + E(lookup) + E(value read); empty slot 2 + E
 csum_diff                                   2 + sum over the non-empty buffers of
                                             (c(size) (L + 1) + 1 + folds), folds <= 2
-                                            (512 bytes at L = 1: at most 137)
+                                            (512 bytes at L = 1: at most 136)
 xdp_adjust_head                             1
 xdp_adjust_tail                             1 + c(g) (L + 1) when growing by g bytes, else 1
 ==========================================  =============================================
@@ -67,6 +68,7 @@ from bpfcore.abi import Fault, Helper, MapType, XdpAction
 from bpfcore.isa import Size
 from bpfcore.sim.helpers import (BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, ETH_HLEN,
                                  KERNEL_FRAME_LIMIT, XDP_FRAME_SIZE)
+from bpfcore.sim.maps import E2BIG, EEXIST, EINVAL
 from .layouts import HelperMemSignature, HelperRequest, HelperResponse
 from .maps.layouts import OFFSET_BITS, Op, Status, request_layout, response_layout
 
@@ -81,9 +83,6 @@ BUILDABLE_HELPERS = frozenset(int(h) for h in (
 _MAP_HELPERS = frozenset(int(h) for h in (Helper.MAP_LOOKUP_ELEM, Helper.MAP_UPDATE_ELEM,
                                           Helper.MAP_DELETE_ELEM, Helper.REDIRECT_MAP))
 
-_EINVAL = 22
-_E2BIG = 7
-_EEXIST = 17
 _M64 = (1 << 64) - 1
 _WINDOW_BITS = abi.MAP_WINDOW.bit_length() - 1          # 20
 _MAP_BASE_WINDOW = abi.MAP_BASE >> _WINDOW_BITS          # 16
@@ -291,6 +290,7 @@ class HelperUnits(wiring.Component):
         wr = Signal()               # the mem access is a write
         raw = Signal()
         op = Signal(Op)
+        sent = Signal()             # the map request was accepted, its response is due
         SRC_R1, SRC_R2, SRC_R3, SRC_DST, SRC_END = range(5)
         src = Signal(range(5))
 
@@ -442,8 +442,8 @@ class HelperUnits(wiring.Component):
             return consume
 
         def map_request(operation):
-            m.d.sync += op.eq(operation)
-            m.next = "MAP_REQ"
+            m.d.sync += [op.eq(operation), sent.eq(0)]
+            m.next = "MAP"
 
         with m.FSM():
             with m.State("IDLE"):
@@ -474,7 +474,7 @@ class HelperUnits(wiring.Component):
                             with m.Case(int(Helper.CSUM_DIFF)):
                                 with m.If(((from_size | to_size)[:2] != 0)
                                           | (from_size + to_size > 512)):
-                                    finish(-_EINVAL & _M64)
+                                    finish(-EINVAL & _M64)
                                 with m.Elif(from_size != 0):
                                     start_buffer("FROM_ISSUE", SRC_R1, from_size,
                                                  Mux(to_size != 0, 0, ~seed32))
@@ -489,7 +489,7 @@ class HelperUnits(wiring.Component):
                                 with m.If(~is_ctx):
                                     fail(Fault.HELPER)
                                 with m.Elif(head_bad):
-                                    finish(-_EINVAL & _M64)
+                                    finish(-EINVAL & _M64)
                                 with m.Else():
                                     m.d.sync += [bound.eq(new_data), o_ctx_we.eq(1)]
                                     finish(0)
@@ -499,7 +499,7 @@ class HelperUnits(wiring.Component):
                                 with m.If(~is_ctx):
                                     fail(Fault.HELPER)
                                 with m.Elif(tail_bad):
-                                    finish(-_EINVAL & _M64)
+                                    finish(-EINVAL & _M64)
                                 with m.Elif(off > 0):
                                     m.d.sync += [bound.eq(new_end), raw.eq(1)]
                                     start_buffer("ZERO_ISSUE", SRC_END, off, write=1)
@@ -586,7 +586,8 @@ class HelperUnits(wiring.Component):
                         with m.Else():
                             start_buffer("VALUE_ISSUE", SRC_R3, self.map_info_value_size)
                     with m.Else():
-                        m.next = "MAP_REQ"
+                        m.d.sync += sent.eq(0)
+                        m.next = "MAP"
 
                 read_states("KEY", assemble(key_buf), key_end)
                 read_states("VALUE", assemble(val_buf), lambda: map_request(Op.UPDATE))
@@ -594,12 +595,12 @@ class HelperUnits(wiring.Component):
                 # can be read (no effect before a fault), then LOOKUP, then copy.
                 read_states("CHECK", lambda: None, lambda: map_request(Op.LOOKUP))
 
-                with m.State("MAP_REQ"):
-                    m.d.comb += self.map_req.valid.eq(1)
-                    with m.If(self.map_req.ready):
-                        m.next = "MAP_RESP"
-                with m.State("MAP_RESP"):
-                    m.d.comb += self.map_resp.ready.eq(1)
+                with m.State("MAP"):
+                    # Ready for the response from the start: a map memory may accept the
+                    # request only as its response appears (it reads the payload in place).
+                    m.d.comb += [self.map_req.valid.eq(~sent), self.map_resp.ready.eq(1)]
+                    with m.If(self.map_req.valid & self.map_req.ready):
+                        m.d.sync += sent.eq(1)
                     with m.If(self.map_resp.valid):
                         with m.If(mresp.status == Status.FAULT):
                             fail(Fault.HELPER)
@@ -622,13 +623,13 @@ class HelperUnits(wiring.Component):
                         with m.Elif((rq.id == Helper.MAP_UPDATE_ELEM) & oversize):
                             # ArrayMap.update's order of checks.
                             with m.If((r4 & ~4 & _M64) > 2):
-                                finish(-_EINVAL & _M64)
+                                finish(-EINVAL & _M64)
                             with m.Elif(~mresp.found):
-                                finish(-_E2BIG & _M64)
+                                finish(-E2BIG & _M64)
                             with m.Elif(r4[0]):
-                                finish(-_EEXIST & _M64)
+                                finish(-EEXIST & _M64)
                             with m.Elif(r4[2]):
-                                finish(-_EINVAL & _M64)
+                                finish(-EINVAL & _M64)
                             with m.Else():
                                 m.d.sync += bound.eq(mresp.offset)
                                 start_buffer("COPY_RD_ISSUE", SRC_R3,
