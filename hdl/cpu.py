@@ -90,6 +90,11 @@ class Cpu(wiring.Component):
         the word at ``pkt_addr`` one cycle later.
     start, start_r1, start_r2, budget, data, data_end, ingress_ifindex, rx_queue_index
         Run control: ``start`` (a pulse while idle) latches the other inputs and runs from pc 0.
+    entry_len
+        Slots of the program that ``start`` runs (it begins at slot 0); 0 means up to the last
+        slot written. Program memory may hold more programs after it: ``tail_call`` targets,
+        which a helper response with ``tail`` switches to (pcs in the trace count from the
+        start of the running program, as in the VM).
     busy, done, result_r0, result_fault, result_pc, cycles
         Run status: ``done`` pulses once when the program ended; the results hold until the
         next start.
@@ -138,6 +143,7 @@ class Cpu(wiring.Component):
             "pkt_addr": In(range(abi.PKT_BUF_SIZE // 8)),
             "pkt_wdata": In(64),
             "pkt_rdata": Out(64),
+            "entry_len": In(range(program_slots + 1)),
             "start": In(1),
             "start_r1": In(64),
             "start_r2": In(64),
@@ -183,7 +189,9 @@ class Cpu(wiring.Component):
         # ---- Run state -----------------------------------------------------------------------
         running = Signal()          # fetching
         launch = Signal()           # first fetch (pc 0) this cycle
-        prog_len = Signal(range(slots + 1))
+        prog_len = Signal(range(slots + 1))     # one past the last slot written
+        prog_base = Signal(16)                  # first slot of the running program
+        prog_end = Signal(17)                   # one past its last slot
         budget = Signal(32)
         data_lo = Signal(32)
         data_hi = Signal(32)
@@ -215,6 +223,8 @@ class Cpu(wiring.Component):
                         rxq.eq(self.rx_queue_index), order.eq(0),
                     ]
                     m.d.sync += [r.eq(0) for r in regs]
+                    m.d.sync += [prog_base.eq(0),
+                                 prog_end.eq(Mux(self.entry_len != 0, self.entry_len, prog_len))]
                     m.d.sync += [regs[1].eq(self.start_r1), regs[2].eq(self.start_r2)]
                     m.d.comb += [lsu.clear.eq(1), cs.x_reset.eq(1)]
                     m.next = "CLEAR"
@@ -314,7 +324,7 @@ class Cpu(wiring.Component):
         m.d.comb += [read_dst.eq(read(d_insn[8:12])), read_src.eq(read(d_insn[12:16]))]
 
         d_fault = Signal(4)
-        with m.If(d_bad | ja_bad | (d_pc >= prog_len)):
+        with m.If(d_bad | ja_bad | (d_pc >= prog_end)):
             m.d.comb += d_fault.eq(Fault.PC_RANGE)
         with m.Elif(~ctrl.legal):
             m.d.comb += d_fault.eq(Fault.ILLEGAL)
@@ -455,6 +465,7 @@ class Cpu(wiring.Component):
         m.d.comb += [
             helper.x_start.eq(go & is_helper & ~started & ~load_use & drained),
             helper.x_bad.eq(callx_bad),
+            helper.x_nested.eq(cs.depth != 0),
             helper.x_id.eq(Mux(x.kind == Kind.CALLX, fwd_a[:32], dx.imm[:32])),
         ]
         for i in range(5):
@@ -556,7 +567,7 @@ class Cpu(wiring.Component):
         m.d.comb += [
             xm_next.valid.eq(1),
             xm_next.order.eq(order),
-            xm_next.pc.eq(dx.pc),
+            xm_next.pc.eq(dx.pc - prog_base),
             xm_next.insn.eq(dx.insn),
             xm_next.insn_hi.eq(dx.insn_hi),
             xm_next.fault.eq(x_fault),
@@ -585,7 +596,7 @@ class Cpu(wiring.Component):
                                                                              Kind.CALL_LOCAL),
                                                    dx.imm[:32].as_signed(), dx.off.as_signed()))
         target_bad = Signal()
-        m.d.comb += target_bad.eq((wide_target < 0) | (wide_target >= prog_len))
+        m.d.comb += target_bad.eq((wide_target < prog_base) | (wide_target >= prog_end))
         m.d.comb += ja_bad.eq(x_valid & (early == 0) & target_bad
                               & (x.kind.as_value().matches(Kind.JA, Kind.JA32) | dx.bt))
 
@@ -608,6 +619,12 @@ class Cpu(wiring.Component):
             m.d.comb += [x_redirect.eq(1), x_target.eq(dx.target),
                          x_target_even.eq(dx.target_even), x_target_bad.eq(target_bad),
                          cs.x_push.eq(1)]
+        # A tail call continues in another program, from its first slot.
+        with m.If(x_fire & ok & is_helper & helper.x_tail):
+            m.d.comb += [x_redirect.eq(1), x_target.eq(helper.x_prog_base),
+                         x_target_even.eq((helper.x_prog_base + 1) >> 1), x_target_bad.eq(0)]
+            m.d.sync += [prog_base.eq(helper.x_prog_base),
+                         prog_end.eq(helper.x_prog_base + helper.x_prog_len)]
         with m.If(fire_ok & is_ret):
             m.d.comb += [x_redirect.eq(1), x_target.eq(cs.top_ret_pc),
                          x_target_even.eq((cs.top_ret_pc + 1) >> 1), cs.x_pop.eq(1)]

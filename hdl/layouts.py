@@ -24,16 +24,20 @@ __all__ = ["HelperRequest", "HelperResponse", "HelperMemSignature", "RetireLayou
            "FdLayout", "PredecodeLayout", "DxLayout", "XmLayout", "MwLayout", "Region"]
 
 
-#: Helper call request: the helper id and the argument registers r1-r5.
+#: Helper call request: the helper id, the argument registers r1-r5, and ``nested`` (the call
+#: comes from inside a bpf-to-bpf call, where ``tail_call`` faults).
 HelperRequest = data.StructLayout({
-    "id": 32, "r1": 64, "r2": 64, "r3": 64, "r4": 64, "r5": 64,
+    "id": 32, "r1": 64, "r2": 64, "r3": 64, "r4": 64, "r5": 64, "nested": 1,
 })
 
 #: Helper call response: r0, a fault cause (``abi.Fault``, 0 = none), ``halt`` (end the
 #: program normally with ``r0``), and ``ctx_we`` with the packet bounds ``data``/``data_end``
-#: that ``xdp_adjust_head``/``xdp_adjust_tail`` moved (the CPU takes them when ``ctx_we``).
+#: that ``xdp_adjust_head``/``xdp_adjust_tail`` moved (the CPU takes them when ``ctx_we``), and
+#: ``tail`` with the program to continue in (``tail_call``): its first slot in program memory
+#: and its length in slots; the CPU then runs it from its pc 0.
 HelperResponse = data.StructLayout({
     "r0": 64, "fault": 4, "halt": 1, "ctx_we": 1, "data": 32, "data_end": 32,
+    "tail": 1, "prog_base": 16, "prog_len": 16,
 })
 
 #: The helper units' access to the CPU's data memories (stack, packet, context, map values),

@@ -35,6 +35,11 @@ class HelperPort(wiring.Component):
     x_ctx_we, x_data, x_data_end : Out
         The packet bounds the helper moved (``xdp_adjust_head``/``xdp_adjust_tail``), taken
         when ``x_ctx_we``.
+    x_nested : In(1)
+        The call comes from inside a bpf-to-bpf call (sent with the request).
+    x_tail, x_prog_base, x_prog_len : Out
+        ``tail_call`` taken: continue in the program at ``x_prog_base`` of ``x_prog_len``
+        slots.
     req : Out(stream.Signature(HelperRequest))
     resp : In(stream.Signature(HelperResponse))
     """
@@ -50,6 +55,10 @@ class HelperPort(wiring.Component):
     x_ctx_we: Out(1)
     x_data: Out(32)
     x_data_end: Out(32)
+    x_nested: In(1)
+    x_tail: Out(1)
+    x_prog_base: Out(16)
+    x_prog_len: Out(16)
     req: Out(stream.Signature(HelperRequest))
     resp: In(stream.Signature(HelperResponse))
 
@@ -76,6 +85,9 @@ class HelperPort(wiring.Component):
                         self.x_ctx_we.eq(self.resp.payload.ctx_we),
                         self.x_data.eq(self.resp.payload.data),
                         self.x_data_end.eq(self.resp.payload.data_end),
+                        self.x_tail.eq(self.resp.payload.tail),
+                        self.x_prog_base.eq(self.resp.payload.prog_base),
+                        self.x_prog_len.eq(self.resp.payload.prog_len),
                     ]
                     m.next = "DONE"
             with m.State("DONE"):
@@ -86,7 +98,7 @@ class HelperPort(wiring.Component):
                     m.next = "DONE"
         with m.If(self.x_start & self.x_bad):
             m.d.sync += [self.x_r0.eq(0), self.x_fault.eq(Fault.BAD_CALL), self.x_halt.eq(0),
-                         self.x_ctx_we.eq(0)]
+                         self.x_ctx_we.eq(0), self.x_tail.eq(0)]
         with m.If(self.x_start):
             m.d.sync += [
                 payload.id.eq(self.x_id),
@@ -95,5 +107,6 @@ class HelperPort(wiring.Component):
                 payload.r3.eq(self.x_args[2]),
                 payload.r4.eq(self.x_args[3]),
                 payload.r5.eq(self.x_args[4]),
+                payload.nested.eq(self.x_nested),
             ]
         return m
