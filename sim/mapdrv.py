@@ -58,6 +58,11 @@ def plan(specs, mm, probe_limit=32):
             mtype = MapType(spec.type)
         except ValueError:
             raise BpfcoreError(f"{where}: map type {spec.type} is not supported") from None
+        built = getattr(mm, "map_types", None)
+        if built is not None and mtype not in built:
+            names = ", ".join(sorted(t.name.lower() for t in built))
+            raise BpfcoreError(f"{where}: this map memory is built without "
+                               f"{mtype.name.lower()} maps (map_types: {names})")
         if not 0 < spec.value_size < 1 << VALUE_SIZE_BITS:
             raise BpfcoreError(f"{where}: value size {spec.value_size} is outside "
                                f"1..{(1 << VALUE_SIZE_BITS) - 1}")

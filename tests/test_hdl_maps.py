@@ -19,7 +19,7 @@ from bpfcore.hdl.maps.engine import MapMemory
 from bpfcore.hdl.maps.hash import Crc32Step
 from bpfcore.hdl.maps.layouts import Field, Op, RECIP_SHIFT, OFFSET_BITS, VALUE_SIZE_BITS
 from bpfcore.sim import maps as ref
-from bpfcore.sim.mapdrv import AmaranthPort, MapDriver, plan
+from bpfcore.sim.mapdrv import AmaranthPort, MapDriver, MapFault, plan
 from bpfcore.sim.maps import MapSpec, BPF_F_NO_PREALLOC
 
 OPS = int(os.environ.get("BPFCORE_MAPS_OPS", "400"))
@@ -128,6 +128,55 @@ def test_constructor_checks():
         MapMemory(n_maps=3)
     with pytest.raises(ValueError, match="max_value_size"):
         MapMemory(max_value_size=12)
+    with pytest.raises(ValueError, match="map_types must be a non-empty set.*'hash'"):
+        MapMemory(map_types={"hash"})
+
+
+def test_plan_rejects_a_type_not_built():
+    dut = SimpleNamespace(n_maps=8, value_bytes=4096, slots=512, buckets=64, max_key_size=20,
+                          max_value_size=16, map_types={MapType.ARRAY, MapType.HASH})
+    with pytest.raises(ref.BpfcoreError, match="map 1 'p': this map memory is built without "
+                                               "lpm_trie maps \\(map_types: array, hash\\)"):
+        plan([MapSpec("a", MapType.ARRAY, 4, 8, 4),
+              MapSpec("p", MapType.LPM_TRIE, 8, 8, 4, flags=BPF_F_NO_PREALLOC)], dut)
+
+
+@pytest.mark.parametrize("types", [{MapType.ARRAY}, {MapType.HASH},
+                                   {MapType.LPM_TRIE, MapType.DEVMAP}])
+def test_reduced_build(types, seed):
+    """A build with some map types serves them like the full one (reference comparison on
+    the maps of SPECS it supports) and faults on a descriptor of a type it leaves out."""
+    rng = random.Random(seed)
+    dut = MapMemory(n_maps=8, value_bytes=4096, slots=512, buckets=64, max_key_size=20,
+                    max_value_size=16, map_types=types)
+    refs = make_refs()
+    chosen = [i for i, spec in enumerate(SPECS) if spec.type in types]
+    other = next(i for i, spec in enumerate(SPECS) if spec.type not in types)
+    pools = {i: key_pool(rng, SPECS[i], SPECS[i].max_entries + 3) for i in chosen}
+
+    async def bench(ctx):
+        host = MapDriver(AmaranthPort(ctx, dut.host_req, dut.host_resp, rng))
+        # The full build's layout: the maps of the left-out types are configured too.
+        full = SimpleNamespace(n_maps=8, value_bytes=4096, slots=512, buckets=64,
+                               max_key_size=20, max_value_size=16)
+        await host.configure(make_layouts(full))
+        for step in range(120):
+            index = rng.choice(chosen)
+            key = rng.choice(pools[index])
+            value = bytes(rng.randrange(256) for _ in range(SPECS[index].value_size))
+            if rng.random() < 0.6:
+                got = await host.update(index, key, value)
+                want = refs[index].update(key, value) if SPECS[index].type != MapType.PROG_ARRAY \
+                    else expected(refs, index, "host", Op.UPDATE, key, value, 0)[1]
+                assert got == want, f"seed {seed} step {step}: map {index} update"
+            else:
+                assert await host.peek(index, key) == refs[index].peek(key), \
+                    f"seed {seed} step {step}: map {index} peek"
+            await check_map(host, refs, index, f"seed {seed} step {step}")
+        with pytest.raises(MapFault):
+            await host.peek(other, bytes(SPECS[other].key_size))
+
+    run(dut, bench)
 
 
 def test_reciprocal_is_exact():

@@ -457,6 +457,10 @@ class MapMemory(wiring.Component):
                     m.d.sync += lpm_valid.eq(0)
                 prog_side = ~src_host
                 fd_array = (mtype == MapType.PROG_ARRAY) | (mtype == MapType.DEVMAP)
+
+                def built(*which):
+                    """The map is of one of ``which`` that this build has."""
+                    return Cat(*(mtype == t for t in which if t in types)).any()
                 with m.If(op == Op.CONFIG):
                     m.d.comb += cfg_we.eq(1)
                     m.next = "RESPOND"
@@ -488,7 +492,7 @@ class MapMemory(wiring.Component):
                         self._array_decode(m, op, index, maxe, slot, o_found, fail,
                                            f_array_bad, f_noexist, f_lock)
                 if has_fd:
-                    with m.Elif(fd_array):
+                    with m.Elif(built(MapType.PROG_ARRAY, MapType.DEVMAP)):
                         m.d.comb += u_at.eq(index)
                         present = (index < maxe) & u_bit
                         with m.Switch(op):
@@ -538,7 +542,7 @@ class MapMemory(wiring.Component):
                         with m.Else():
                             m.next = "LPM_SCAN"
                 if has_hash:
-                    with m.Elif((mtype == MapType.HASH) | is_lru):
+                    with m.Elif(built(MapType.HASH, MapType.LRU_HASH)):
                         with m.If((op == Op.UPDATE) & f_bad):
                             m.d.sync += fail(E_INVAL)
                             m.next = "RESPOND"
@@ -783,7 +787,7 @@ class MapMemory(wiring.Component):
                     m.d.comb += set_used(slot, 1)
                     m.next = "VALUE_SETUP"
 
-            if keyed:
+            if has_hash:
                 with m.State("FREE_SCAN"):
                     # i counts 64-slot words of the used bits; the map's slots start 64-aligned
                     # and CLEAR marks the slots past max_entries in its last word used.
@@ -832,16 +836,20 @@ class MapMemory(wiring.Component):
                 with m.Switch(after_value):
                     with m.Case(AV_TOUCH):
                         m.next = "TOUCH"
-                    with m.Case(AV_SHIFT):
-                        m.next = "SHIFT_START"
+                    if has_hash:
+                        with m.Case(AV_SHIFT):
+                            m.next = "SHIFT_START"
                     with m.Case(AV_CLEAR):
                         m.d.sync += i.eq(0)
-                        with m.If((mtype == MapType.HASH) | is_lru):
-                            m.next = "CLEAR_BUCKETS" if has_hash else "CLEAR_SLOTS"
-                        with m.Elif(mtype == MapType.ARRAY):
+                        if keyed:
+                            with m.If(((mtype == MapType.HASH) | is_lru) & has_hash):
+                                m.next = "CLEAR_BUCKETS" if has_hash else "CLEAR_SLOTS"
+                            with m.Elif(mtype == MapType.ARRAY):
+                                m.next = "RESPOND"
+                            with m.Else():
+                                m.next = "CLEAR_SLOTS"
+                        else:
                             m.next = "RESPOND"
-                        with m.Else():
-                            m.next = "CLEAR_SLOTS" if keyed else "RESPOND"
                     with m.Default():
                         m.next = "RESPOND"
 

@@ -84,7 +84,9 @@ class ValueMemory(wiring.Component):
             bits = slice(8 * lane, 8 * lane + 8)
             m.d.comb += lanes[bits].eq(Mux(r_from_odd[lane], odd_r.data[bits],
                                            even_r.data[bits]))
-        m.d.comb += self.rdata.eq((Cat(lanes, lanes) >> (r_byte * 8))[:64])
+        for i in range(8):                   # byte i of the access is lane (k + i) & 7
+            m.d.comb += self.rdata.word_select(i, 8).eq(
+                lanes.word_select((r_byte + i)[:3], 8))
 
         # Writes: the data rotated by k into lanes; each lane's byte enable goes to one bank.
         m.d.comb += self.b_wgrant.eq(self.b_we & ~self.a_we)
@@ -96,8 +98,9 @@ class ValueMemory(wiring.Component):
         k = waddr[:3]
         lane_data = Signal(64)
         lane_mask = Signal(8)
-        m.d.comb += [lane_data.eq((Cat(wdata, wdata) << (k * 8))[64:128]),
-                     lane_mask.eq((Cat(wmask, wmask) << k)[8:16])]
+        for lane in range(8):                # lane L holds byte (L - k) & 7 of the access
+            m.d.comb += [lane_data.word_select(lane, 8).eq(wdata.word_select((lane - k)[:3], 8)),
+                         lane_mask[lane].eq(wmask.bit_select((lane - k)[:3], 1))]
         to_odd = Signal(8)
         m.d.comb += to_odd.eq(lane_below(k) ^ Mux(wword[0], 0xff, 0))
         m.d.comb += [
