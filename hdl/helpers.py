@@ -16,6 +16,9 @@ id                      what the unit does
 5 ktime_get_ns          the ``ktime_ns`` register
 7 get_prandom_u32       xorshift32 (13, 17, 5), as :class:`~bpfcore.sim.helpers.XorShift32`
 8 get_smp_processor_id  the ``cpu_id`` input
+12 tail_call            context and prog_array checks, ``PEEK`` of slot r3, ``VALUE_READ`` of
+                        where its program lies (first slot | length << 16, written by the
+                        loader); answers ``tail`` with them (at most 33 per packet)
 23 redirect             sets the redirect target (``ifindex``)
 28 csum_diff            both buffers read 8 bytes at a time, ones'-complement sum, 16-bit fold
 44 xdp_adjust_head      bounds check, new ``data`` (``ctx_we``)
@@ -24,8 +27,9 @@ id                      what the unit does
                         ``data_end`` (``ctx_we``)
 ======================  ==================================================================
 
-Any other id (``tail_call`` 12 and ``trace_printk`` 6 are not built) answers ``fault =
-Fault.BAD_CALL``, ``r0 = 0``, like the VM's call of an unknown helper.
+
+Any other id (``trace_printk`` 6 is not built) answers ``fault = Fault.BAD_CALL``, ``r0 = 0``,
+like the VM's call of an unknown helper.
 
 Buffer arguments (keys, values, csum buffers) are read through the mem port in accesses of
 8 bytes, then 4, 2, 1 for the tail, so no access reaches past the buffer. The VM checks a whole
@@ -67,8 +71,8 @@ from bpfcore import abi
 from bpfcore.abi import Fault, Helper, MapType, XdpAction
 from bpfcore.isa import Size
 from bpfcore.sim.helpers import (BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, ETH_HLEN,
-                                 KERNEL_FRAME_LIMIT, XDP_FRAME_SIZE)
-from bpfcore.sim.maps import E2BIG, EEXIST, EINVAL
+                                 KERNEL_FRAME_LIMIT, MAX_TAIL_CALL_CNT, XDP_FRAME_SIZE)
+from bpfcore.sim.maps import E2BIG, EEXIST, EINVAL, ENOENT
 from .layouts import HelperMemSignature, HelperRequest, HelperResponse
 from .maps.layouts import OFFSET_BITS, Op, Status, request_layout, response_layout
 
@@ -78,10 +82,12 @@ __all__ = ["HelperUnits", "RedirectKind", "BUILDABLE_HELPERS"]
 BUILDABLE_HELPERS = frozenset(int(h) for h in (
     Helper.MAP_LOOKUP_ELEM, Helper.MAP_UPDATE_ELEM, Helper.MAP_DELETE_ELEM,
     Helper.KTIME_GET_NS, Helper.GET_PRANDOM_U32, Helper.GET_SMP_PROCESSOR_ID, Helper.REDIRECT,
-    Helper.CSUM_DIFF, Helper.XDP_ADJUST_HEAD, Helper.REDIRECT_MAP, Helper.XDP_ADJUST_TAIL))
+    Helper.CSUM_DIFF, Helper.XDP_ADJUST_HEAD, Helper.REDIRECT_MAP, Helper.XDP_ADJUST_TAIL,
+    Helper.TAIL_CALL))
 
 _MAP_HELPERS = frozenset(int(h) for h in (Helper.MAP_LOOKUP_ELEM, Helper.MAP_UPDATE_ELEM,
-                                          Helper.MAP_DELETE_ELEM, Helper.REDIRECT_MAP))
+                                          Helper.MAP_DELETE_ELEM, Helper.REDIRECT_MAP,
+                                          Helper.TAIL_CALL))
 
 _M64 = (1 << 64) - 1
 _WINDOW_BITS = abi.MAP_WINDOW.bit_length() - 1          # 20
@@ -282,6 +288,8 @@ class HelperUnits(wiring.Component):
         o_fault = Signal(4)
         o_ctx_we = Signal()
         o_tail = Signal()           # the bounds moved are data_end (else data)
+        o_tcall = Signal()          # tail_call taken: continue in prog_base / prog_len
+        tail_calls = Signal(range(MAX_TAIL_CALL_CNT + 1))
         bound = Signal(32)          # new data/data_end; value offset (copy, VALUE_READ)
         pos = Signal(15)            # bytes of the current buffer done
         n = Signal(15)              # bytes of the current buffer
@@ -299,6 +307,9 @@ class HelperUnits(wiring.Component):
             self.resp.payload.fault.eq(o_fault),
             self.resp.payload.halt.eq(0),
             self.resp.payload.ctx_we.eq(o_ctx_we),
+            self.resp.payload.tail.eq(o_tcall),
+            self.resp.payload.prog_base.eq(bound[:16]),
+            self.resp.payload.prog_len.eq(bound[16:32]),
             self.resp.payload.data.eq(Mux(o_ctx_we & ~o_tail, bound, self.data)),
             self.resp.payload.data_end.eq(Mux(o_ctx_we & o_tail, bound, self.data_end)),
         ]
@@ -347,10 +358,12 @@ class HelperUnits(wiring.Component):
         widx = pos[3:]
 
         # --- map ports ------------------------------------------------------------------------
-        hi = r1[_WINDOW_BITS:]
+        is_tail_call = rq.id == Helper.TAIL_CALL
+        handle = Mux(is_tail_call, r2, r1)          # tail_call's prog_array is r2
+        hi = handle[_WINDOW_BITS:]
         index = Signal(self.map_bits)
         m.d.comb += index.eq(hi - _MAP_BASE_WINDOW)
-        map_ok = ((r1[:_WINDOW_BITS] == 0) & (hi >= _MAP_BASE_WINDOW)
+        map_ok = ((handle[:_WINDOW_BITS] == 0) & (hi >= _MAP_BASE_WINDOW)
                   & (hi < _MAP_BASE_WINDOW + self.n_maps) & (self.map_info_type != 0))
         oversize = self.map_info_value_size > self.max_value_size
         key_words = -(-self.max_key_size // 8)
@@ -362,7 +375,8 @@ class HelperUnits(wiring.Component):
             self.map_info_map.eq(index),
             mreq.op.eq(op), mreq.map.eq(index), mreq.flags.eq(r4), mreq.addr.eq(bound),
             mreq.data.eq(0),
-            mreq.key.eq(Cat(Mux(is_redirect_map, r2[:32], key_buf[:32]),
+            mreq.key.eq(Cat(Mux(is_redirect_map, r2[:32],
+                                Mux(is_tail_call, r3[:32], key_buf[:32])),
                             key_buf[32:8 * self.max_key_size])),
             mreq.value.eq(val_buf),
         ]
@@ -448,7 +462,8 @@ class HelperUnits(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.req.valid):
-                    m.d.sync += [o_fault.eq(0), o_ctx_we.eq(0), o_tail.eq(0), raw.eq(0),
+                    m.d.sync += [o_fault.eq(0), o_ctx_we.eq(0), o_tail.eq(0), o_tcall.eq(0),
+                                 raw.eq(0),
                                  wr.eq(0), in_to.eq(0)]
                     with m.Switch(rq.id):
                         if Helper.KTIME_GET_NS in ids:
@@ -535,6 +550,18 @@ class HelperUnits(wiring.Component):
                                     fail(Fault.HELPER)
                                 with m.Else():
                                     map_request(Op.LOOKUP)
+                        if Helper.TAIL_CALL in ids:
+                            with m.Case(int(Helper.TAIL_CALL)):
+                                # XdpEnv.tail_call's order: context, map, map type, nesting,
+                                # then slot and count (-ENOENT).
+                                with m.If(~is_ctx | ~map_ok
+                                          | (self.map_info_type != MapType.PROG_ARRAY)
+                                          | rq.nested):
+                                    fail(Fault.HELPER)
+                                with m.Elif(tail_calls >= MAX_TAIL_CALL_CNT):
+                                    finish(-ENOENT & _M64)
+                                with m.Else():
+                                    map_request(Op.PEEK)
                         with m.Default():
                             fail(Fault.BAD_CALL)
 
@@ -617,6 +644,18 @@ class HelperUnits(wiring.Component):
                             with m.Else():
                                 m.d.sync += rkind.eq(RedirectKind.NONE)
                                 finish(r3[:2])
+                        with m.Elif(is_tail_call):
+                            # A prog_array value: the program's first slot (bits 0-15) and
+                            # length (16-31) in program memory.
+                            with m.If(op == Op.VALUE_READ):
+                                m.d.sync += [bound.eq(mresp.data[:32]), o_tcall.eq(1),
+                                             tail_calls.eq(tail_calls + 1)]
+                                finish(0)
+                            with m.Elif(mresp.found):
+                                m.d.sync += bound.eq(mresp.offset)
+                                map_request(Op.VALUE_READ)
+                            with m.Else():
+                                finish(-ENOENT & _M64)
                         with m.Elif(rq.id == Helper.MAP_LOOKUP_ELEM):
                             finish(Mux(mresp.found,
                                        Cat(mresp.offset[:_WINDOW_BITS], r1[_WINDOW_BITS:]), 0))
@@ -678,5 +717,5 @@ class HelperUnits(wiring.Component):
         with m.If(self.seed_we):
             m.d.sync += prandom.eq(Mux(self.seed == 0, _PRANDOM_ZERO_SEED, self.seed))
         with m.If(self.run_start):
-            m.d.sync += rkind.eq(RedirectKind.NONE)
+            m.d.sync += [rkind.eq(RedirectKind.NONE), tail_calls.eq(0)]
         return m

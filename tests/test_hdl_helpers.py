@@ -70,7 +70,8 @@ class TB:
         self.env = XdpEnv(self.refs, frame_limit=FRAME_LIMIT)
         self.built = {k: v for k, v in self.env.helpers().items() if k in self.hu.helper_ids}
         self.ref_mem = Memory(self.refs)
-        self.vm = SimpleNamespace(mem=self.ref_mem, frames=[])
+        self.vm = SimpleNamespace(mem=self.ref_mem, frames=[], regs=[0] * 11, pc=0,
+                                  load_program=lambda program: None)
         self.hw_mem = Memory()
         self.calls = 0
         self.outcomes = set()
@@ -157,9 +158,11 @@ class TB:
         self.calls += 1
         where = (f"seed {self.seed} call {step} {what}: helper {hid} "
                  f"args {', '.join(hex(a) for a in args)}")
+        calls_before = self.env.tail_calls
         want_r0, want_fault = self.ref_call(hid, args)
         await stream_put(ctx, self.hu.req, {"id": hid, "r1": args[0], "r2": args[1],
-                                            "r3": args[2], "r4": args[3], "r5": args[4]},
+                                            "r3": args[2], "r4": args[3], "r5": args[4],
+                                            "nested": int(bool(self.vm.frames))},
                          rng=self.rng)
         resp = await stream_get(ctx, self.hu.resp, rng=self.rng)
         got_fault = Fault(resp.fault)
@@ -167,6 +170,13 @@ class TB:
         assert resp.halt == 0, where
         if want_fault == Fault.NONE:
             assert resp.r0 == want_r0, f"{where}: r0 {resp.r0:#x}, VM {want_r0:#x}"
+        taken = self.env.tail_calls > calls_before
+        assert resp.tail == taken, f"{where}: tail {resp.tail}, VM took it: {taken}"
+        if taken:
+            slot = args[2] & 0xffff_ffff
+            want = self.tail_targets[slot]
+            assert (resp.prog_base, resp.prog_len) == want, \
+                f"{where}: program at {resp.prog_base}+{resp.prog_len}, expected {want}"
         if resp.ctx_we:
             assert want_fault == Fault.NONE and hid in (H.XDP_ADJUST_HEAD, H.XDP_ADJUST_TAIL)
             mem = self.hw_mem
@@ -296,8 +306,8 @@ def test_constructor_checks():
         HelperUnits(frame_limit=0)
     with pytest.raises(ValueError, match=r"ns_per_cycle .* not -1"):
         HelperUnits(ns_per_cycle=-1)
-    with pytest.raises(ValueError, match=r"\[12\] cannot be built"):
-        HelperUnits(helpers=[1, 12])
+    with pytest.raises(ValueError, match=r"\[6\] cannot be built"):
+        HelperUnits(helpers=[1, 6])
     with pytest.raises(ValueError, match=r"helpers must be an iterable .* not 5"):
         HelperUnits(helpers=5)
     with pytest.raises(ValueError, match=r"inject_bug must be .*, not 'x'"):
@@ -308,7 +318,7 @@ def test_constructor_checks():
         unit._MustUse__silence = True             # built only to read their attributes
     assert hu.helper_ids == frozenset({5, 23})
     assert default.helper_ids == BUILDABLE_HELPERS
-    assert H.TAIL_CALL not in BUILDABLE_HELPERS and H.TRACE_PRINTK not in BUILDABLE_HELPERS
+    assert H.TAIL_CALL in BUILDABLE_HELPERS and H.TRACE_PRINTK not in BUILDABLE_HELPERS
 
 
 def test_simple_helpers():
@@ -329,7 +339,7 @@ def test_simple_helpers():
         await tb.call(ctx, H.REDIRECT, 9, 0)
         await tb.start_run(ctx)
         assert tb.hw_redirect(ctx) is None
-        for hid in (0, 4, 6, 12, 99, 0x8000_0001, 0xffff_ffff):   # not built: BAD_CALL
+        for hid in (0, 4, 6, 99, 0x8000_0001, 0xffff_ffff):   # not built: BAD_CALL
             await tb.call(ctx, hid, 1, 2, 3)
     run(scenario)
 
@@ -745,3 +755,44 @@ def test_injected_bug_is_caught(bug):
                       abi.PKT_BASE + FRAME_LIMIT + 1 - mem.data_end)
     with pytest.raises(AssertionError, match="call"):
         run(scenario, inject_bug=bug)
+
+
+def test_tail_call():
+    """tail_call against XdpEnv.tail_call: the program's place from the prog_array value,
+    empty and out-of-range slots, bad arguments, calls from inside a bpf-to-bpf call, and the
+    limit of 33 per packet."""
+    progs = PROGS
+
+    async def scenario(tb, ctx):
+        tb.tail_targets = {0: (100, 7), 2: (300, 1)}
+        for slot, (base, length) in tb.tail_targets.items():
+            tb.refs[progs].set_program(slot, SimpleNamespace(slots=[0] * length), slot + 1)
+            # The loader writes where the program lies (first slot | length << 16).
+            errno = await tb.host.update(progs, slot.to_bytes(4, "little"),
+                                         (base | length << 16).to_bytes(4, "little"))
+            assert errno == 0
+        await tb.start_run(ctx)
+        p = handle(progs)
+        await tb.call(ctx, H.TAIL_CALL, abi.CTX_BASE, p, 0)                 # taken
+        await tb.call(ctx, H.TAIL_CALL, abi.CTX_BASE, p, 2)                 # taken
+        await tb.call(ctx, H.TAIL_CALL, abi.CTX_BASE, p, 1)                 # empty: -ENOENT
+        await tb.call(ctx, H.TAIL_CALL, abi.CTX_BASE, p, 4)                 # past the end
+        await tb.call(ctx, H.TAIL_CALL, abi.CTX_BASE, p, 1 << 32)           # slot 0 (32 bits)
+        await tb.call(ctx, H.TAIL_CALL, abi.CTX_BASE + 4, p, 0)             # not the context
+        await tb.call(ctx, H.TAIL_CALL, abi.CTX_BASE, handle(HASH), 0)     # not a prog_array
+        await tb.call(ctx, H.TAIL_CALL, abi.CTX_BASE, p + 8, 0)             # not a map handle
+        await tb.call(ctx, H.TAIL_CALL, abi.CTX_BASE, handle(8), 0)         # no such map
+        tb.vm.frames.append(None)                                           # nested: fault
+        await tb.call(ctx, H.TAIL_CALL, abi.CTX_BASE, p, 0)
+        await tb.call(ctx, H.TAIL_CALL, abi.CTX_BASE, p, 1)                 # even when empty
+        tb.vm.frames.clear()
+        await tb.start_run(ctx)
+        for _ in range(35):                                                 # 33, then -ENOENT
+            await tb.call(ctx, H.TAIL_CALL, abi.CTX_BASE, p, 0)
+        assert tb.env.tail_calls == 33
+        await tb.start_run(ctx)                                             # count restarts
+        await tb.call(ctx, H.TAIL_CALL, abi.CTX_BASE, p, 2)
+
+    tb = run(scenario)
+    assert {(int(H.TAIL_CALL), "ok"), (int(H.TAIL_CALL), -2),
+            (int(H.TAIL_CALL), "HELPER")} <= tb.outcomes

@@ -25,8 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
 SIMULATOR = os.environ.get("BPFCORE_RTL_SIMULATOR", "icarus")
 PACKETS = int(os.environ.get("BPFCORE_RTL_XDP_PACKETS", "12"))
-#: Programs that need what the core does not have yet (tail calls).
-NOT_YET = {"tailcall": "tail calls (prog_array) do not run on the core yet"}
 
 
 def _objects():
@@ -53,10 +51,6 @@ def _packets(seed, count=PACKETS):
 def test_firmware_in_lockstep(name, seed):
     if name.startswith("("):
         pytest.skip("firmware/build/*.o not built (make firmware)")
-    if name in NOT_YET:
-        with pytest.raises(BpfcoreError, match="cannot run on the core|prog_array"):
-            _engine(name)
-        pytest.skip(NOT_YET[name])
     engine = _engine(name)
     report = engine.run(_packets(seed))          # raises at the first difference
     ran = [p for p in report.packets if p.action != "REJECTED"]

@@ -27,7 +27,7 @@ from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
 
 PERIOD_NS = 10
 _RUN_INPUTS = ("start_r1", "start_r2", "budget", "data", "data_end", "ingress_ifindex",
-               "rx_queue_index")
+               "rx_queue_index", "entry_len")
 
 
 async def _reset(dut, cycles=3):

@@ -53,6 +53,9 @@ class BatchItem:
         ``ktime_get_ns`` for this run (tops with helper units), set before the start.
     readback : bool
         Read the packet (between the final ``data`` and ``data_end``) back after the run.
+    entry_len : int
+        Slots of the program that runs (from slot 0); the others in ``slots`` are tail-call
+        targets. 0: all of ``slots``.
     """
     slots: list
     packet: bytes = b""
@@ -65,6 +68,7 @@ class BatchItem:
     timeout_cycles: int = DEFAULT_TIMEOUT_CYCLES
     time_ns: Optional[int] = None
     readback: bool = False
+    entry_len: int = 0
 
     @property
     def data(self):
@@ -94,6 +98,7 @@ class BatchItem:
             "timeout_cycles": self.timeout_cycles,
             **({"time_ns": self.time_ns} if self.time_ns is not None else {}),
             **({"readback": True} if self.readback else {}),
+            **({"entry_len": self.entry_len} if self.entry_len else {}),
         }
 
 

@@ -73,23 +73,39 @@ class XdpRtlEngine:
         top = self.spec.make()
         self.helper_ids = top.helper_ids
         self.mm = top.maps
-        where = f"program '{prog.name}'"
-        try:
-            validate(prog.program, helpers=set(self.helper_ids), n_maps=len(obj.maps))
-        except ProgramError as error:
-            raise BpfcoreError(f"{where} cannot run on the core (helpers built: "
-                               f"{', '.join(map(str, sorted(self.helper_ids)))}): {error}"
-                               ) from None
+        # Program memory: the entry program from slot 0, then every tail-call target.
+        by_name = {p.name: p for p in obj.programs}
+        self.programs = [prog]
         for spec in obj.maps:
-            if spec.init_progs:
-                raise BpfcoreError(f"map '{spec.name}': prog_array maps (tail calls) do not "
-                                   "run on the core yet")
-        slots = len(prog.program.slots)
-        if slots > top.cpu.program_slots:
-            raise BpfcoreError(f"{where}: {slots} slots exceed the core's "
+            for name in spec.init_progs.values():
+                if by_name[name] not in self.programs:
+                    self.programs.append(by_name[name])
+        self.bases = {}
+        self.slots = []
+        for p in self.programs:
+            where = f"program '{p.name}'"
+            try:
+                validate(p.program, helpers=set(self.helper_ids), n_maps=len(obj.maps))
+            except ProgramError as error:
+                raise BpfcoreError(f"{where} cannot run on the core (helpers built: "
+                                   f"{', '.join(map(str, sorted(self.helper_ids)))}): {error}"
+                                   ) from None
+            self.bases[p.name] = len(self.slots)
+            self.slots += list(p.program.slots)
+        if len(self.slots) > top.cpu.program_slots:
+            raise BpfcoreError(f"program '{prog.name}' and its tail-call targets take "
+                               f"{len(self.slots)} slots, more than the core's "
                                f"{top.cpu.program_slots}-slot program memory")
         self.layouts = plan(obj.maps, self.mm)
-        self.map_settings = list(map_settings)
+        # A prog_array value in the map memory is where its program lies: first slot in the
+        # low 16 bits, length in slots in the high 16 (what tail_call hands the CPU).
+        prog_entries = []
+        for spec in obj.maps:
+            for slot, name in spec.init_progs.items():
+                base, length = self.bases[name], len(by_name[name].program.slots)
+                prog_entries.append((spec.name, slot.to_bytes(4, "little"),
+                                     (base | length << 16).to_bytes(4, "little")))
+        self.map_settings = prog_entries + list(map_settings)
         self.cycles = []          # per packet run on the core: cycles from start to done
         self.retired = []
 
@@ -125,7 +141,8 @@ class XdpRtlEngine:
         difference between them."""
         reference = []            # (index, records, PacketResult) of packets that run
         report = RunReport(self.name, self.prog.name)
-        slots = list(self.prog.program.slots)
+        slots = self.slots
+        entry_len = len(self.prog.program.slots)
         items = []
         for index, data in enumerate(packets):
             data = bytes(data)
@@ -143,6 +160,7 @@ class XdpRtlEngine:
                                    ingress_ifindex=self.ingress_ifindex,
                                    rx_queue_index=self.rx_queue_index,
                                    time_ns=self._time(index, times_ns), readback=True,
+                                   entry_len=entry_len,
                                    timeout_cycles=20_000 + 200 * len(self.records)))
         batch = self.bench().run(items, maps=self._maps_section()) if items else None
         for n, (index, records, want) in enumerate(reference):
