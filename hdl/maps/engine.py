@@ -300,17 +300,26 @@ class MapMemory(wiring.Component):
         index = key[:32]
 
         # --- slot space, key index, used bits ------------------------------------------------
+        # No state reads and writes one memory in the same cycle: each memory's ports share one
+        # address and one adder (k_idx, s_idx: map-relative slots; b_idx: bucket).
+        k_idx = Signal(self.slot_bits)
+        s_idx = Signal(self.slot_bits)
+        b_idx = Signal(self.bucket_bits)
         if keyed:
             kmem = Memory(shape=unsigned(kb), depth=self.slots, init=[])
             m.submodules.kmem = kmem
             k_r, k_w = kmem.read_port(transparent_for=()), kmem.write_port()
-            m.d.comb += k_r.en.eq(0)
+            k_addr = Signal(self.slot_bits)
+            m.d.comb += [k_r.en.eq(0), k_addr.eq(kbase + k_idx), k_r.addr.eq(k_addr),
+                         k_w.addr.eq(k_addr)]
         stamp_layout = data.StructLayout({"stamp": 32, "home": self.bucket_bits})
         if has_lru:
             smem = Memory(shape=stamp_layout, depth=self.slots, init=[])
             cmem = Memory(shape=unsigned(32), depth=self.n_maps, init=[])
             m.submodules.smem, m.submodules.clocks = smem, cmem
             s_r, s_w = smem.read_port(transparent_for=()), smem.write_port()
+            s_addr = Signal(self.slot_bits)
+            m.d.comb += [s_addr.eq(kbase + s_idx), s_r.addr.eq(s_addr), s_w.addr.eq(s_addr)]
             c_r, c_w = cmem.read_port(domain="comb"), cmem.write_port()
             m.d.comb += [c_r.addr.eq(mapi), c_w.addr.eq(mapi)]
             lru_clock = c_r.data
@@ -320,6 +329,9 @@ class MapMemory(wiring.Component):
             bmem = Memory(shape=bucket, depth=self.buckets, init=[])
             m.submodules.bmem = bmem
             b_r, b_w = bmem.read_port(transparent_for=()), bmem.write_port()
+            b_addr = Signal(self.bucket_bits)
+            m.d.comb += [b_addr.eq(D[Field.BUCKET_BASE] + b_idx), b_r.addr.eq(b_addr),
+                         b_w.addr.eq(b_addr)]
 
         # Used bits: 64-bit words in LUT RAM, read asynchronously; a write is a read-modify-write
         # of the word in the same cycle (u_at selects the word and bit for both).
@@ -561,11 +573,11 @@ class MapMemory(wiring.Component):
                                      have_empty.eq(0)]
                         m.next = "FIND_READ"
                 with m.State("FIND_READ"):
-                    m.d.comb += b_r.addr.eq(D[Field.BUCKET_BASE] + b)
+                    m.d.comb += b_idx.eq(b)
                     m.next = "FIND_BUCKET"
                 with m.State("FIND_BUCKET"):
                     e = b_r.data
-                    m.d.comb += [k_r.addr.eq(kbase + e.slot), k_r.en.eq(1)]
+                    m.d.comb += [k_idx.eq(e.slot), k_r.en.eq(1)]
                     m.d.sync += cand.eq(e.slot)
 
                     def advance():
@@ -648,7 +660,7 @@ class MapMemory(wiring.Component):
                                          victim_home.eq(entry.home), have_min.eq(1)]
 
                     with m.State("STAMP_SCAN"):
-                        m.d.comb += s_r.addr.eq(kbase + i)
+                        m.d.comb += s_idx.eq(i)
                         with m.If(pend):
                             take_min(s_r.data, i - 1)
                         m.d.sync += [i.eq(i + 1), pend.eq(1)]
@@ -665,9 +677,9 @@ class MapMemory(wiring.Component):
 
                 with m.State("INSERT"):
                     m.d.comb += [
-                        b_w.addr.eq(D[Field.BUCKET_BASE] + empty_b), b_w.en.eq(1),
+                        b_idx.eq(empty_b), b_w.en.eq(1),
                         b_w.data.valid.eq(1), b_w.data.slot.eq(slot), b_w.data.home.eq(home),
-                        k_w.addr.eq(kbase + slot), k_w.en.eq(1), k_w.data.eq(key),
+                        k_idx.eq(slot), k_w.en.eq(1), k_w.data.eq(key),
                     ]
                     m.d.comb += set_used(slot, 1)
                     m.d.sync += [after_value.eq(AV_TOUCH), v_zero.eq(0)]
@@ -678,11 +690,11 @@ class MapMemory(wiring.Component):
                     m.d.sync += [hole.eq(found_b), b.eq((found_b + 1) & bmask)]
                     m.next = "SHIFT_READ"
                 with m.State("SHIFT_READ"):
-                    m.d.comb += b_r.addr.eq(D[Field.BUCKET_BASE] + b)
+                    m.d.comb += b_idx.eq(b)
                     m.next = "SHIFT"
                 with m.State("SHIFT"):
                     e = b_r.data
-                    m.d.comb += b_w.addr.eq(D[Field.BUCKET_BASE] + hole)
+                    m.d.comb += b_idx.eq(hole)
                     with m.If(~e.valid):
                         m.d.comb += [b_w.en.eq(1), b_w.data.eq(0)]
                         with m.If(after_remove):
@@ -700,13 +712,13 @@ class MapMemory(wiring.Component):
 
                 if has_lru:
                     with m.State("TOUCH_RESULT"):
-                        m.d.comb += [s_w.addr.eq(kbase + slot), s_w.en.eq(1),
+                        m.d.comb += [s_idx.eq(slot), s_w.en.eq(1),
                                      s_w.data.stamp.eq(lru_clock + 1), s_w.data.home.eq(home),
                                      c_w.en.eq(1), c_w.data.eq(lru_clock + 1)]
                         m.next = "RESULT"
 
                 with m.State("CLEAR_BUCKETS"):
-                    m.d.comb += [b_w.addr.eq(D[Field.BUCKET_BASE] + i), b_w.en.eq(1),
+                    m.d.comb += [b_idx.eq(i), b_w.en.eq(1),
                                  b_w.data.eq(0)]
                     m.d.sync += i.eq(i + 1)
                     with m.If(i == bmask):
@@ -739,7 +751,7 @@ class MapMemory(wiring.Component):
                             m.d.sync += [have_free.eq(1), free_slot.eq(lpm_idx)]
 
                 with m.State("LPM_SCAN"):
-                    m.d.comb += [k_r.addr.eq(kbase + i), k_r.en.eq(1)]
+                    m.d.comb += [k_idx.eq(i), k_r.en.eq(1)]
                     lpm_capture()
                     lpm_compare()
                     m.d.sync += [i.eq(i + 1), pend.eq(1)]
@@ -783,7 +795,7 @@ class MapMemory(wiring.Component):
                                 m.d.sync += slot.eq(free_slot)
                                 m.next = "LPM_STORE"
                 with m.State("LPM_STORE"):
-                    m.d.comb += [k_w.addr.eq(kbase + slot), k_w.en.eq(1), k_w.data.eq(key)]
+                    m.d.comb += [k_idx.eq(slot), k_w.en.eq(1), k_w.data.eq(key)]
                     m.d.comb += set_used(slot, 1)
                     m.next = "VALUE_SETUP"
 
@@ -856,7 +868,7 @@ class MapMemory(wiring.Component):
             with m.State("TOUCH"):
                 if has_lru:
                     with m.If(is_lru):
-                        m.d.comb += [s_w.addr.eq(kbase + slot), s_w.en.eq(1),
+                        m.d.comb += [s_idx.eq(slot), s_w.en.eq(1),
                                      s_w.data.stamp.eq(lru_clock + 1), s_w.data.home.eq(home),
                                      c_w.en.eq(1), c_w.data.eq(lru_clock + 1)]
                 m.next = "RESPOND"
@@ -867,7 +879,7 @@ class MapMemory(wiring.Component):
                     # stay marked used, so the free-slot scan needs no bound per bit.
                     beyond = i >= maxe
                     if has_lru:
-                        m.d.comb += [s_w.addr.eq(kbase + i), s_w.en.eq(~beyond),
+                        m.d.comb += [s_idx.eq(i), s_w.en.eq(~beyond),
                                      s_w.data.eq(0)]
                     m.d.comb += set_used(i, beyond)
                     m.d.sync += i.eq(i + 1)
@@ -883,7 +895,7 @@ class MapMemory(wiring.Component):
                         m.d.sync += [o_found.eq(1), slot.eq(i), o_keylo.eq(i)]
                         m.next = "RESULT"
                     with m.Elif(u_bit):
-                        m.d.comb += [k_r.addr.eq(kbase + i), k_r.en.eq(1)]
+                        m.d.comb += [k_idx.eq(i), k_r.en.eq(1)]
                         m.d.sync += [o_found.eq(1), slot.eq(i), o_keylo.eq(i)]
                         m.next = "NEXT_KEY"
                     with m.Else():
