@@ -1,26 +1,33 @@
 """The map memory: descriptors, block-RAM storage and the lookup engine, reproducing
 :mod:`bpfcore.sim.maps` slot for slot (see its module docstring for the allocation rules).
 
-Storage (all block RAM except the used bits and descriptors):
+Storage:
 
-* values: :class:`~bpfcore.hdl.maps.values.ValueMemory`, map ``i``'s slot ``k`` at byte
-  ``VALUE_BASE_i + k * value_size``;
+* values: :class:`~bpfcore.hdl.maps.values.ValueMemory` (block RAM), map ``i``'s slot ``k`` at
+  byte ``VALUE_BASE_i + k * value_size``;
 * slot space (``slots`` entries, shared by the maps that have entries): key memory (one key per
-  row, ``8 * max_key_size`` bits wide), LRU stamps (32 bits), used bits (flip-flops);
-* key index: ``buckets`` rows of {valid, slot, home bucket}; storing the home bucket makes the
-  backward-shift delete need no rehash.
+  row, ``8 * max_key_size`` bits wide) and LRU {stamp, home bucket} rows in block RAM; used bits
+  as 64-bit words in LUT RAM;
+* key index: ``buckets`` rows of {valid, slot, home bucket} in block RAM; storing the home
+  bucket makes the backward-shift delete need no rehash, and the LRU victim is found from its
+  stored home bucket by its slot (no key read, no rehash);
+* descriptors: one small LUT RAM per field and reader (engine, CPU port, helper info port).
 
-One sequencer serves both request streams (the helper's ``req`` first). Latency in cycles, from
-the request handshake to the response's ``valid`` (``p`` = buckets probed, ``k`` = probes whose
-stored home bucket equals the key's, ``n`` = max_entries, ``v = ceil(value_size / 8)``):
+The request payload is read in place (the stream rules keep it still until ``ready``): a request
+is accepted in the cycle its response becomes valid. One sequencer serves both request streams
+(the helper's ``req`` first). Latency in cycles, from the request's first ``valid`` cycle to the
+response's ``valid`` (``p`` = buckets probed, ``k`` = probes whose stored home bucket equals the
+key's, ``n`` = max_entries, ``v = ceil(value_size / 8)``; the key is hashed one byte per cycle):
 
 =================  ====================================================================
 array lookup        3
-hash lookup         6 + 2p + k (+1 LRU stamp); p <= probe_limit
-hash update (new)   as lookup + ceil(n / 64) (free slot) + 2 + v (+1)
-lru update (full)   + n + 2 (oldest stamp) + a delete of the victim + a second probe run
-hash delete         as lookup + v + 2 * (cluster length after the entry)
-lpm_trie            n + 6 (one entry per cycle), updates + v
+hash lookup         key_size + 4 + 2p + k (+1 LRU stamp); p <= probe_limit (measured
+                    exactly by tests/test_hdl_maps.py::test_latency_bounds)
+hash update (new)   as lookup + ceil(n / 64) (free slot) + v + 5 (+1)
+lru update (full)   + n + 2 (oldest stamp) + a probe for the victim's slot + its delete + a
+                    second probe run
+hash delete         as lookup + v + 6 + 2 * (cluster length after the entry)
+lpm_trie            n + 6 (one entry per cycle), updates + v + 4
 =================  ====================================================================
 """
 

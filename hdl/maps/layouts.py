@@ -62,7 +62,7 @@ class Field(enum.Enum, shape=4):
     BUCKET_BASE = 7    #: first bucket of the map's key index
     BUCKET_MASK = 8    #: buckets - 1
     PROBE_LIMIT = 9
-    CRC_INIT = 10      #: zlib.crc32(bytes(key_size)): the CRC of the key's length
+    CRC_INIT = 10      #: zlib.crc32(bytes(key_size)); unused by the engine (hashes bytewise)
     RECIP = 11         #: ceil(2**RECIP_SHIFT / value_size)
     LIMIT = 12         #: max_entries * value_size (bytes a program may touch)
 
