@@ -3,9 +3,12 @@
 For every program and every packet of a capture (a pcap, or :func:`bpfcore.sim.traffic.generate`
 traffic):
 
-* **offload**: the packet runs on the cycle-accurate CPU (the generated Verilog of
-  :class:`bpfcore.hdl.bench_top.BenchTop`, one simulator invocation for the whole batch) in
-  lockstep with the golden VM: every retire record and the final ``r0``/fault are compared. The
+* **offload**: the packet runs on the cycle-accurate CPU in lockstep with the golden VM: every
+  retire record and the final ``r0``/fault are compared. Programs without maps and helper calls
+  run on :class:`bpfcore.hdl.bench_top.BenchTop` (the CPU alone, every such program in one
+  simulator invocation); the others on :class:`bpfcore.hdl.xdpcore.XdpCore` (CPU, map memory,
+  helper units; one invocation per program, :class:`bpfcore.sim.rtl.xdp_engine.XdpRtlEngine`,
+  which also compares the packets that leave and the maps). The
   bench counts the cycles from the one at which ``start`` was sampled to the ``done`` pulse; the
   packet is already in the packet buffer (in the SoC the MAC writes it while the previous packet
   runs). Packets per second = clock / mean cycles per packet, for one core. The clock is
@@ -21,9 +24,13 @@ traffic):
   the wire each frame (padded to 60 bytes) plus FCS (4), preamble and SFD (8) and the inter-frame
   gap (12). That is what a board with 1 GbE ports can ever see.
 
-The CPU has no map memory and no helper units yet, so only programs without maps and helper
-calls can be offloaded; others are refused with the reason. Packets that an XDP datapath does not
-take (shorter than an Ethernet header, longer than the XDP buffer) are not run (``REJECTED``).
+Programs with maps start from the entries of a map file found beside the object
+(``NAME.frozen.maps.json``, else ``NAME.maps.json``, in the object's folder or its parent: the
+firmware layout), the same on the VM, the RTL and in the kernel. In the kernel such a program
+first runs every packet once in order (the verdicts compared with the VM's), then the timing
+rounds run on the state that leaves. A program that calls a helper the core does not build is
+refused with the reason. Packets that an XDP datapath does not take (shorter than an Ethernet
+header, longer than the XDP buffer) are not run (``REJECTED``).
 
 The exit status is 1 when any engine disagrees (a lockstep mismatch, or a verdict that differs
 between the VM, the RTL and the kernel).
@@ -47,7 +54,7 @@ from .elf import ElfObject, ElfProgram, load_elf
 from .program import Program
 from .traffic import DEFAULT_SEED, generate, positive_int as _positive_int, read_pcap
 from .vm import Vm
-from .xdp import MAX_PACKET
+from .xdp import MAX_PACKET, load_map_file
 
 __all__ = ["Subject", "OffloadResult", "HostResult", "load_subject", "offload_problem",
            "run_offload", "run_host", "clock_figure", "jit_status", "wire_bytes",
@@ -87,10 +94,18 @@ FOOTNOTES = (
 
 @dataclass
 class Subject:
-    """A program to measure: where it came from, its object (maps) and the entry program."""
+    """A program to measure: where it came from, its object (maps), the entry program and the
+    map entries to start from (``(map, key, value)``, from the map file beside the object)."""
     path: str
     obj: ElfObject
     prog: ElfProgram
+    map_settings: list = field(default_factory=list)
+    map_file: str = ""
+
+    @property
+    def simple(self):
+        """No maps and no helper calls: runs on the CPU alone."""
+        return offload_problem(self.obj, self.prog) == ""
 
     @property
     def name(self):
@@ -102,7 +117,8 @@ class Subject:
 
 
 def offload_problem(obj, prog):
-    """Why ``prog`` cannot run on today's CPU (maps, helper calls), or "" when it can."""
+    """Why ``prog`` needs more than the CPU alone (maps, helper calls), or "" when it does
+    not."""
     if obj.maps:
         names = ", ".join(m.name for m in obj.maps)
         return f"uses {len(obj.maps)} map(s) ({names})"
@@ -119,13 +135,13 @@ def offload_problem(obj, prog):
 
 
 def load_subject(path, section=None):
-    """Load an ELF object (``.o``) or an assembly file (``.s``) as a :class:`Subject`.
+    """Load an ELF object (``.o``) or an assembly file (``.s``) as a :class:`Subject`, with the
+    map file beside it (see the module docstring).
 
     Raises
     ------
     BpfcoreError
-        The file cannot be read or assembled, has no such program, or the program cannot be
-        offloaded (maps or helper calls).
+        The file cannot be read or assembled, has no such program, or its map file is bad.
     """
     path = str(path)
     if path.endswith(".s"):
@@ -140,13 +156,20 @@ def load_subject(path, section=None):
         obj = ElfObject(path, [ElfProgram(stem, "xdp", program)], [], "GPL")
     else:
         obj = load_elf(path)
+    settings, map_file = [], ""
+    if obj.maps:
+        stem = Path(path).stem
+        for folder in (Path(path).parent, Path(path).parent.parent):
+            found = [folder / f"{stem}.frozen.maps.json", folder / f"{stem}.maps.json"]
+            found = [f for f in found if f.exists()]
+            if found:
+                map_file = str(found[0])
+                settings, entry = load_map_file(map_file)
+                if section is None:
+                    section = entry
+                break
     prog = obj.find(section)
-    problem = offload_problem(obj, prog)
-    if problem:
-        raise BpfcoreError(f"{path}: program {prog.name} {problem}; the CPU has no map memory "
-                           "or helper units yet, so only map-free, helper-free programs can be "
-                           "offloaded")
-    return Subject(path, obj, prog)
+    return Subject(path, obj, prog, settings, map_file)
 
 
 def runnable(frame):
@@ -220,14 +243,21 @@ def run_offload(subjects, frames, simulator="icarus", budget=abi.DEFAULT_BUDGET,
     from .rtl.engine import RtlEngine
     from .rtl.lockstep import first_mismatch
     from .rtl.runner import BatchItem
+    results = [OffloadResult() for _ in subjects]
+    for n, subject in enumerate(subjects):
+        if not subject.simple:
+            results[n] = _run_on_core(subject, frames, simulator, budget, progress, cpu_kwargs)
+    simple = [n for n, subject in enumerate(subjects) if subject.simple]
+    if not simple:
+        return results
     if progress:
         progress(f"{simulator}: generating the CPU's Verilog and building the simulator model "
                  "(cached: only the first run after a design change waits)")
     bench = RtlEngine(simulator, **(cpu_kwargs or {})).bench()
     bench.build()
-    results = [OffloadResult() for _ in subjects]
     items, refs = [], []
-    for n, subject in enumerate(subjects):
+    for n in simple:
+        subject = subjects[n]
         slots = subject.slots
         if len(slots) > bench.program_slots:
             raise BpfcoreError(f"{subject.path}: program of {len(slots)} slots exceeds the "
@@ -248,7 +278,7 @@ def run_offload(subjects, frames, simulator="icarus", budget=abi.DEFAULT_BUDGET,
             items.append(item)
             refs.append((n, index, recorder.records, result))
     if progress:
-        progress(f"{simulator}: {len(items)} runs of {len(subjects)} program(s) in one "
+        progress(f"{simulator}: {len(items)} runs of {len(simple)} program(s) in one "
                  f"simulation (design {bench.folder.name})")
     if not items:
         return results
@@ -282,6 +312,29 @@ def run_offload(subjects, frames, simulator="icarus", budget=abi.DEFAULT_BUDGET,
         out.cycles.append(run.cycles)
         out.retired.append(len(run.records))
     return results
+
+
+def _run_on_core(subject, frames, simulator, budget, progress, cpu_kwargs):
+    """One program with maps or helper calls on the XDP core, in lockstep with the VM."""
+    from .rtl.xdp_engine import DEFAULT_CORE, XdpRtlEngine
+    out = OffloadResult()
+    core = dict(DEFAULT_CORE, **(cpu_kwargs or {}))
+    engine = XdpRtlEngine(subject.obj, subject.prog, map_settings=subject.map_settings,
+                          ingress_ifindex=INGRESS_IFINDEX, budget=budget, simulator=simulator,
+                          core=core)
+    if progress:
+        progress(f"{simulator}: {subject.name} on the XDP core (CPU, map memory, helper "
+                 f"units){' with ' + subject.map_file if subject.map_file else ''}")
+    try:
+        report = engine.run(frames)
+    except BpfcoreError as error:
+        out.mismatches.append(f"{subject.name}: {error}")
+        return out
+    for index, packet in enumerate(report.packets):
+        if packet.action != "REJECTED":
+            out.verdicts[index] = packet.action
+    out.cycles, out.retired = list(report.cycles), list(report.retired)
+    return out
 
 
 # --- Host: the kernel ----------------------------------------------------------------------------
@@ -325,6 +378,8 @@ def run_host(subject, frames, repeat=DEFAULT_REPEAT, rounds=DEFAULT_ROUNDS):
     out = HostResult(repeat=repeat, rounds=rounds)
     indices = [i for i, frame in enumerate(frames) if runnable(frame)]
     best = {}
+    if not subject.simple:
+        return _run_host_with_maps(subject, frames, indices, out, repeat, rounds)
     license = subject.obj.license or "GPL"
     name = "".join(c if c.isalnum() or c in "_." else "_" for c in subject.name)[:15]
     with kernel.KernelProgram(subject.slots, name=name, license=license) as prog:
@@ -338,6 +393,31 @@ def run_host(subject, frames, repeat=DEFAULT_REPEAT, rounds=DEFAULT_ROUNDS):
                     best[i] = min(best.get(i, run.duration), run.duration)
         finally:
             os.sched_setaffinity(0, old)
+    out.ns = [best[i] for i in indices]
+    return out
+
+
+def _run_host_with_maps(subject, frames, indices, out, repeat, rounds):
+    """The kernel engine (maps created and filled as on the VM): every packet once in order for
+    the verdicts, then the timing rounds."""
+    from .xdp import KernelEngine
+    engine = KernelEngine(subject.obj, subject.prog, map_settings=subject.map_settings,
+                          ingress_ifindex=INGRESS_IFINDEX)
+    best = {}
+    try:
+        for i in indices:
+            out.verdicts[i] = engine.run_packet(i, bytes(frames[i])).action
+        old = os.sched_getaffinity(0)
+        try:
+            os.sched_setaffinity(0, {min(old)})
+            for _ in range(rounds):
+                for i in indices:
+                    run = engine.main.test_run(bytes(frames[i]), repeat=repeat)
+                    best[i] = min(best.get(i, run.duration), run.duration)
+        finally:
+            os.sched_setaffinity(0, old)
+    finally:
+        engine.close()
     out.ns = [best[i] for i in indices]
     return out
 
@@ -555,13 +635,15 @@ def add_commands(subparsers):
     from .rtl.runner import SIMULATORS
     p = subparsers.add_parser(
         "throughput", help="offloaded (RTL) vs host (kernel JIT) packet throughput",
-        description="Run map-free, helper-free XDP programs over a capture on the "
-                    "cycle-accurate CPU (every retire record compared with the VM) and in the "
+        description="Run XDP programs over a capture on the cycle-accurate CPU (with map "
+                    "memory and helper units when the program needs them; every retire record "
+                    "compared with the VM) and in the "
                     "kernel (BPF_PROG_TEST_RUN); print cycles/packet, offload and host Mpps, "
                     "their ratio and the 1 GbE line rate of the packet mix. Exit status 1 when "
                     "the VM, RTL and kernel disagree.")
     p.add_argument("programs", nargs="+", metavar="PROG",
-                   help="map-free, helper-free XDP programs: ELF objects (.o) or assembly (.s)")
+                   help="XDP programs: ELF objects (.o, with NAME[.frozen].maps.json beside "
+                        "or one folder up for their maps) or assembly (.s)")
     p.add_argument("--section", help="program to run in each object (default: section xdp)")
     p.add_argument("--pcap", help="packets to run (default: generated traffic)")
     p.add_argument("--count", type=_positive_int,
