@@ -38,6 +38,15 @@ async def _reset(dut, cycles=3):
     await RisingEdge(dut.clk)
 
 
+def _bits(value):
+    """A signal's value as an int, undefined bits (X/Z: memory never written, response fields
+    an operation leaves open, in a 4-state simulator) read as 0, as the VM's zeroed state."""
+    text = str(value)
+    if text.isdigit():
+        return int(text, 2)
+    return int("".join(c if c in "01" else "0" for c in text), 2)
+
+
 class _HostPort:
     """:class:`bpfcore.sim.mapdrv.MapDriver` transport over the top's map host streams.
 
@@ -72,7 +81,7 @@ class _HostPort:
         dut.map_host_resp__ready.value = 1
         while True:
             await ReadOnly()
-            payload = int(dut.map_host_resp__payload.value) \
+            payload = _bits(dut.map_host_resp__payload.value) \
                 if int(dut.map_host_resp__valid.value) else None
             await FallingEdge(dut.clk)
             if payload is not None:
@@ -117,7 +126,7 @@ async def _read_packet(dut, start, end):
         dut.pkt_addr.value = word
         await RisingEdge(dut.clk)
         await FallingEdge(dut.clk)
-        out += int(dut.pkt_rdata.value).to_bytes(8, "little")
+        out += _bits(dut.pkt_rdata.value).to_bytes(8, "little")
     skip = start % 8
     return bytes(out[skip:skip + end - start])
 
