@@ -82,6 +82,10 @@ TARGETS = {
     "bench_top": ("bpfcore.hdl.bench_top:BenchTop", {}),
     "counter": ("bpfcore.boards.synth:Counter", {}),
     "maps": ("bpfcore.hdl.maps.engine:MapMemory", {}),
+    "helpers": ("bpfcore.hdl.helpers:HelperUnits", {}),
+    # One XDP core as a board holds it: CPU, map memory (default sizes) and helper units, with
+    # 2048 program slots so that the block RAM leaves room for the Ethernet MACs' buffers.
+    "xdp_core": ("bpfcore.hdl.xdpcore:XdpCore", {"program_slots": 2048}),
 }
 
 _UTILISATION = {"lut4": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD",

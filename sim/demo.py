@@ -5,9 +5,10 @@
 3. runs a firmware program with maps (``firewall``, with its ``firewall.maps.json``) on the golden
    VM and in the Linux kernel, and compares verdicts, packets out and final maps (what
    ``bpfcore run --compare`` does);
-4. runs the map-free programs (``pass``, ``drop``, ``l3_filter`` and the assembly
-   ``l2_filter.s``) on the cycle-accurate CPU in lockstep with the VM, times them in the kernel,
-   and prints the offloaded-vs-host throughput table (``bpfcore throughput``).
+4. runs every firmware program and the assembly ``l2_filter.s`` on the cycle-accurate CPU in
+   lockstep with the VM (those with maps or helper calls on the XDP core: CPU, map memory and
+   helper units, with their map files), times them in the kernel, and prints the
+   offloaded-vs-host throughput table (``bpfcore throughput``).
 
 Progress lines go to stdout as each step starts. The last line is ``demo: VM, RTL and kernel
 agree`` (or ``demo: VM and RTL agree`` without ``bpf()``); the exit status is 1 when any two
@@ -27,8 +28,10 @@ __all__ = ["add_commands", "FIRMWARE", "MAPS_PROGRAM", "OFFLOAD_PROGRAMS"]
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
 #: The program with maps that step 3 runs on the VM and in the kernel.
 MAPS_PROGRAM = "firewall"
-#: The map-free programs of step 4 (relative to ``firmware/``).
-OFFLOAD_PROGRAMS = ("build/pass.o", "build/drop.o", "build/l3_filter.o", "asm/l2_filter.s")
+#: The programs of step 4 (relative to ``firmware/``): every firmware program, then assembly.
+OFFLOAD_PROGRAMS = ("build/pass.o", "build/drop.o", "build/l3_filter.o", "build/counter.o",
+                    "build/firewall.o", "build/echo.o", "build/lb.o", "build/ratelimit.o",
+                    "build/calls.o", "build/tailcall.o", "asm/l2_filter.s")
 DEMO_PACKETS = 48
 DEMO_SEED = 1
 
@@ -39,8 +42,9 @@ def add_commands(subparsers):
         "demo", help="build firmware, run it on the VM, the kernel and the RTL CPU, and compare "
                      "offloaded with host throughput",
         description="Builds the firmware, generates a capture, compares a program with maps on "
-                    "the VM and in the kernel, then runs the map-free programs on the "
-                    "cycle-accurate CPU in lockstep with the VM and prints the throughput table.")
+                    "the VM and in the kernel, then runs every program on the cycle-accurate "
+                    "CPU (with map memory and helper units) in lockstep with the VM and prints "
+                    "the throughput table.")
     p.add_argument("--count", type=int, default=DEMO_PACKETS,
                    help=f"packets in the capture (default {DEMO_PACKETS})")
     p.add_argument("--simulator", choices=SIMULATORS, default="icarus",
