@@ -11,6 +11,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from bpfcore import abi
+from .ports import pass_through
 
 __all__ = ["ConformanceHelpers", "BenchTop"]
 
@@ -89,14 +90,5 @@ class BenchTop(wiring.Component):
         m.submodules.helpers = helpers = ConformanceHelpers()
         wiring.connect(m, cpu.helper_req, helpers.req)
         wiring.connect(m, helpers.resp, cpu.helper_resp)
-        for path, member in self.signature.members.flatten():
-            if not member.is_port:
-                continue
-            outer, inner = self, cpu
-            for part in path:
-                outer, inner = getattr(outer, part), getattr(inner, part)
-            if member.flow == In:
-                m.d.comb += inner.eq(outer)
-            else:
-                m.d.comb += outer.eq(inner)
+        pass_through(m, self, lambda name: (cpu, name))
         return m

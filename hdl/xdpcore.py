@@ -15,11 +15,11 @@ and :class:`~bpfcore.hdl.helpers.HelperUnits`:
 
 from amaranth import Module
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from .cpu import Cpu
 from .helpers import HelperUnits
 from .maps.engine import MapMemory
+from .ports import pass_through
 
 __all__ = ["XdpCore"]
 
@@ -111,15 +111,5 @@ class XdpCore(wiring.Component):
                   if name not in _CPU_INSIDE}
         owners.update({outer: (maps, inner) for inner, outer in _MAP_OUTSIDE.items()})
         owners.update({name: (hu, name) for name in self._helper_outside})
-        for path, member in self.signature.members.flatten():
-            if not member.is_port:
-                continue
-            owner, name = owners[path[0]]
-            outer, inner = getattr(self, path[0]), getattr(owner, name)
-            for part in path[1:]:
-                outer, inner = getattr(outer, part), getattr(inner, part)
-            if member.flow == In:
-                m.d.comb += inner.eq(outer)
-            else:
-                m.d.comb += outer.eq(inner)
+        pass_through(m, self, owners.__getitem__)
         return m
