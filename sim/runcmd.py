@@ -144,6 +144,8 @@ def _engine_options(args):
 
 
 def _run_report(args, packets, times_ns, engine_name=None):
+    if getattr(args, "simulator", None) and (engine_name or args.engine) != "rtl":
+        raise BpfcoreError("--simulator chooses the simulator of --engine rtl; add --engine rtl")
     obj = load_elf(args.object)
     options = _engine_options(args)
     prog = obj.find(args.section)

@@ -84,3 +84,6 @@ def test_cli_run_engine_rtl_json(capsys, tmp_path, seed):
                  "--maps", str(FIRMWARE / "counter.maps.json"), "--json"]) == 0
     vm = json.loads(capsys.readouterr().out)
     assert (vm["verdicts"], vm["maps"]) == (out["verdicts"], out["maps"])
+    assert main(["run", str(FIRMWARE / "build" / "counter.o"), "--pcap", str(pcap),
+                 "--simulator", SIMULATOR]) != 0
+    assert "--simulator chooses the simulator of --engine rtl" in capsys.readouterr().err
