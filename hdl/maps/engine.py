@@ -259,7 +259,9 @@ class MapMemory(wiring.Component):
         is_lru = mtype == MapType.LRU_HASH
 
         # --- CPU value port ------------------------------------------------------------------
-        # Cycle 1 (en): the value memory address; the descriptor fields are registered.
+        # Cycle 1 (en): the value memory address; the descriptor fields and the product
+        # offset * recip are registered (the multiplier's output register: the CPU's fault
+        # decision in cycle 2 must not wait for a DSP).
         # Cycle 2: slot = (offset * recip) >> RECIP_SHIFT; the last byte is in the same value
         # iff adding (size - 1) * recip to the product carries nothing into the slot bits.
         c_lat_off = Signal(20)
@@ -268,14 +270,14 @@ class MapMemory(wiring.Component):
         c_lat_ro = Signal()
         c_recip = Signal(RECIP_SHIFT + 1)
         c_limit = Signal(OFFSET_BITS)
+        prod = Signal(20 + RECIP_SHIFT + 1)
         with m.If(cpu.en):
+            m.d.sync += prod.eq(c_off * C[Field.RECIP])
             m.d.sync += [c_lat_off.eq(c_off), c_lat_size.eq(cpu.size),
                          c_lat_exists.eq(~gt_const(c_map, self.n_maps - 1)
                                          & (C[Field.TYPE] != 0)),
                          c_lat_ro.eq(C[Field.READ_ONLY]), c_recip.eq(C[Field.RECIP]),
                          c_limit.eq(C[Field.LIMIT])]
-        prod = Signal(20 + RECIP_SHIFT + 1)
-        m.d.comb += prod.eq(c_lat_off * c_recip)
         addend = Signal(RECIP_SHIFT + 4)
         m.d.comb += addend.eq(Mux(c_lat_size == 0, 0, Mux(c_lat_size == 1, c_recip,
                               Mux(c_lat_size == 2, (c_recip << 2) - c_recip,
