@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from bpfcore import abi
 from bpfcore.abi import Fault
-from bpfcore.isa import AluOp, Kind, Size
+from bpfcore.isa import AluOp, JmpOp, Kind, Size
 from .decoder import Decoder
 from .layouts import (DxLayout, HelperMemSignature, HelperRequest, HelperResponse, MwLayout,
                       PredecodeLayout, Region, TraceSignature, XmLayout)
@@ -33,6 +33,9 @@ from .units.multiplier import Multiplier
 from .units.shifter import Shifter
 
 __all__ = ["Cpu", "INJECT_BUGS"]
+
+#: Conditional branches whose last outcome decode remembers (by pc modulo this).
+BHT_ENTRIES = 64
 
 #: Known bugs that ``inject_bug`` can switch on, to prove that lockstep checks catch them.
 INJECT_BUGS = {
@@ -254,14 +257,17 @@ class Cpu(wiring.Component):
         if not self.with_atomics:
             legal_w = legal_w & (ctrl_w.kind != Kind.ATOMIC)
         long_jump = ctrl_w.kind.as_value().matches(Kind.JA32, Kind.CALL_LOCAL)
+        # Static prediction of a conditional branch not seen yet in this run (see the branch
+        # history in decode): backward branches are taken (loops); forward ones are taken
+        # too, except ``jne`` (the "check a result, else fail" idiom falls through).
+        jcond_w = legal_w & (ctrl_w.kind == Kind.JCOND)
         m.d.comb += [
             pre_w.insn.eq(self.prog_wdata),
             pre_w.ctrl.eq(ctrl_w),
             pre_w.ctrl.legal.eq(legal_w),
-            # Static prediction: backward conditional branches are taken (loops).
-            pre_w.bt.eq(legal_w & (ctrl_w.kind == Kind.JCOND) & self.prog_wdata[31]),
-            pre_w.ja.eq(legal_w & (ctrl_w.kind.as_value().matches(Kind.JA, Kind.JA32)
-                                   | ((ctrl_w.kind == Kind.JCOND) & self.prog_wdata[31]))),
+            pre_w.jcond.eq(jcond_w),
+            pre_w.bt.eq(jcond_w & (self.prog_wdata[31] | (ctrl_w.jmp_op != JmpOp.JNE))),
+            pre_w.ja.eq(legal_w & ctrl_w.kind.as_value().matches(Kind.JA, Kind.JA32)),
             pre_w.target.eq(self.prog_addr + 1 + Mux(long_jump, self.prog_wdata[32:48],
                                                      self.prog_wdata[16:32])),
         ]
@@ -347,7 +353,16 @@ class Cpu(wiring.Component):
         pc2 = Signal(16)
         pc3 = Signal(16)
         m.d.comb += [pc1.eq(d_pc + 1), pc2.eq(d_pc + 2), pc3.eq(d_pc + 3)]
-        with m.If(d_pre.ja):
+        # Branch history: the last outcome of the conditional branch at each pc (mod
+        # BHT_ENTRIES) in this run; a branch without history uses its static prediction.
+        bht_valid = Signal(BHT_ENTRIES)
+        bht_taken = Signal(BHT_ENTRIES)
+        bht_bits = (BHT_ENTRIES - 1).bit_length()
+        d_hist = d_pc[:bht_bits]
+        d_taken = Signal()
+        m.d.comb += d_taken.eq(d_pre.jcond & Mux(bht_valid.bit_select(d_hist, 1),
+                                                 bht_taken.bit_select(d_hist, 1), d_pre.bt))
+        with m.If(d_pre.ja | d_taken):
             m.d.comb += [d_next.eq(d_pre.target), d_next_even.eq(d_pre.target_even)]
         with m.Elif(ctrl.lddw & ctrl.legal):
             m.d.comb += [d_next.eq(pc2), d_next_even.eq(pc3 >> 1)]
@@ -367,13 +382,20 @@ class Cpu(wiring.Component):
             dx_next.imm.eq(d_imm),
             dx_next.off.eq(d_insn[16:32]),
             dx_next.target.eq(d_pre.target),
-            dx_next.bt.eq(d_pre.bt),
+            dx_next.bt.eq(d_taken),
             dx_next.target_even.eq(d_pre.target_even),
         ]
 
         # ---- Execute -------------------------------------------------------------------------
         x = dx.ctrl
-        x_valid = dx.valid
+        # The redirect decided in execute takes effect one cycle later (registered, so that no
+        # path runs from the execute operands to the program memory address): the instruction
+        # that entered execute behind the redirecting one is then killed.
+        r_redirect = Signal()
+        r_target = Signal(16)
+        r_target_even = Signal(16)
+        r_target_bad = Signal()
+        x_valid = dx.valid & ~r_redirect
 
         # Operands read in decode, overridden by the results in memory and writeback
         # (forwarding).
@@ -620,7 +642,7 @@ class Cpu(wiring.Component):
                          x_target_even.eq(dx.target_even), x_target_bad.eq(target_bad),
                          cs.x_push.eq(1)]
         # A tail call continues in another program, from its first slot.
-        with m.If(x_fire & ok & is_helper & helper.x_tail):
+        with m.If(x_fire & (early == 0) & (helper.x_fault == 0) & is_helper & helper.x_tail):
             m.d.comb += [x_redirect.eq(1), x_target.eq(helper.x_prog_base),
                          x_target_even.eq((helper.x_prog_base + 1) >> 1), x_target_bad.eq(0)]
             m.d.sync += [prog_base.eq(helper.x_prog_base),
@@ -629,22 +651,30 @@ class Cpu(wiring.Component):
             m.d.comb += [x_redirect.eq(1), x_target.eq(cs.top_ret_pc),
                          x_target_even.eq((cs.top_ret_pc + 1) >> 1), cs.x_pop.eq(1)]
             m.d.sync += [regs[6 + i].eq(cs.top_saved[i]) for i in range(4)]
+        x_hist = dx.pc[:bht_bits]
+        with m.If(launch):
+            m.d.sync += bht_valid.eq(0)
+        with m.Elif(fire_ok & (x.kind == Kind.JCOND)):
+            m.d.sync += [bht_valid.bit_select(x_hist, 1).eq(1),
+                         bht_taken.bit_select(x_hist, 1).eq(branch.x_taken)]
         m.d.comb += [cs.x_ret_pc.eq(dx.pc + 1)]
+        m.d.sync += [r_redirect.eq(x_redirect), r_target.eq(x_target),
+                     r_target_even.eq(x_target_even), r_target_bad.eq(x_target_bad)]
         m.d.comb += [cs.x_saved[i].eq(regs[6 + i]) for i in range(4)]
 
         # ---- Pipeline registers and fetch control ----------------------------------------------
         d_stall = Signal()
         m.d.comb += d_stall.eq(d_valid & x_stall)
-        d_fire = d_valid & ~d_stall & ~x_redirect & ~m_term
+        d_fire = d_valid & ~d_stall & ~r_redirect & ~m_term
 
         with m.If(launch):
             m.d.comb += [f_addr.eq(0), f_even.eq(0)]
             m.d.sync += [d_valid.eq(1), d_pc.eq(0), d_bad.eq(0)]
         with m.Elif(m_term | ~running):
             m.d.sync += d_valid.eq(0)
-        with m.Elif(x_redirect):
-            m.d.comb += [f_addr.eq(x_target), f_even.eq(x_target_even)]
-            m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(x_target_bad)]
+        with m.Elif(r_redirect):
+            m.d.comb += [f_addr.eq(r_target), f_even.eq(r_target_even)]
+            m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(r_target_bad)]
         with m.Elif(~d_stall):
             m.d.comb += [f_addr.eq(d_next), f_even.eq(d_next_even)]
             m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(0)]

@@ -107,8 +107,13 @@ class RegionCheck(wiring.Component):
             for size, n in ((Size.B, 1), (Size.H, 2), (Size.W, 4), (Size.DW, 8)):
                 with m.Case(size):
                     m.d.comb += nbytes.eq(n)
-        end = Signal(33)
-        m.d.comb += end.eq(addr + nbytes)
+        # The end address comes from its own adder (base + (off + nbytes)), beside the one that
+        # gives the address, not behind it. It is taken modulo 2**32: exact whenever the address
+        # lies in one of the regions that compare it (all far from 0 and 2**32).
+        off_end = Signal(range(-(1 << 15), (1 << 15) + 8))
+        m.d.comb += off_end.eq(self.x_off.as_signed() + nbytes)
+        end = Signal(32)
+        m.d.comb += end.eq(self.x_base[:32] + off_end)
 
         in_stack = low & (addr[12:] == abi.STACK_BASE >> 12)
         in_pkt = low & (addr[14:] == abi.PKT_BASE >> 14)
