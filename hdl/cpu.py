@@ -314,6 +314,7 @@ class Cpu(wiring.Component):
         # ---- Decode --------------------------------------------------------------------------
         dx = Signal(DxLayout)
         xm = Signal(XmLayout)
+        m_stall = Signal()          # the memory stage holds an atomic for a second cycle
         mw = Signal(MwLayout)
         w_we = Signal()
         m.d.comb += w_we.eq(mw.valid & mw.rec.rd_valid)
@@ -385,6 +386,15 @@ class Cpu(wiring.Component):
             dx_next.bt.eq(d_taken),
             dx_next.target_even.eq(d_pre.target_even),
         ]
+        # The instructions that are in memory and writeback when this one is in execute:
+        # memory gets execute's instruction, unless the atomic there holds it; writeback gets
+        # memory's.
+        next_m_rd = Signal(4)
+        m.d.comb += next_m_rd.eq(Mux(m_stall, xm.rd, dx.ctrl.rd))
+        m.d.comb += [
+            dx_next.m_a.eq(next_m_rd == ctrl.ra), dx_next.m_b.eq(next_m_rd == ctrl.rb),
+            dx_next.w_a.eq(xm.rd == ctrl.ra), dx_next.w_b.eq(xm.rd == ctrl.rb),
+        ]
 
         # ---- Execute -------------------------------------------------------------------------
         x = dx.ctrl
@@ -401,17 +411,20 @@ class Cpu(wiring.Component):
         # (forwarding).
         m_late = xm.valid & xm.rd_valid & xm.late
 
-        def forward(index, latched):
-            from_m = xm.valid & xm.rd_valid & (xm.rd == index)
-            from_w = w_we & (mw.rec.rd == index)
-            return Mux(from_m, xm.result, Mux(from_w, mw.rec.rd_value, latched))
+        # Which stage an operand comes from is decided one cycle ahead (``dx.m_a`` ...: the
+        # register index matches the rd of the instruction that is then in memory/writeback),
+        # so that only the valid bits of those stages remain between the registers and the
+        # operand muxes.
+        def forward(from_m, from_w, latched):
+            return Mux(from_m & xm.valid & xm.rd_valid, xm.result,
+                       Mux(from_w & w_we, mw.rec.rd_value, latched))
 
         fwd_a = Signal(64)
         fwd_b = Signal(64)
-        m.d.comb += [fwd_a.eq(forward(x.ra, dx.a)), fwd_b.eq(forward(x.rb, dx.b))]
+        m.d.comb += [fwd_a.eq(forward(dx.m_a, dx.w_a, dx.a)),
+                     fwd_b.eq(forward(dx.m_b, dx.w_b, dx.b))]
         load_use = Signal()
-        m.d.comb += load_use.eq(m_late & ((x.use_a & (xm.rd == x.ra))
-                                          | (x.use_b & (xm.rd == x.rb))))
+        m.d.comb += load_use.eq(m_late & ((x.use_a & dx.m_a) | (x.use_b & dx.m_b)))
         op_b = Signal(64)
         m.d.comb += op_b.eq(Mux(x.use_b, fwd_b, dx.imm))
 
@@ -511,7 +524,6 @@ class Cpu(wiring.Component):
                                   & (xm.store | xm.atomic))
 
         # The memory stage holds an atomic for two cycles (read, then modify-write).
-        m_stall = Signal()
         m_term = Signal()
         x_stall = Signal()
         x_fire = Signal()
@@ -693,7 +705,10 @@ class Cpu(wiring.Component):
             m.d.sync += dx.eq(dx_next)
         with m.Elif(x_stall):
             # Keep operands current while execute waits: their producers retire meanwhile.
-            m.d.sync += [dx.a.eq(fwd_a), dx.b.eq(fwd_b)]
+            m.d.sync += [dx.a.eq(fwd_a), dx.b.eq(fwd_b),
+                         dx.m_a.eq(m_stall & (xm.rd == x.ra)),
+                         dx.m_b.eq(m_stall & (xm.rd == x.rb)),
+                         dx.w_a.eq(xm.rd == x.ra), dx.w_b.eq(xm.rd == x.rb)]
         with m.Else():
             m.d.sync += dx.valid.eq(0)
         with m.If(x_fire):

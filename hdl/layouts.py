@@ -154,6 +154,10 @@ DxLayout = data.StructLayout({
     "target": 16,        # pc + 1 + offset/imm of jumps and local calls (16 bits)
     "target_even": 16,   # (target + 1) >> 1
     "bt": 1,             # conditional branch predicted taken in decode (fetch followed it)
+    "m_a": 1,            # ra is the rd of the instruction in memory (when that one is valid)
+    "m_b": 1,            # rb likewise
+    "w_a": 1,            # ra is the rd of the instruction in writeback (when that one is valid)
+    "w_b": 1,            # rb likewise
 })
 
 XmLayout = data.StructLayout({
