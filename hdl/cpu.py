@@ -360,15 +360,26 @@ class Cpu(wiring.Component):
         bht_taken = Signal(BHT_ENTRIES)
         bht_bits = (BHT_ENTRIES - 1).bit_length()
         d_hist = d_pc[:bht_bits]
+        d_hit = bht_valid.bit_select(d_hist, 1)
+        d_last = bht_taken.bit_select(d_hist, 1)
         d_taken = Signal()
-        m.d.comb += d_taken.eq(d_pre.jcond & Mux(bht_valid.bit_select(d_hist, 1),
-                                                 bht_taken.bit_select(d_hist, 1), d_pre.bt))
-        with m.If(d_pre.ja | d_taken):
-            m.d.comb += [d_next.eq(d_pre.target), d_next_even.eq(d_pre.target_even)]
-        with m.Elif(ctrl.lddw & ctrl.legal):
-            m.d.comb += [d_next.eq(pc2), d_next_even.eq(pc3 >> 1)]
-        with m.Else():
-            m.d.comb += [d_next.eq(pc1), d_next_even.eq(pc2 >> 1)]
+        m.d.comb += d_taken.eq(d_pre.jcond & Mux(d_hit, d_last, d_pre.bt))
+        # The next fetch address is worked out for both banks' words at once, then picked by
+        # the pc's parity: one level less behind the program memory outputs.
+        bank_next = []
+        for bank in (prog_even, prog_odd):
+            pre = bank.data
+            nxt = Signal(16)
+            nxt_even = Signal(16)
+            with m.If(pre.ja | (pre.jcond & Mux(d_hit, d_last, pre.bt))):
+                m.d.comb += [nxt.eq(pre.target), nxt_even.eq(pre.target_even)]
+            with m.Elif(pre.ctrl.lddw & pre.ctrl.legal):
+                m.d.comb += [nxt.eq(pc2), nxt_even.eq(pc3 >> 1)]
+            with m.Else():
+                m.d.comb += [nxt.eq(pc1), nxt_even.eq(pc2 >> 1)]
+            bank_next.append((nxt, nxt_even))
+        m.d.comb += [d_next.eq(Mux(d_pc[0], bank_next[1][0], bank_next[0][0])),
+                     d_next_even.eq(Mux(d_pc[0], bank_next[1][1], bank_next[0][1]))]
 
         dx_next = Signal(DxLayout)
         m.d.comb += [
@@ -687,13 +698,12 @@ class Cpu(wiring.Component):
         with m.Elif(r_redirect):
             m.d.comb += [f_addr.eq(r_target), f_even.eq(r_target_even)]
             m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(r_target_bad)]
-        with m.Elif(~d_stall):
-            m.d.comb += [f_addr.eq(d_next), f_even.eq(d_next_even)]
-            m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(0)]
         with m.Else():
-            # Decode stalls: read its slot again (the memory has no read enable, which would
-            # cost a hold register behind its slow output).
-            m.d.comb += [f_addr.eq(d_pc), f_even.eq(pc1 >> 1)]
+            m.d.comb += [f_addr.eq(d_next), f_even.eq(d_next_even)]
+            with m.If(~d_stall):
+                m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(0)]
+        # Decode stalls: the program memory keeps its output (read enable low).
+        m.d.comb += [prog_even.en.eq(~d_stall), prog_odd.en.eq(~d_stall)]
 
         with m.If(m_term):
             m.d.sync += running.eq(0)
