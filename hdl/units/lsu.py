@@ -240,38 +240,34 @@ class Lsu(wiring.Component):
         m.d.sync += host_odd.eq(self.pkt_addr[0])
         m.d.comb += self.pkt_rdata.eq(Mux(host_odd, p_od_r.data, p_ev_r.data))
 
-        # Read data, aligned in the memory stage: byte j of the result is byte (j + offset) of
-        # the word pair {w, w+1}, i.e. byte (j + offset) mod 8 of the bank that holds word w
-        # (j + offset < 8) or word w+1. Each bank's word is first chosen by region (the context
-        # words are laid out as two banks too), then rotated by the offset, then each byte
-        # picks its bank: three short levels behind the block RAM outputs.
+        # Read data, aligned in the memory stage: the word pair {w, w+1}, shifted by the offset.
         offset = self.m_addr[:3]
         odd_word = self.m_addr[3]
-        ctx_w = [Cat(self.ctx[2 * i], self.ctx[2 * i + 1]) for i in range(3)] + [Const(0, 64)]
-        ctx_row = self.m_addr[4]
-        ctx_even = Mux(odd_word | ctx_row, ctx_w[2], ctx_w[0])     # row (w + 1) >> 1
-        ctx_odd = Mux(ctx_row, ctx_w[3], ctx_w[1])                 # row w >> 1
-        region = self.m_region
-        even = Signal(64)
-        odd = Signal(64)
-        m.d.comb += [
-            even.eq(Mux(region == Region.STACK, s_ev_r.data, 0)
-                    | Mux(region == Region.PACKET, p_ev_r.data, 0)
-                    | Mux(region == Region.CTX, ctx_even, 0)),
-            odd.eq(Mux(region == Region.STACK, s_od_r.data, 0)
-                   | Mux(region == Region.PACKET, p_od_r.data, 0)
-                   | Mux(region == Region.CTX, ctx_odd, 0)),
-        ]
+        ctx_words = Array([Cat(self.ctx[0], self.ctx[1]), Cat(self.ctx[2], self.ctx[3]),
+                           Cat(self.ctx[4], self.ctx[5]), Const(0, 64)])
+        ctx_word = self.m_addr[3:5]
+        lo = Signal(64)
+        hi = Signal(64)
+        with m.Switch(self.m_region):
+            with m.Case(Region.STACK):
+                m.d.comb += [lo.eq(Mux(odd_word, s_od_r.data, s_ev_r.data)),
+                             hi.eq(Mux(odd_word, s_ev_r.data, s_od_r.data))]
+            with m.Case(Region.PACKET):
+                m.d.comb += [lo.eq(Mux(odd_word, p_od_r.data, p_ev_r.data)),
+                             hi.eq(Mux(odd_word, p_ev_r.data, p_od_r.data))]
+            with m.Case(Region.CTX):
+                m.d.comb += [lo.eq(ctx_words[ctx_word]), hi.eq(ctx_words[ctx_word + 1])]
+        # Right shift of the 16-byte window by 0-7 bytes: three explicit stages, trimmed to the
+        # 64 bits that survive.
+        window = Cat(lo, hi)
+        for i, keep in ((0, 112), (1, 96), (2, 64)):
+            k = 8 << i
+            stage = Signal(keep, name=f"align{i}")
+            m.d.comb += stage.eq(Mux(offset[i], window[k:k + keep], window[:keep]))
+            window = stage
         bmask = size_mask(m, self.m_size)
-        aligned = []
-        for j in range(8):
-            rot_even = Array([even.word_select((j + k) % 8, 8) for k in range(8)])[offset]
-            rot_odd = Array([odd.word_select((j + k) % 8, 8) for k in range(8)])[offset]
-            from_odd = odd_word ^ (offset >= 8 - j)
-            byte = Signal(8, name=f"aligned{j}")
-            m.d.comb += byte.eq(Mux(bmask[j], Mux(from_odd, rot_odd, rot_even), 0))
-            aligned.append(byte)
-        m.d.comb += self.m_rdata.eq(Cat(*aligned))
+        mask64 = Cat(*(bmask[i].replicate(8) for i in range(8)))
+        m.d.comb += self.m_rdata.eq(window & mask64)
 
         # Writes, at the end of the memory stage.
         # Both banks get the data rotated left by the offset (byte j of the word pair is data
