@@ -201,6 +201,7 @@ class Cpu(wiring.Component):
         ingress = Signal(32)
         rxq = Signal(32)
         order = Signal(32)          # order of the instruction in execute
+        budget_hit = Signal()       # order == budget
         regs = [Signal(64, name=f"r{i}") for i in range(10)]
         w_term = Signal()           # writeback retires the last instruction
 
@@ -224,6 +225,7 @@ class Cpu(wiring.Component):
                         budget.eq(self.budget), data_lo.eq(self.data),
                         data_hi.eq(self.data_end), ingress.eq(self.ingress_ifindex),
                         rxq.eq(self.rx_queue_index), order.eq(0),
+                        budget_hit.eq(self.budget == 0),
                     ]
                     m.d.sync += [r.eq(0) for r in regs]
                     m.d.sync += [prog_base.eq(0),
@@ -412,7 +414,9 @@ class Cpu(wiring.Component):
         # The redirect decided in execute takes effect one cycle later (registered, so that no
         # path runs from the execute operands to the program memory address): the instruction
         # that entered execute behind the redirecting one is then killed.
-        r_redirect = Signal()
+        r_cond = Signal()
+        r_fired = Signal()
+        r_redirect = r_cond & r_fired
         r_target = Signal(16)
         r_target_even = Signal(16)
         r_target_bad = Signal()
@@ -440,14 +444,18 @@ class Cpu(wiring.Component):
         m.d.comb += op_b.eq(Mux(x.use_b, fwd_b, dx.imm))
 
         # Faults known before execution, in the golden VM's order.
+        # ``budget_hit`` (order == budget) is kept as a register: a 32-bit compare less in
+        # front of execute's control.
         early = Signal(4)
+        early_any = Signal()
         with m.If(dx.fault == Fault.PC_RANGE):
             m.d.comb += early.eq(Fault.PC_RANGE)
-        with m.Elif(order == budget):
+        with m.Elif(budget_hit):
             m.d.comb += early.eq(Fault.BUDGET)
         with m.Elif(dx.fault != 0):
             m.d.comb += early.eq(dx.fault)
-        go = x_valid & (early == 0)
+        m.d.comb += early_any.eq((dx.fault != 0) | budget_hit)
+        go = x_valid & ~early_any
 
         is_alu = x.kind == Kind.ALU
         is_shift = is_alu & x.alu_op.as_value().matches(AluOp.LSH, AluOp.RSH, AluOp.ARSH)
@@ -550,7 +558,7 @@ class Cpu(wiring.Component):
 
         # Execute's outcome.
         x_fault = Signal(4)
-        with m.If(early != 0):
+        with m.If(early_any):
             m.d.comb += x_fault.eq(early)
         with m.Elif(is_mem):
             m.d.comb += x_fault.eq(region.x_fault)
@@ -561,7 +569,7 @@ class Cpu(wiring.Component):
         ok = x_fault == 0
 
         # A helper that moved the packet bounds (xdp_adjust_head/tail): they change as it retires.
-        with m.If(x_fire & ok & is_helper & helper.x_ctx_we):
+        with m.If(x_fire & ~early_any & (helper.x_fault == 0) & is_helper & helper.x_ctx_we):
             m.d.sync += [data_lo.eq(helper.x_data), data_hi.eq(helper.x_data_end)]
 
         # Map values: the access is issued to the map memory as it enters the memory stage (or,
@@ -581,7 +589,9 @@ class Cpu(wiring.Component):
             m.d.comb += [maps.en.eq(hregion.x_region == Region.MAP),
                          maps.addr.eq(_map_offset(hmem.addr)), maps.size.eq(h_log2)]
         with m.Else():
-            m.d.comb += [maps.en.eq(x_fire & ok & is_mem & (region.x_region == Region.MAP)),
+            # (A map region access has no region fault: ``ok`` reduces to the early causes.)
+            m.d.comb += [maps.en.eq(x_fire & ~early_any & is_mem
+                                    & (region.x_region == Region.MAP)),
                          maps.addr.eq(_map_offset(region.x_addr)), maps.size.eq(x_log2)]
 
         bmask = size_mask(m, x.size, "x_bmask")
@@ -642,7 +652,7 @@ class Cpu(wiring.Component):
                                                    dx.imm[:32].as_signed(), dx.off.as_signed()))
         target_bad = Signal()
         m.d.comb += target_bad.eq((wide_target < prog_base) | (wide_target >= prog_end))
-        m.d.comb += ja_bad.eq(x_valid & (early == 0) & target_bad
+        m.d.comb += ja_bad.eq(x_valid & ~early_any & target_bad
                               & (x.kind.as_value().matches(Kind.JA, Kind.JA32) | dx.bt))
 
         # Redirects and frame changes happen when execute fires.
@@ -651,29 +661,34 @@ class Cpu(wiring.Component):
         x_target_even = Signal(16)
         x_target_bad = Signal()
         # (Branches and exits cannot fault in execute: only the early causes stop them.)
-        fire_ok = x_fire & (early == 0)
-        # A conditional branch redirects when the prediction made in decode (backward: taken,
-        # forward: not taken) was wrong.
-        with m.If(fire_ok & (x.kind == Kind.JCOND) & branch.x_taken & ~dx.bt):
+        # ``x_redirect`` is the redirect execute makes if it fires: it is registered beside
+        # ``x_fire`` and the two are ANDed in the next cycle (``r_redirect``), so neither waits
+        # for the other.
+        x_ok = ~early_any
+        fire_ok = x_fire & x_ok
+        # A conditional branch redirects when the prediction made in decode was wrong.
+        with m.If(x_ok & (x.kind == Kind.JCOND) & branch.x_taken & ~dx.bt):
             m.d.comb += [x_redirect.eq(1), x_target.eq(dx.target),
                          x_target_even.eq(dx.target_even), x_target_bad.eq(target_bad)]
-        with m.If(fire_ok & (x.kind == Kind.JCOND) & ~branch.x_taken & dx.bt):
+        with m.If(x_ok & (x.kind == Kind.JCOND) & ~branch.x_taken & dx.bt):
             m.d.comb += [x_redirect.eq(1), x_target.eq(dx.pc + 1),
                          x_target_even.eq((dx.pc + 2) >> 1), x_target_bad.eq(0)]
-        with m.If(fire_ok & is_call & ~cs.x_full):
+        with m.If(x_ok & is_call & ~cs.x_full):
             m.d.comb += [x_redirect.eq(1), x_target.eq(dx.target),
                          x_target_even.eq(dx.target_even), x_target_bad.eq(target_bad),
-                         cs.x_push.eq(1)]
+                         cs.x_push.eq(x_fire)]
         # A tail call continues in another program, from its first slot.
-        with m.If(x_fire & (early == 0) & (helper.x_fault == 0) & is_helper & helper.x_tail):
+        with m.If(x_ok & (helper.x_fault == 0) & is_helper & helper.x_tail):
             m.d.comb += [x_redirect.eq(1), x_target.eq(helper.x_prog_base),
                          x_target_even.eq((helper.x_prog_base + 1) >> 1), x_target_bad.eq(0)]
-            m.d.sync += [prog_base.eq(helper.x_prog_base),
-                         prog_end.eq(helper.x_prog_base + helper.x_prog_len)]
-        with m.If(fire_ok & is_ret):
+            with m.If(x_fire):
+                m.d.sync += [prog_base.eq(helper.x_prog_base),
+                             prog_end.eq(helper.x_prog_base + helper.x_prog_len)]
+        with m.If(x_ok & is_ret):
             m.d.comb += [x_redirect.eq(1), x_target.eq(cs.top_ret_pc),
-                         x_target_even.eq((cs.top_ret_pc + 1) >> 1), cs.x_pop.eq(1)]
-            m.d.sync += [regs[6 + i].eq(cs.top_saved[i]) for i in range(4)]
+                         x_target_even.eq((cs.top_ret_pc + 1) >> 1), cs.x_pop.eq(x_fire)]
+            with m.If(x_fire):
+                m.d.sync += [regs[6 + i].eq(cs.top_saved[i]) for i in range(4)]
         x_hist = dx.pc[:bht_bits]
         with m.If(launch):
             m.d.sync += bht_valid.eq(0)
@@ -681,7 +696,7 @@ class Cpu(wiring.Component):
             m.d.sync += [bht_valid.bit_select(x_hist, 1).eq(1),
                          bht_taken.bit_select(x_hist, 1).eq(branch.x_taken)]
         m.d.comb += [cs.x_ret_pc.eq(dx.pc + 1)]
-        m.d.sync += [r_redirect.eq(x_redirect), r_target.eq(x_target),
+        m.d.sync += [r_cond.eq(x_redirect), r_fired.eq(x_fire), r_target.eq(x_target),
                      r_target_even.eq(x_target_even), r_target_bad.eq(x_target_bad)]
         m.d.comb += [cs.x_saved[i].eq(regs[6 + i]) for i in range(4)]
 
@@ -722,7 +737,7 @@ class Cpu(wiring.Component):
         with m.Else():
             m.d.sync += dx.valid.eq(0)
         with m.If(x_fire):
-            m.d.sync += order.eq(order + 1)
+            m.d.sync += [order.eq(order + 1), budget_hit.eq(order + 1 == budget)]
 
         # execute -> memory
         with m.If(~m_stall):
