@@ -321,16 +321,17 @@ class Cpu(wiring.Component):
         w_we = Signal()
         m.d.comb += w_we.eq(mw.valid & mw.rec.rd_valid)
 
-        # Register reads in decode, straight from the dst and src fields (operand A is src for
-        # loads, dst otherwise); they see writeback's write of this cycle.
+        # Register reads in decode; they see writeback's write of this cycle.
         reg_view = Array(regs + [cs.fp] + [Const(0, 64)] * 5)
 
         def read(index):
             return Mux(w_we & (mw.rec.rd == index), mw.rec.rd_value, reg_view[index])
 
-        read_dst = Signal(64)
-        read_src = Signal(64)
-        m.d.comb += [read_dst.eq(read(d_insn[8:12])), read_src.eq(read(d_insn[12:16]))]
+        # Indexed by the predecoded operand registers (``ra`` is src or dst): no operand mux
+        # behind the register read.
+        read_a = Signal(64)
+        read_b = Signal(64)
+        m.d.comb += [read_a.eq(read(ctrl.ra)), read_b.eq(read(ctrl.rb))]
 
         d_fault = Signal(4)
         with m.If(d_bad | ja_bad | (d_pc >= prog_end)):
@@ -391,8 +392,8 @@ class Cpu(wiring.Component):
             dx_next.insn_hi.eq(Mux((d_fault == 0) & ctrl.lddw, d_hi, 0)),
             dx_next.fault.eq(d_fault),
             dx_next.ctrl.eq(ctrl),
-            dx_next.a.eq(Mux(ctrl.a_src, read_src, read_dst)),
-            dx_next.b.eq(read_src),
+            dx_next.a.eq(read_a),
+            dx_next.b.eq(read_b),
             dx_next.imm.eq(d_imm),
             dx_next.off.eq(d_insn[16:32]),
             dx_next.target.eq(d_pre.target),
