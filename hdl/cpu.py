@@ -724,22 +724,28 @@ class Cpu(wiring.Component):
         with m.If(m_term):
             m.d.sync += running.eq(0)
 
-        # decode -> execute: unless execute holds its instruction, it takes decode's payload
-        # (valid when decode fires); execute -> memory likewise, unless memory holds an atomic.
-        # The payload registers then load without an enable from the firing logic.
-        with m.If(x_stall & ~m_term):
+        # decode -> execute
+        with m.If(m_term | x_fire & ~d_fire):
+            m.d.sync += dx.valid.eq(0)
+        with m.Elif(d_fire):
+            m.d.sync += dx.eq(dx_next)
+        with m.Elif(x_stall):
             # Keep operands current while execute waits: their producers retire meanwhile.
             m.d.sync += [dx.a.eq(fwd_a), dx.b.eq(fwd_b),
                          dx.m_a.eq(m_stall & (xm.rd == x.ra)),
                          dx.m_b.eq(m_stall & (xm.rd == x.rb)),
                          dx.w_a.eq(xm.rd == x.ra), dx.w_b.eq(xm.rd == x.rb)]
         with m.Else():
-            m.d.sync += [dx.eq(dx_next), dx.valid.eq(d_fire)]
+            m.d.sync += dx.valid.eq(0)
         with m.If(x_fire):
             m.d.sync += [order.eq(order + 1), budget_hit.eq(order + 1 == budget)]
 
+        # execute -> memory
         with m.If(~m_stall):
-            m.d.sync += [xm.eq(xm_next), xm.valid.eq(x_fire)]
+            with m.If(x_fire):
+                m.d.sync += xm.eq(xm_next)
+            with m.Else():
+                m.d.sync += xm.valid.eq(0)
 
         # ---- Memory --------------------------------------------------------------------------
         m.submodules.atomics = atomics = Atomics()
