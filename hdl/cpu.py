@@ -830,16 +830,15 @@ class Cpu(wiring.Component):
         m.d.comb += [lsu.m_we.eq(m_we), lsu.m_wdata.eq(m_wdata), maps.wdata.eq(m_wdata)]
 
         rec = Signal(MwLayout)
+        # Sign extension ORs fill bits onto the zero-extended data: one level behind the sign
+        # bit instead of a width switch.
         loaded = Signal(64)
-        with m.Switch(Cat(xm.sext, xm.size)):
-            with m.Case(1 | (Size.B.value << 1)):
-                m.d.comb += loaded.eq(m_rdata[:8].as_signed())
-            with m.Case(1 | (Size.H.value << 1)):
-                m.d.comb += loaded.eq(m_rdata[:16].as_signed())
-            with m.Case(1 | (Size.W.value << 1)):
-                m.d.comb += loaded.eq(m_rdata[:32].as_signed())
-            with m.Default():
-                m.d.comb += loaded.eq(m_rdata)
+        sign_b = xm.sext & (xm.size == Size.B) & m_rdata[7]
+        sign_h = xm.sext & (xm.size == Size.H) & m_rdata[15]
+        sign_w = xm.sext & (xm.size == Size.W) & m_rdata[31]
+        m.d.comb += loaded.eq(m_rdata | Cat(Const(0, 8), sign_b.replicate(8),
+                                            (sign_b | sign_h).replicate(16),
+                                            (sign_b | sign_h | sign_w).replicate(32)))
         r = rec.rec
         m.d.comb += [
             rec.valid.eq(xm.valid & ~m_stall),
