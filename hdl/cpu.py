@@ -567,7 +567,6 @@ class Cpu(wiring.Component):
             m.d.comb += x_fault.eq(Fault.CALL_DEPTH)
         with m.Elif(is_helper):
             m.d.comb += x_fault.eq(helper.x_fault)
-        ok = x_fault == 0
 
         # A helper that moved the packet bounds (xdp_adjust_head/tail): they change as it retires.
         with m.If(x_fire & ~early_any & (helper.x_fault == 0) & is_helper & helper.x_ctx_we):
@@ -618,7 +617,10 @@ class Cpu(wiring.Component):
             with m.Case(Kind.STORE_IMM, Kind.STORE_REG, Kind.ATOMIC):
                 m.d.comb += result.eq(store_value)
 
-        halt = is_helper & helper.x_halt & ok
+        # The access, helper and return flags are not qualified by execute's fault: the memory
+        # stage drops their effects (and clears the record) when ``xm.fault`` is set, so the
+        # region check's outcome only has to reach ``xm.fault``.
+        halt = is_helper & helper.x_halt
         xm_next = Signal(XmLayout)
         m.d.comb += [
             xm_next.valid.eq(1),
@@ -627,22 +629,22 @@ class Cpu(wiring.Component):
             xm_next.insn.eq(dx.insn),
             xm_next.insn_hi.eq(dx.insn_hi),
             xm_next.fault.eq(x_fault),
-            xm_next.rd_valid.eq(ok & x.rd_we),
+            xm_next.rd_valid.eq(x.rd_we),
             xm_next.rd.eq(x.rd),
             xm_next.result.eq(result),
             xm_next.late.eq(x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX, Kind.ATOMIC)),
-            xm_next.load.eq(ok & x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX)),
-            xm_next.store.eq(ok & x.kind.as_value().matches(Kind.STORE_IMM, Kind.STORE_REG)),
-            xm_next.atomic.eq(ok & (x.kind == Kind.ATOMIC)),
+            xm_next.load.eq(x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX)),
+            xm_next.store.eq(x.kind.as_value().matches(Kind.STORE_IMM, Kind.STORE_REG)),
+            xm_next.atomic.eq(x.kind == Kind.ATOMIC),
             xm_next.sext.eq(x.kind == Kind.LOADSX),
             xm_next.size.eq(x.size),
             xm_next.addr.eq(region.x_addr),
             xm_next.region.eq(region.x_region),
             xm_next.aop.eq(dx.imm[:8]),
-            xm_next.helper_valid.eq(ok & is_helper),
+            xm_next.helper_valid.eq(is_helper),
             xm_next.helper_id.eq(helper.x_id),
             xm_next.helper_r0.eq(helper.x_r0),
-            xm_next.ret_valid.eq(ok & (is_end | halt)),
+            xm_next.ret_valid.eq(is_end | halt),
             xm_next.ret.eq(Mux(halt, helper.x_r0, fwd_a)),
         ]
 
@@ -782,8 +784,8 @@ class Cpu(wiring.Component):
         m_write = xm.store | xm.atomic
         map_fault = Signal(4)
         m_fault = Signal(4)
-        m.d.comb += m_map.eq(xm.valid & (xm.region == Region.MAP)
-                             & (xm.load | xm.store | xm.atomic))
+        m_ok = xm.valid & (xm.fault == 0)
+        m.d.comb += m_map.eq(m_ok & (xm.region == Region.MAP) & (xm.load | xm.store | xm.atomic))
         with m.If(m_map & ~maps.ok):
             m.d.comb += map_fault.eq(Mux(m_write, Fault.STORE_OOB, Fault.LOAD_OOB))
         with m.Elif(m_map & m_write & maps.ro):
@@ -791,7 +793,7 @@ class Cpu(wiring.Component):
         m.d.comb += [
             m_fault.eq(xm.fault | map_fault),      # at most one of them is set
             m_term.eq(xm.valid & ((m_fault != 0) | xm.ret_valid)),
-            m_stall.eq(xm.valid & xm.atomic & ~phase & (map_fault == 0)),
+            m_stall.eq(m_ok & xm.atomic & ~phase & (map_fault == 0)),
         ]
         m.d.sync += phase.eq(m_stall)
         with m.If(m_stall):
@@ -824,7 +826,7 @@ class Cpu(wiring.Component):
             m.d.comb += [m_we.eq(h_we & (h_fault == 0)), m_wdata.eq(h_wdata),
                          maps.we.eq(h_we & h_map & maps.ok & ~maps.ro)]
         with m.Else():
-            m.d.comb += [m_we.eq(xm.valid & (xm.store | atomic_store) & (map_fault == 0)),
+            m.d.comb += [m_we.eq(m_ok & (xm.store | atomic_store) & (map_fault == 0)),
                          m_wdata.eq(Mux(xm.atomic, atomics.m_new, xm.result))]
             m.d.comb += maps.we.eq(m_we & m_map)
         m.d.comb += [lsu.m_we.eq(m_we), lsu.m_wdata.eq(m_wdata), maps.wdata.eq(m_wdata)]
@@ -873,10 +875,11 @@ class Cpu(wiring.Component):
                 with m.If(xm.rd_valid & (xm.insn[4:8] == AluOp.ADD.value)
                           & ((xm.insn[0:3] == 4) | (xm.insn[0:3] == 7))):
                     m.d.comb += r.rd.eq(xm.rd ^ 1)
-        with m.If(map_fault != 0):
+        with m.If(m_fault != 0):
             m.d.comb += [r.rd_valid.eq(0), r.rd_value.eq(0), r.mem_addr.eq(0),
                          r.mem_rmask.eq(0), r.mem_rdata.eq(0), r.mem_wmask.eq(0),
-                         r.mem_wdata.eq(0)]
+                         r.mem_wdata.eq(0), r.helper_valid.eq(0), r.helper_id.eq(0),
+                         r.helper_r0.eq(0), r.ret_valid.eq(0), r.ret.eq(0)]
         with m.If(~r.rd_valid):
             m.d.comb += r.rd.eq(0)
         m.d.sync += mw.eq(rec)
