@@ -317,6 +317,7 @@ class Cpu(wiring.Component):
         dx = Signal(DxLayout)
         xm = Signal(XmLayout)
         m_stall = Signal()          # the memory stage holds an atomic for a second cycle
+        x_fire = Signal()
         mw = Signal(MwLayout)
         w_we = Signal()
         m.d.comb += w_we.eq(mw.valid & mw.rec.rd_valid)
@@ -403,11 +404,21 @@ class Cpu(wiring.Component):
         # The instructions that are in memory and writeback when this one is in execute:
         # memory gets execute's instruction, unless the atomic there holds it; writeback gets
         # memory's.
+        # The bits include those stages' valid and rd_valid (a faulting instruction there may
+        # forward: it kills the instruction in execute anyway).
         next_m_rd = Signal(4)
-        m.d.comb += next_m_rd.eq(Mux(m_stall, xm.rd, dx.ctrl.rd))
+        next_m_we = Signal()
+        next_w_we = Signal()
         m.d.comb += [
-            dx_next.m_a.eq(next_m_rd == ctrl.ra), dx_next.m_b.eq(next_m_rd == ctrl.rb),
-            dx_next.w_a.eq(xm.rd == ctrl.ra), dx_next.w_b.eq(xm.rd == ctrl.rb),
+            next_m_rd.eq(Mux(m_stall, xm.rd, dx.ctrl.rd)),
+            next_m_we.eq(Mux(m_stall, xm.valid & xm.rd_valid, x_fire & dx.ctrl.rd_we)),
+            next_w_we.eq(xm.valid & ~m_stall & xm.rd_valid),
+        ]
+        m.d.comb += [
+            dx_next.m_a.eq(next_m_we & (next_m_rd == ctrl.ra)),
+            dx_next.m_b.eq(next_m_we & (next_m_rd == ctrl.rb)),
+            dx_next.w_a.eq(next_w_we & (xm.rd == ctrl.ra)),
+            dx_next.w_b.eq(next_w_we & (xm.rd == ctrl.rb)),
         ]
 
         # ---- Execute -------------------------------------------------------------------------
@@ -425,22 +436,20 @@ class Cpu(wiring.Component):
 
         # Operands read in decode, overridden by the results in memory and writeback
         # (forwarding).
-        m_late = xm.valid & xm.rd_valid & xm.late
 
         # Which stage an operand comes from is decided one cycle ahead (``dx.m_a`` ...: the
         # register index matches the rd of the instruction that is then in memory/writeback),
         # so that only the valid bits of those stages remain between the registers and the
         # operand muxes.
         def forward(from_m, from_w, latched):
-            return Mux(from_m & xm.valid & xm.rd_valid, xm.result,
-                       Mux(from_w & w_we, mw.rec.rd_value, latched))
+            return Mux(from_m, xm.result, Mux(from_w, mw.rec.rd_value, latched))
 
         fwd_a = Signal(64)
         fwd_b = Signal(64)
         m.d.comb += [fwd_a.eq(forward(dx.m_a, dx.w_a, dx.a)),
                      fwd_b.eq(forward(dx.m_b, dx.w_b, dx.b))]
         load_use = Signal()
-        m.d.comb += load_use.eq(m_late & ((x.use_a & dx.m_a) | (x.use_b & dx.m_b)))
+        m.d.comb += load_use.eq(xm.late & ((x.use_a & dx.m_a) | (x.use_b & dx.m_b)))
         op_b = Signal(64)
         m.d.comb += op_b.eq(Mux(x.use_b, fwd_b, dx.imm))
 
@@ -546,7 +555,6 @@ class Cpu(wiring.Component):
         # The memory stage holds an atomic for two cycles (read, then modify-write).
         m_term = Signal()
         x_stall = Signal()
-        x_fire = Signal()
         m.d.comb += [
             x_stall.eq(x_valid & (load_use | unit_wait | m_stall | map_hazard)),
             x_fire.eq(x_valid & ~x_stall & ~m_term),
@@ -734,9 +742,10 @@ class Cpu(wiring.Component):
         with m.Elif(x_stall):
             # Keep operands current while execute waits: their producers retire meanwhile.
             m.d.sync += [dx.a.eq(fwd_a), dx.b.eq(fwd_b),
-                         dx.m_a.eq(m_stall & (xm.rd == x.ra)),
-                         dx.m_b.eq(m_stall & (xm.rd == x.rb)),
-                         dx.w_a.eq(xm.rd == x.ra), dx.w_b.eq(xm.rd == x.rb)]
+                         dx.m_a.eq(next_m_we & m_stall & (xm.rd == x.ra)),
+                         dx.m_b.eq(next_m_we & m_stall & (xm.rd == x.rb)),
+                         dx.w_a.eq(next_w_we & (xm.rd == x.ra)),
+                         dx.w_b.eq(next_w_we & (xm.rd == x.rb))]
         with m.Else():
             m.d.sync += dx.valid.eq(0)
         with m.If(x_fire):
