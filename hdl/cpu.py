@@ -677,27 +677,33 @@ class Cpu(wiring.Component):
         # for the other.
         x_ok = ~early_any
         fire_ok = x_fire & x_ok
-        # A conditional branch redirects when the prediction made in decode was wrong.
-        with m.If(x_ok & (x.kind == Kind.JCOND) & branch.x_taken & ~dx.bt):
-            m.d.comb += [x_redirect.eq(1), x_target.eq(dx.target),
-                         x_target_even.eq(dx.target_even), x_target_bad.eq(target_bad)]
-        with m.If(x_ok & (x.kind == Kind.JCOND) & ~branch.x_taken & dx.bt):
-            m.d.comb += [x_redirect.eq(1), x_target.eq(dx.pc + 1),
-                         x_target_even.eq((dx.pc + 2) >> 1), x_target_bad.eq(0)]
+        # The target depends on the kind only (a conditional branch goes wherever decode did
+        # not send the fetch); whether to redirect comes from the compare.
+        with m.Switch(x.kind):
+            with m.Case(Kind.JCOND):
+                m.d.comb += [x_target.eq(Mux(dx.bt, dx.pc + 1, dx.target)),
+                             x_target_even.eq(Mux(dx.bt, (dx.pc + 2) >> 1, dx.target_even)),
+                             x_target_bad.eq(~dx.bt & target_bad)]
+            with m.Case(Kind.CALL_LOCAL):
+                m.d.comb += [x_target.eq(dx.target), x_target_even.eq(dx.target_even),
+                             x_target_bad.eq(target_bad)]
+            with m.Case(Kind.CALL, Kind.CALLX):
+                # A tail call continues in another program, from its first slot.
+                m.d.comb += [x_target.eq(helper.x_prog_base),
+                             x_target_even.eq((helper.x_prog_base + 1) >> 1)]
+            with m.Default():
+                m.d.comb += [x_target.eq(cs.top_ret_pc),
+                             x_target_even.eq((cs.top_ret_pc + 1) >> 1)]
+        is_tail = (helper.x_fault == 0) & is_helper & helper.x_tail
+        m.d.comb += x_redirect.eq(x_ok & (((x.kind == Kind.JCOND) & (branch.x_taken != dx.bt))
+                                          | (is_call & ~cs.x_full) | is_tail | is_ret))
         with m.If(x_ok & is_call & ~cs.x_full):
-            m.d.comb += [x_redirect.eq(1), x_target.eq(dx.target),
-                         x_target_even.eq(dx.target_even), x_target_bad.eq(target_bad),
-                         cs.x_push.eq(x_fire)]
-        # A tail call continues in another program, from its first slot.
-        with m.If(x_ok & (helper.x_fault == 0) & is_helper & helper.x_tail):
-            m.d.comb += [x_redirect.eq(1), x_target.eq(helper.x_prog_base),
-                         x_target_even.eq((helper.x_prog_base + 1) >> 1), x_target_bad.eq(0)]
-            with m.If(x_fire):
-                m.d.sync += [prog_base.eq(helper.x_prog_base),
-                             prog_end.eq(helper.x_prog_base + helper.x_prog_len)]
+            m.d.comb += cs.x_push.eq(x_fire)
+        with m.If(fire_ok & is_tail):
+            m.d.sync += [prog_base.eq(helper.x_prog_base),
+                         prog_end.eq(helper.x_prog_base + helper.x_prog_len)]
         with m.If(x_ok & is_ret):
-            m.d.comb += [x_redirect.eq(1), x_target.eq(cs.top_ret_pc),
-                         x_target_even.eq((cs.top_ret_pc + 1) >> 1), cs.x_pop.eq(x_fire)]
+            m.d.comb += cs.x_pop.eq(x_fire)
             with m.If(x_fire):
                 m.d.sync += [regs[6 + i].eq(cs.top_saved[i]) for i in range(4)]
         x_hist = dx.pc[:bht_bits]
