@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from bpfcore import abi
 from bpfcore.abi import Fault
-from bpfcore.isa import AluOp, Kind, Size
+from bpfcore.isa import AluOp, JmpOp, Kind, Size
 from .decoder import Decoder
 from .layouts import (DxLayout, HelperMemSignature, HelperRequest, HelperResponse, MwLayout,
                       PredecodeLayout, Region, TraceSignature, XmLayout)
@@ -33,6 +33,10 @@ from .units.multiplier import Multiplier
 from .units.shifter import Shifter
 
 __all__ = ["Cpu", "INJECT_BUGS"]
+
+#: Conditional branches whose last outcome decode remembers (by pc modulo this; 16 give the
+#: conformance suite the same CPI as 64).
+BHT_ENTRIES = 16
 
 #: Known bugs that ``inject_bug`` can switch on, to prove that lockstep checks catch them.
 INJECT_BUGS = {
@@ -198,6 +202,7 @@ class Cpu(wiring.Component):
         ingress = Signal(32)
         rxq = Signal(32)
         order = Signal(32)          # order of the instruction in execute
+        budget_hit = Signal()       # order == budget
         regs = [Signal(64, name=f"r{i}") for i in range(10)]
         w_term = Signal()           # writeback retires the last instruction
 
@@ -221,6 +226,7 @@ class Cpu(wiring.Component):
                         budget.eq(self.budget), data_lo.eq(self.data),
                         data_hi.eq(self.data_end), ingress.eq(self.ingress_ifindex),
                         rxq.eq(self.rx_queue_index), order.eq(0),
+                        budget_hit.eq(self.budget == 0),
                     ]
                     m.d.sync += [r.eq(0) for r in regs]
                     m.d.sync += [prog_base.eq(0),
@@ -254,14 +260,17 @@ class Cpu(wiring.Component):
         if not self.with_atomics:
             legal_w = legal_w & (ctrl_w.kind != Kind.ATOMIC)
         long_jump = ctrl_w.kind.as_value().matches(Kind.JA32, Kind.CALL_LOCAL)
+        # Static prediction of a conditional branch not seen yet in this run (see the branch
+        # history in decode): backward branches are taken (loops); forward ones are taken
+        # too, except ``jne`` (the "check a result, else fail" idiom falls through).
+        jcond_w = legal_w & (ctrl_w.kind == Kind.JCOND)
         m.d.comb += [
             pre_w.insn.eq(self.prog_wdata),
             pre_w.ctrl.eq(ctrl_w),
             pre_w.ctrl.legal.eq(legal_w),
-            # Static prediction: backward conditional branches are taken (loops).
-            pre_w.bt.eq(legal_w & (ctrl_w.kind == Kind.JCOND) & self.prog_wdata[31]),
-            pre_w.ja.eq(legal_w & (ctrl_w.kind.as_value().matches(Kind.JA, Kind.JA32)
-                                   | ((ctrl_w.kind == Kind.JCOND) & self.prog_wdata[31]))),
+            pre_w.jcond.eq(jcond_w),
+            pre_w.bt.eq(jcond_w & (self.prog_wdata[31] | (ctrl_w.jmp_op != JmpOp.JNE))),
+            pre_w.ja.eq(legal_w & ctrl_w.kind.as_value().matches(Kind.JA, Kind.JA32)),
             pre_w.target.eq(self.prog_addr + 1 + Mux(long_jump, self.prog_wdata[32:48],
                                                      self.prog_wdata[16:32])),
         ]
@@ -308,20 +317,23 @@ class Cpu(wiring.Component):
         # ---- Decode --------------------------------------------------------------------------
         dx = Signal(DxLayout)
         xm = Signal(XmLayout)
+        m_stall = Signal()          # the memory stage holds an atomic for a second cycle
+        x_fire = Signal()
         mw = Signal(MwLayout)
         w_we = Signal()
         m.d.comb += w_we.eq(mw.valid & mw.rec.rd_valid)
 
-        # Register reads in decode, straight from the dst and src fields (operand A is src for
-        # loads, dst otherwise); they see writeback's write of this cycle.
+        # Register reads in decode; they see writeback's write of this cycle.
         reg_view = Array(regs + [cs.fp] + [Const(0, 64)] * 5)
 
         def read(index):
             return Mux(w_we & (mw.rec.rd == index), mw.rec.rd_value, reg_view[index])
 
-        read_dst = Signal(64)
-        read_src = Signal(64)
-        m.d.comb += [read_dst.eq(read(d_insn[8:12])), read_src.eq(read(d_insn[12:16]))]
+        # Indexed by the predecoded operand registers (``ra`` is src or dst): no operand mux
+        # behind the register read.
+        read_a = Signal(64)
+        read_b = Signal(64)
+        m.d.comb += [read_a.eq(read(ctrl.ra)), read_b.eq(read(ctrl.rb))]
 
         d_fault = Signal(4)
         with m.If(d_bad | ja_bad | (d_pc >= prog_end)):
@@ -336,8 +348,10 @@ class Cpu(wiring.Component):
             with m.If(src == 0):
                 m.d.comb += d_imm.eq(Cat(d_insn[32:], d_hi[32:]))
             with m.Else():
-                m.d.comb += d_imm.eq(abi.MAP_BASE + (imm << 20)
-                                     + Mux((src == 2) | (src == 6), d_hi[32:], 0))
+                # A map reference: the map index (high half) and the offset into the value (low
+                # half); execute adds them up (no adder behind the program memory).
+                m.d.comb += d_imm.eq(Cat(Mux((src == 2) | (src == 6), d_hi[32:], 0),
+                                         d_insn[32:]))
         with m.Else():
             m.d.comb += d_imm.eq(imm)
 
@@ -347,12 +361,32 @@ class Cpu(wiring.Component):
         pc2 = Signal(16)
         pc3 = Signal(16)
         m.d.comb += [pc1.eq(d_pc + 1), pc2.eq(d_pc + 2), pc3.eq(d_pc + 3)]
-        with m.If(d_pre.ja):
-            m.d.comb += [d_next.eq(d_pre.target), d_next_even.eq(d_pre.target_even)]
-        with m.Elif(ctrl.lddw & ctrl.legal):
-            m.d.comb += [d_next.eq(pc2), d_next_even.eq(pc3 >> 1)]
-        with m.Else():
-            m.d.comb += [d_next.eq(pc1), d_next_even.eq(pc2 >> 1)]
+        # Branch history: the last outcome of the conditional branch at each pc (mod
+        # BHT_ENTRIES) in this run; a branch without history uses its static prediction.
+        bht_valid = Signal(BHT_ENTRIES)
+        bht_taken = Signal(BHT_ENTRIES)
+        bht_bits = (BHT_ENTRIES - 1).bit_length()
+        d_hist = d_pc[:bht_bits]
+        d_hit = bht_valid.bit_select(d_hist, 1)
+        d_last = bht_taken.bit_select(d_hist, 1)
+        d_taken = Signal()
+        m.d.comb += d_taken.eq(d_pre.jcond & Mux(d_hit, d_last, d_pre.bt))
+        # The next fetch address is worked out for both banks' words at once, then picked by
+        # the pc's parity: one level less behind the program memory outputs.
+        bank_next = []
+        for bank in (prog_even, prog_odd):
+            pre = bank.data
+            nxt = Signal(16)
+            nxt_even = Signal(16)
+            with m.If(pre.ja | (pre.jcond & Mux(d_hit, d_last, pre.bt))):
+                m.d.comb += [nxt.eq(pre.target), nxt_even.eq(pre.target_even)]
+            with m.Elif(pre.ctrl.lddw & pre.ctrl.legal):
+                m.d.comb += [nxt.eq(pc2), nxt_even.eq(pc3 >> 1)]
+            with m.Else():
+                m.d.comb += [nxt.eq(pc1), nxt_even.eq(pc2 >> 1)]
+            bank_next.append((nxt, nxt_even))
+        m.d.comb += [d_next.eq(Mux(d_pc[0], bank_next[1][0], bank_next[0][0])),
+                     d_next_even.eq(Mux(d_pc[0], bank_next[1][1], bank_next[0][1]))]
 
         dx_next = Signal(DxLayout)
         m.d.comb += [
@@ -362,46 +396,79 @@ class Cpu(wiring.Component):
             dx_next.insn_hi.eq(Mux((d_fault == 0) & ctrl.lddw, d_hi, 0)),
             dx_next.fault.eq(d_fault),
             dx_next.ctrl.eq(ctrl),
-            dx_next.a.eq(Mux(ctrl.a_src, read_src, read_dst)),
-            dx_next.b.eq(read_src),
+            dx_next.a.eq(read_a),
+            dx_next.b.eq(read_b),
             dx_next.imm.eq(d_imm),
             dx_next.off.eq(d_insn[16:32]),
             dx_next.target.eq(d_pre.target),
-            dx_next.bt.eq(d_pre.bt),
+            dx_next.bt.eq(d_taken),
             dx_next.target_even.eq(d_pre.target_even),
+        ]
+        # The instructions that are in memory and writeback when this one is in execute:
+        # memory gets execute's instruction, unless the atomic there holds it; writeback gets
+        # memory's.
+        # The bits include those stages' valid and rd_valid (a faulting instruction there may
+        # forward: it kills the instruction in execute anyway).
+        next_m_rd = Signal(4)
+        next_m_we = Signal()
+        next_w_we = Signal()
+        m.d.comb += [
+            next_m_rd.eq(Mux(m_stall, xm.rd, dx.ctrl.rd)),
+            next_m_we.eq(Mux(m_stall, xm.valid & xm.rd_valid, x_fire & dx.ctrl.rd_we)),
+            next_w_we.eq(xm.valid & ~m_stall & xm.rd_valid),
+        ]
+        m.d.comb += [
+            dx_next.m_a.eq(next_m_we & (next_m_rd == ctrl.ra)),
+            dx_next.m_b.eq(next_m_we & (next_m_rd == ctrl.rb)),
+            dx_next.w_a.eq(next_w_we & (xm.rd == ctrl.ra)),
+            dx_next.w_b.eq(next_w_we & (xm.rd == ctrl.rb)),
         ]
 
         # ---- Execute -------------------------------------------------------------------------
         x = dx.ctrl
-        x_valid = dx.valid
+        # The redirect decided in execute takes effect one cycle later (registered, so that no
+        # path runs from the execute operands to the program memory address): the instruction
+        # that entered execute behind the redirecting one is then killed.
+        r_cond = Signal()
+        r_fired = Signal()
+        r_redirect = r_cond & r_fired
+        r_target = Signal(16)
+        r_target_even = Signal(16)
+        r_target_bad = Signal()
+        x_valid = dx.valid & ~r_redirect
 
         # Operands read in decode, overridden by the results in memory and writeback
         # (forwarding).
-        m_late = xm.valid & xm.rd_valid & xm.late
 
-        def forward(index, latched):
-            from_m = xm.valid & xm.rd_valid & (xm.rd == index)
-            from_w = w_we & (mw.rec.rd == index)
+        # Which stage an operand comes from is decided one cycle ahead (``dx.m_a`` ...: the
+        # register index matches the rd of the instruction that is then in memory/writeback),
+        # so that only the valid bits of those stages remain between the registers and the
+        # operand muxes.
+        def forward(from_m, from_w, latched):
             return Mux(from_m, xm.result, Mux(from_w, mw.rec.rd_value, latched))
 
         fwd_a = Signal(64)
         fwd_b = Signal(64)
-        m.d.comb += [fwd_a.eq(forward(x.ra, dx.a)), fwd_b.eq(forward(x.rb, dx.b))]
+        m.d.comb += [fwd_a.eq(forward(dx.m_a, dx.w_a, dx.a)),
+                     fwd_b.eq(forward(dx.m_b, dx.w_b, dx.b))]
         load_use = Signal()
-        m.d.comb += load_use.eq(m_late & ((x.use_a & (xm.rd == x.ra))
-                                          | (x.use_b & (xm.rd == x.rb))))
+        m.d.comb += load_use.eq(xm.late & ((x.use_a & dx.m_a) | (x.use_b & dx.m_b)))
         op_b = Signal(64)
         m.d.comb += op_b.eq(Mux(x.use_b, fwd_b, dx.imm))
 
         # Faults known before execution, in the golden VM's order.
+        # ``budget_hit`` (order == budget) is kept as a register: a 32-bit compare less in
+        # front of execute's control.
         early = Signal(4)
+        early_any = Signal()
         with m.If(dx.fault == Fault.PC_RANGE):
             m.d.comb += early.eq(Fault.PC_RANGE)
-        with m.Elif(order == budget):
+        with m.Elif(budget_hit):
             m.d.comb += early.eq(Fault.BUDGET)
         with m.Elif(dx.fault != 0):
             m.d.comb += early.eq(dx.fault)
-        go = x_valid & (early == 0)
+        m.d.comb += early_any.eq((dx.fault != 0) | budget_hit)
+        go = x_valid & ~early_any
 
         is_alu = x.kind == Kind.ALU
         is_shift = is_alu & x.alu_op.as_value().matches(AluOp.LSH, AluOp.RSH, AluOp.ARSH)
@@ -489,10 +556,8 @@ class Cpu(wiring.Component):
                                   & (xm.store | xm.atomic))
 
         # The memory stage holds an atomic for two cycles (read, then modify-write).
-        m_stall = Signal()
         m_term = Signal()
         x_stall = Signal()
-        x_fire = Signal()
         m.d.comb += [
             x_stall.eq(x_valid & (load_use | unit_wait | m_stall | map_hazard)),
             x_fire.eq(x_valid & ~x_stall & ~m_term),
@@ -505,7 +570,7 @@ class Cpu(wiring.Component):
 
         # Execute's outcome.
         x_fault = Signal(4)
-        with m.If(early != 0):
+        with m.If(early_any):
             m.d.comb += x_fault.eq(early)
         with m.Elif(is_mem):
             m.d.comb += x_fault.eq(region.x_fault)
@@ -513,10 +578,9 @@ class Cpu(wiring.Component):
             m.d.comb += x_fault.eq(Fault.CALL_DEPTH)
         with m.Elif(is_helper):
             m.d.comb += x_fault.eq(helper.x_fault)
-        ok = x_fault == 0
 
         # A helper that moved the packet bounds (xdp_adjust_head/tail): they change as it retires.
-        with m.If(x_fire & ok & is_helper & helper.x_ctx_we):
+        with m.If(x_fire & ~early_any & (helper.x_fault == 0) & is_helper & helper.x_ctx_we):
             m.d.sync += [data_lo.eq(helper.x_data), data_hi.eq(helper.x_data_end)]
 
         # Map values: the access is issued to the map memory as it enters the memory stage (or,
@@ -536,7 +600,9 @@ class Cpu(wiring.Component):
             m.d.comb += [maps.en.eq(hregion.x_region == Region.MAP),
                          maps.addr.eq(_map_offset(hmem.addr)), maps.size.eq(h_log2)]
         with m.Else():
-            m.d.comb += [maps.en.eq(x_fire & ok & is_mem & (region.x_region == Region.MAP)),
+            # (A map region access has no region fault: ``ok`` reduces to the early causes.)
+            m.d.comb += [maps.en.eq(x_fire & ~early_any & is_mem
+                                    & (region.x_region == Region.MAP)),
                          maps.addr.eq(_map_offset(region.x_addr)), maps.size.eq(x_log2)]
 
         bmask = size_mask(m, x.size, "x_bmask")
@@ -556,13 +622,20 @@ class Cpu(wiring.Component):
             with m.Case(Kind.END):
                 m.d.comb += result.eq(bswap.x_result)
             with m.Case(Kind.LDDW):
-                m.d.comb += result.eq(dx.imm)
+                with m.If(dx.insn[12:16] == 0):
+                    m.d.comb += result.eq(dx.imm)
+                with m.Else():
+                    m.d.comb += result.eq(abi.MAP_BASE + (dx.imm[32:].as_signed() << 20)
+                                          + dx.imm[:32])
             with m.Case(Kind.CALL, Kind.CALLX):
                 m.d.comb += result.eq(helper.x_r0)
             with m.Case(Kind.STORE_IMM, Kind.STORE_REG, Kind.ATOMIC):
                 m.d.comb += result.eq(store_value)
 
-        halt = is_helper & helper.x_halt & ok
+        # The access, helper and return flags are not qualified by execute's fault: the memory
+        # stage drops their effects (and clears the record) when ``xm.fault`` is set, so the
+        # region check's outcome only has to reach ``xm.fault``.
+        halt = is_helper & helper.x_halt
         xm_next = Signal(XmLayout)
         m.d.comb += [
             xm_next.valid.eq(1),
@@ -571,22 +644,22 @@ class Cpu(wiring.Component):
             xm_next.insn.eq(dx.insn),
             xm_next.insn_hi.eq(dx.insn_hi),
             xm_next.fault.eq(x_fault),
-            xm_next.rd_valid.eq(ok & x.rd_we),
+            xm_next.rd_valid.eq(x.rd_we),
             xm_next.rd.eq(x.rd),
             xm_next.result.eq(result),
             xm_next.late.eq(x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX, Kind.ATOMIC)),
-            xm_next.load.eq(ok & x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX)),
-            xm_next.store.eq(ok & x.kind.as_value().matches(Kind.STORE_IMM, Kind.STORE_REG)),
-            xm_next.atomic.eq(ok & (x.kind == Kind.ATOMIC)),
+            xm_next.load.eq(x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX)),
+            xm_next.store.eq(x.kind.as_value().matches(Kind.STORE_IMM, Kind.STORE_REG)),
+            xm_next.atomic.eq(x.kind == Kind.ATOMIC),
             xm_next.sext.eq(x.kind == Kind.LOADSX),
             xm_next.size.eq(x.size),
             xm_next.addr.eq(region.x_addr),
             xm_next.region.eq(region.x_region),
             xm_next.aop.eq(dx.imm[:8]),
-            xm_next.helper_valid.eq(ok & is_helper),
+            xm_next.helper_valid.eq(is_helper),
             xm_next.helper_id.eq(helper.x_id),
             xm_next.helper_r0.eq(helper.x_r0),
-            xm_next.ret_valid.eq(ok & (is_end | halt)),
+            xm_next.ret_valid.eq(is_end | halt),
             xm_next.ret.eq(Mux(halt, helper.x_r0, fwd_a)),
         ]
 
@@ -597,7 +670,7 @@ class Cpu(wiring.Component):
                                                    dx.imm[:32].as_signed(), dx.off.as_signed()))
         target_bad = Signal()
         m.d.comb += target_bad.eq((wide_target < prog_base) | (wide_target >= prog_end))
-        m.d.comb += ja_bad.eq(x_valid & (early == 0) & target_bad
+        m.d.comb += ja_bad.eq(x_valid & ~early_any & target_bad
                               & (x.kind.as_value().matches(Kind.JA, Kind.JA32) | dx.bt))
 
         # Redirects and frame changes happen when execute fires.
@@ -606,52 +679,70 @@ class Cpu(wiring.Component):
         x_target_even = Signal(16)
         x_target_bad = Signal()
         # (Branches and exits cannot fault in execute: only the early causes stop them.)
-        fire_ok = x_fire & (early == 0)
-        # A conditional branch redirects when the prediction made in decode (backward: taken,
-        # forward: not taken) was wrong.
-        with m.If(fire_ok & (x.kind == Kind.JCOND) & branch.x_taken & ~dx.bt):
-            m.d.comb += [x_redirect.eq(1), x_target.eq(dx.target),
-                         x_target_even.eq(dx.target_even), x_target_bad.eq(target_bad)]
-        with m.If(fire_ok & (x.kind == Kind.JCOND) & ~branch.x_taken & dx.bt):
-            m.d.comb += [x_redirect.eq(1), x_target.eq(dx.pc + 1),
-                         x_target_even.eq((dx.pc + 2) >> 1), x_target_bad.eq(0)]
-        with m.If(fire_ok & is_call & ~cs.x_full):
-            m.d.comb += [x_redirect.eq(1), x_target.eq(dx.target),
-                         x_target_even.eq(dx.target_even), x_target_bad.eq(target_bad),
-                         cs.x_push.eq(1)]
-        # A tail call continues in another program, from its first slot.
-        with m.If(x_fire & ok & is_helper & helper.x_tail):
-            m.d.comb += [x_redirect.eq(1), x_target.eq(helper.x_prog_base),
-                         x_target_even.eq((helper.x_prog_base + 1) >> 1), x_target_bad.eq(0)]
+        # ``x_redirect`` is the redirect execute makes if it fires: it is registered beside
+        # ``x_fire`` and the two are ANDed in the next cycle (``r_redirect``), so neither waits
+        # for the other.
+        x_ok = ~early_any
+        fire_ok = x_fire & x_ok
+        # The target depends on the kind only (a conditional branch goes wherever decode did
+        # not send the fetch); whether to redirect comes from the compare.
+        with m.Switch(x.kind):
+            with m.Case(Kind.JCOND):
+                m.d.comb += [x_target.eq(Mux(dx.bt, dx.pc + 1, dx.target)),
+                             x_target_even.eq(Mux(dx.bt, (dx.pc + 2) >> 1, dx.target_even)),
+                             x_target_bad.eq(~dx.bt & target_bad)]
+            with m.Case(Kind.CALL_LOCAL):
+                m.d.comb += [x_target.eq(dx.target), x_target_even.eq(dx.target_even),
+                             x_target_bad.eq(target_bad)]
+            with m.Case(Kind.CALL, Kind.CALLX):
+                # A tail call continues in another program, from its first slot.
+                m.d.comb += [x_target.eq(helper.x_prog_base),
+                             x_target_even.eq((helper.x_prog_base + 1) >> 1)]
+            with m.Default():
+                m.d.comb += [x_target.eq(cs.top_ret_pc),
+                             x_target_even.eq((cs.top_ret_pc + 1) >> 1)]
+        is_tail = (helper.x_fault == 0) & is_helper & helper.x_tail
+        m.d.comb += x_redirect.eq(x_ok & (((x.kind == Kind.JCOND) & (branch.x_taken != dx.bt))
+                                          | (is_call & ~cs.x_full) | is_tail | is_ret))
+        with m.If(x_ok & is_call & ~cs.x_full):
+            m.d.comb += cs.x_push.eq(x_fire)
+        with m.If(fire_ok & is_tail):
             m.d.sync += [prog_base.eq(helper.x_prog_base),
                          prog_end.eq(helper.x_prog_base + helper.x_prog_len)]
-        with m.If(fire_ok & is_ret):
-            m.d.comb += [x_redirect.eq(1), x_target.eq(cs.top_ret_pc),
-                         x_target_even.eq((cs.top_ret_pc + 1) >> 1), cs.x_pop.eq(1)]
-            m.d.sync += [regs[6 + i].eq(cs.top_saved[i]) for i in range(4)]
+        with m.If(x_ok & is_ret):
+            m.d.comb += cs.x_pop.eq(x_fire)
+            with m.If(x_fire):
+                m.d.sync += [regs[6 + i].eq(cs.top_saved[i]) for i in range(4)]
+        x_hist = dx.pc[:bht_bits]
+        with m.If(launch):
+            m.d.sync += bht_valid.eq(0)
+        with m.Elif(fire_ok & (x.kind == Kind.JCOND)):
+            m.d.sync += [bht_valid.bit_select(x_hist, 1).eq(1),
+                         bht_taken.bit_select(x_hist, 1).eq(branch.x_taken)]
         m.d.comb += [cs.x_ret_pc.eq(dx.pc + 1)]
+        m.d.sync += [r_cond.eq(x_redirect), r_fired.eq(x_fire), r_target.eq(x_target),
+                     r_target_even.eq(x_target_even), r_target_bad.eq(x_target_bad)]
         m.d.comb += [cs.x_saved[i].eq(regs[6 + i]) for i in range(4)]
 
         # ---- Pipeline registers and fetch control ----------------------------------------------
         d_stall = Signal()
         m.d.comb += d_stall.eq(d_valid & x_stall)
-        d_fire = d_valid & ~d_stall & ~x_redirect & ~m_term
+        d_fire = d_valid & ~d_stall & ~r_redirect & ~m_term
 
         with m.If(launch):
             m.d.comb += [f_addr.eq(0), f_even.eq(0)]
             m.d.sync += [d_valid.eq(1), d_pc.eq(0), d_bad.eq(0)]
         with m.Elif(m_term | ~running):
             m.d.sync += d_valid.eq(0)
-        with m.Elif(x_redirect):
-            m.d.comb += [f_addr.eq(x_target), f_even.eq(x_target_even)]
-            m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(x_target_bad)]
-        with m.Elif(~d_stall):
-            m.d.comb += [f_addr.eq(d_next), f_even.eq(d_next_even)]
-            m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(0)]
+        with m.Elif(r_redirect):
+            m.d.comb += [f_addr.eq(r_target), f_even.eq(r_target_even)]
+            m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(r_target_bad)]
         with m.Else():
-            # Decode stalls: read its slot again (the memory has no read enable, which would
-            # cost a hold register behind its slow output).
-            m.d.comb += [f_addr.eq(d_pc), f_even.eq(pc1 >> 1)]
+            m.d.comb += [f_addr.eq(d_next), f_even.eq(d_next_even)]
+            with m.If(~d_stall):
+                m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(0)]
+        # Decode stalls: the program memory keeps its output (read enable low).
+        m.d.comb += [prog_even.en.eq(~d_stall), prog_odd.en.eq(~d_stall)]
 
         with m.If(m_term):
             m.d.sync += running.eq(0)
@@ -663,11 +754,15 @@ class Cpu(wiring.Component):
             m.d.sync += dx.eq(dx_next)
         with m.Elif(x_stall):
             # Keep operands current while execute waits: their producers retire meanwhile.
-            m.d.sync += [dx.a.eq(fwd_a), dx.b.eq(fwd_b)]
+            m.d.sync += [dx.a.eq(fwd_a), dx.b.eq(fwd_b),
+                         dx.m_a.eq(next_m_we & m_stall & (xm.rd == x.ra)),
+                         dx.m_b.eq(next_m_we & m_stall & (xm.rd == x.rb)),
+                         dx.w_a.eq(next_w_we & (xm.rd == x.ra)),
+                         dx.w_b.eq(next_w_we & (xm.rd == x.rb))]
         with m.Else():
             m.d.sync += dx.valid.eq(0)
         with m.If(x_fire):
-            m.d.sync += order.eq(order + 1)
+            m.d.sync += [order.eq(order + 1), budget_hit.eq(order + 1 == budget)]
 
         # execute -> memory
         with m.If(~m_stall):
@@ -711,8 +806,8 @@ class Cpu(wiring.Component):
         m_write = xm.store | xm.atomic
         map_fault = Signal(4)
         m_fault = Signal(4)
-        m.d.comb += m_map.eq(xm.valid & (xm.region == Region.MAP)
-                             & (xm.load | xm.store | xm.atomic))
+        m_ok = xm.valid & (xm.fault == 0)
+        m.d.comb += m_map.eq(m_ok & (xm.region == Region.MAP) & (xm.load | xm.store | xm.atomic))
         with m.If(m_map & ~maps.ok):
             m.d.comb += map_fault.eq(Mux(m_write, Fault.STORE_OOB, Fault.LOAD_OOB))
         with m.Elif(m_map & m_write & maps.ro):
@@ -720,7 +815,7 @@ class Cpu(wiring.Component):
         m.d.comb += [
             m_fault.eq(xm.fault | map_fault),      # at most one of them is set
             m_term.eq(xm.valid & ((m_fault != 0) | xm.ret_valid)),
-            m_stall.eq(xm.valid & xm.atomic & ~phase & (map_fault == 0)),
+            m_stall.eq(m_ok & xm.atomic & ~phase & (map_fault == 0)),
         ]
         m.d.sync += phase.eq(m_stall)
         with m.If(m_stall):
@@ -753,22 +848,21 @@ class Cpu(wiring.Component):
             m.d.comb += [m_we.eq(h_we & (h_fault == 0)), m_wdata.eq(h_wdata),
                          maps.we.eq(h_we & h_map & maps.ok & ~maps.ro)]
         with m.Else():
-            m.d.comb += [m_we.eq(xm.valid & (xm.store | atomic_store) & (map_fault == 0)),
+            m.d.comb += [m_we.eq(m_ok & (xm.store | atomic_store) & (map_fault == 0)),
                          m_wdata.eq(Mux(xm.atomic, atomics.m_new, xm.result))]
             m.d.comb += maps.we.eq(m_we & m_map)
         m.d.comb += [lsu.m_we.eq(m_we), lsu.m_wdata.eq(m_wdata), maps.wdata.eq(m_wdata)]
 
         rec = Signal(MwLayout)
+        # Sign extension ORs fill bits onto the zero-extended data: one level behind the sign
+        # bit instead of a width switch.
         loaded = Signal(64)
-        with m.Switch(Cat(xm.sext, xm.size)):
-            with m.Case(1 | (Size.B.value << 1)):
-                m.d.comb += loaded.eq(m_rdata[:8].as_signed())
-            with m.Case(1 | (Size.H.value << 1)):
-                m.d.comb += loaded.eq(m_rdata[:16].as_signed())
-            with m.Case(1 | (Size.W.value << 1)):
-                m.d.comb += loaded.eq(m_rdata[:32].as_signed())
-            with m.Default():
-                m.d.comb += loaded.eq(m_rdata)
+        sign_b = xm.sext & (xm.size == Size.B) & m_rdata[7]
+        sign_h = xm.sext & (xm.size == Size.H) & m_rdata[15]
+        sign_w = xm.sext & (xm.size == Size.W) & m_rdata[31]
+        m.d.comb += loaded.eq(m_rdata | Cat(Const(0, 8), sign_b.replicate(8),
+                                            (sign_b | sign_h).replicate(16),
+                                            (sign_b | sign_h | sign_w).replicate(32)))
         r = rec.rec
         m.d.comb += [
             rec.valid.eq(xm.valid & ~m_stall),
@@ -803,10 +897,11 @@ class Cpu(wiring.Component):
                 with m.If(xm.rd_valid & (xm.insn[4:8] == AluOp.ADD.value)
                           & ((xm.insn[0:3] == 4) | (xm.insn[0:3] == 7))):
                     m.d.comb += r.rd.eq(xm.rd ^ 1)
-        with m.If(map_fault != 0):
+        with m.If(m_fault != 0):
             m.d.comb += [r.rd_valid.eq(0), r.rd_value.eq(0), r.mem_addr.eq(0),
                          r.mem_rmask.eq(0), r.mem_rdata.eq(0), r.mem_wmask.eq(0),
-                         r.mem_wdata.eq(0)]
+                         r.mem_wdata.eq(0), r.helper_valid.eq(0), r.helper_id.eq(0),
+                         r.helper_r0.eq(0), r.ret_valid.eq(0), r.ret.eq(0)]
         with m.If(~r.rd_valid):
             m.d.comb += r.rd.eq(0)
         m.d.sync += mw.eq(rec)

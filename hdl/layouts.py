@@ -126,8 +126,9 @@ DecodeLayout = data.StructLayout({
 PredecodeLayout = data.StructLayout({
     "insn": 64,
     "ctrl": DecodeLayout,    # ``legal`` also folds in the build options (divider, atomics)
-    "ja": 1,                 # fetch follows ``target`` at once: ja, ja32, backward branch
-    "bt": 1,                 # a backward conditional branch (predicted taken)
+    "ja": 1,                 # fetch follows ``target`` at once: ja, ja32
+    "jcond": 1,              # a conditional branch
+    "bt": 1,                 # a conditional branch predicted taken when it has no history
     "target": 16,            # slot + 1 + offset (imm for ja32 and local calls), 16 bits
     "target_even": 16,       # (target + 1) >> 1: the target's even-bank row
 })
@@ -152,7 +153,11 @@ DxLayout = data.StructLayout({
     "off": 16,
     "target": 16,        # pc + 1 + offset/imm of jumps and local calls (16 bits)
     "target_even": 16,   # (target + 1) >> 1
-    "bt": 1,             # backward conditional branch, predicted taken in decode
+    "bt": 1,             # conditional branch predicted taken in decode (fetch followed it)
+    "m_a": 1,            # ra is the rd of the instruction in memory (when that one is valid)
+    "m_b": 1,            # rb likewise
+    "w_a": 1,            # ra is the rd of the instruction in writeback (when that one is valid)
+    "w_b": 1,            # rb likewise
 })
 
 XmLayout = data.StructLayout({

@@ -97,26 +97,45 @@ class RegionCheck(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        full = Signal(64)
-        m.d.comb += full.eq(self.x_base + self.x_off.as_signed())
-        addr = full[:32]
-        low = full[32:] == 0
+        # The address's upper half is zero ("low") when the base's upper half and the carry out
+        # of the 32-bit add make it so: no carry chain through the upper half.
+        sum_lo = Signal(33)
+        m.d.comb += sum_lo.eq(self.x_base[:32] + self.x_off.as_signed().as_unsigned()
+                              + Const(0xffff0000, 32) * self.x_off[15])
+        addr = sum_lo[:32]
+        carry = sum_lo[32]
+        hi = self.x_base[32:]
+        low = Signal()
+        m.d.comb += low.eq(Mux(self.x_off[15], Mux(carry, hi == 0, hi == 1),
+                               Mux(carry, hi == 0xffff_ffff, hi == 0)))
         m.d.comb += self.x_addr.eq(addr)
         nbytes = Signal(4)
         with m.Switch(self.x_size):
             for size, n in ((Size.B, 1), (Size.H, 2), (Size.W, 4), (Size.DW, 8)):
                 with m.Case(size):
                     m.d.comb += nbytes.eq(n)
-        end = Signal(33)
-        m.d.comb += end.eq(addr + nbytes)
+        # The end address comes from its own adder (base + (off + nbytes)), beside the one that
+        # gives the address, not behind it. It is taken modulo 2**32: exact whenever the address
+        # lies in one of the regions that compare it (all far from 0 and 2**32).
+        off_end = Signal(range(-(1 << 15), (1 << 15) + 8))
+        m.d.comb += off_end.eq(self.x_off.as_signed() + nbytes)
+        end = Signal(32)
+        m.d.comb += end.eq(self.x_base[:32] + off_end)
 
         in_stack = low & (addr[12:] == abi.STACK_BASE >> 12)
         in_pkt = low & (addr[14:] == abi.PKT_BASE >> 14)
         in_ctx = low & (addr[5:] == abi.CTX_BASE >> 5) & (addr[:5] < abi.CTX_SIZE)
-        ok_stack = (addr >= self.x_fp - abi.STACK_FRAME_SIZE) & (end <= abi.STACK_TOP)
+        # Inside a region's window, its constant bounds need only the low address bits: the
+        # stack's 4 KiB window holds every frame's lower bound (fp - 512), and an end address
+        # past the window's last byte has the window-size bit set and other low bits.
+        assert abi.STACK_SIZE == 1 << 12 and abi.STACK_BASE % (1 << 12) == 0
+        assert abi.PKT_BUF_SIZE == 1 << 14 and abi.PKT_BASE % (1 << 14) == 0
+        assert abi.CTX_BASE % 32 == 0 and abi.CTX_SIZE + 8 <= 32
+        frame_low = (self.x_fp - abi.STACK_FRAME_SIZE)[:12]
+        ok_stack = (addr[:12] >= frame_low) & (~end[12] | (end[:12] == 0))
         data_end = self.x_data_end + 1 if self._off_by_one else self.x_data_end
-        ok_pkt = (addr >= self.x_data) & (end <= data_end) & (end <= PKT_END)
-        ok_ctx = end <= CTX_END
+        ok_pkt = (addr >= self.x_data) & (end <= data_end) & (~end[14] | (end[:14] == 0))
+        ok_ctx = end[:5] <= abi.CTX_SIZE
         # The map region is only decoded here: whether the access lies inside one value of an
         # existing map (and may write it) is the map memory's answer, in the memory stage.
         in_map = low & (addr >= abi.MAP_BASE) & (addr < MAP_END)
