@@ -348,10 +348,8 @@ class Cpu(wiring.Component):
             with m.If(src == 0):
                 m.d.comb += d_imm.eq(Cat(d_insn[32:], d_hi[32:]))
             with m.Else():
-                # A map reference: the map index (high half) and the offset into the value (low
-                # half); execute adds them up (no adder behind the program memory).
-                m.d.comb += d_imm.eq(Cat(Mux((src == 2) | (src == 6), d_hi[32:], 0),
-                                         d_insn[32:]))
+                m.d.comb += d_imm.eq(abi.MAP_BASE + (imm << 20)
+                                     + Mux((src == 2) | (src == 6), d_hi[32:], 0))
         with m.Else():
             m.d.comb += d_imm.eq(imm)
 
@@ -622,11 +620,7 @@ class Cpu(wiring.Component):
             with m.Case(Kind.END):
                 m.d.comb += result.eq(bswap.x_result)
             with m.Case(Kind.LDDW):
-                with m.If(dx.insn[12:16] == 0):
-                    m.d.comb += result.eq(dx.imm)
-                with m.Else():
-                    m.d.comb += result.eq(abi.MAP_BASE + (dx.imm[32:].as_signed() << 20)
-                                          + dx.imm[:32])
+                m.d.comb += result.eq(dx.imm)
             with m.Case(Kind.CALL, Kind.CALLX):
                 m.d.comb += result.eq(helper.x_r0)
             with m.Case(Kind.STORE_IMM, Kind.STORE_REG, Kind.ATOMIC):
