@@ -261,15 +261,17 @@ class Cpu(wiring.Component):
             legal_w = legal_w & (ctrl_w.kind != Kind.ATOMIC)
         long_jump = ctrl_w.kind.as_value().matches(Kind.JA32, Kind.CALL_LOCAL)
         # Static prediction of a conditional branch not seen yet in this run (see the branch
-        # history in decode): backward branches are taken (loops); forward ones are taken
-        # too, except ``jne`` (the "check a result, else fail" idiom falls through).
+        # history in decode): backward branches are taken (loops), forward ones are not (an
+        # XDP program's bounds and protocol checks usually fall through). Taking forward
+        # branches other than ``jne`` suits the conformance suite (CPI 1.470 / 1.211 against
+        # 1.493 / 1.248) but costs l3_filter about 18 % more cycles per packet.
         jcond_w = legal_w & (ctrl_w.kind == Kind.JCOND)
         m.d.comb += [
             pre_w.insn.eq(self.prog_wdata),
             pre_w.ctrl.eq(ctrl_w),
             pre_w.ctrl.legal.eq(legal_w),
             pre_w.jcond.eq(jcond_w),
-            pre_w.bt.eq(jcond_w & (self.prog_wdata[31] | (ctrl_w.jmp_op != JmpOp.JNE))),
+            pre_w.bt.eq(jcond_w & self.prog_wdata[31]),
             pre_w.ja.eq(legal_w & ctrl_w.kind.as_value().matches(Kind.JA, Kind.JA32)),
             pre_w.target.eq(self.prog_addr + 1 + Mux(long_jump, self.prog_wdata[32:48],
                                                      self.prog_wdata[16:32])),
