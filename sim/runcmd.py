@@ -204,7 +204,7 @@ def _run(args):
             write_pcapng(args.out, leaving)
         else:
             write_pcap(args.out, leaving)
-    cycles = getattr(report, "cycles", None)
+    cycles = report.cycles
     if args.json:
         out = report.to_json()
         if cycles is not None:

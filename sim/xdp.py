@@ -89,12 +89,17 @@ class RunReport:
         only non-zero values; a prog_array's value is the program's name).
     log : list of str
         ``trace_printk`` output (VM only).
+    cycles, retired : list of int or None
+        Per packet run on the cycle-accurate core (``rtl`` engine only): cycles from start to
+        done, instructions retired.
     """
     engine: str
     program: str
     packets: list = field(default_factory=list)
     maps: dict = field(default_factory=dict)
     log: list = field(default_factory=list)
+    cycles: Optional[list] = None
+    retired: Optional[list] = None
 
     @property
     def verdicts(self):
@@ -119,6 +124,22 @@ def _action_name(r0):
         return XdpAction(r0).name
     except ValueError:
         return "ABORTED"                 # drivers treat an unknown action as aborted
+
+
+#: Verdicts whose packet leaves (and so is compared and written out).
+LEAVING = ("TX", "PASS", "REDIRECT")
+
+
+def finished_packet(r0, packet_bytes, ingress_ifindex, redirect_port):
+    """The :class:`PacketResult` of a run that ended normally with ``r0``: the verdict and, for
+    a packet that leaves, its bytes (``packet_bytes()``) and port (the ingress for TX, the host
+    for PASS, ``redirect_port`` for REDIRECT)."""
+    action = _action_name(r0)
+    out = PacketResult(action, r0=r0 & 0xffff_ffff)
+    if action in LEAVING:
+        out.data = packet_bytes()
+        out.port = {"TX": ingress_ifindex, "PASS": HOST_PORT}.get(action, redirect_port)
+    return out
 
 
 def _check_packet(index, data):
@@ -275,17 +296,9 @@ class VmEngine:
         result = self.vm.run(r1=abi.CTX_BASE, ctx=self._ctx(len(data)), packet=bytes(data))
         if not result.ok:
             return PacketResult("ABORTED", message=f"packet {index}: {result.message}")
-        action = _action_name(result.r0)
-        out = PacketResult(action, r0=result.r0 & 0xffff_ffff)
-        if action in ("TX", "PASS", "REDIRECT"):
-            out.data = self.vm.mem.packet_bytes()
-            if action == "TX":
-                out.port = self.ingress_ifindex
-            elif action == "PASS":
-                out.port = HOST_PORT
-            elif self.env.redirect is not None:
-                out.port = self.env.redirect[-1]
-        return out
+        redirect = self.env.redirect
+        return finished_packet(result.r0, self.vm.mem.packet_bytes, self.ingress_ifindex,
+                               None if redirect is None else redirect[-1])
 
     def dump_maps(self):
         return {spec.name: dump_map_entries(spec, m.items(), self.prog_names.get(spec.name))
@@ -420,13 +433,8 @@ class KernelEngine:
                                     ingress_ifindex=self.ingress_ifindex,
                                     rx_queue_index=self.rx_queue_index)
         run = self.main.test_run(bytes(data), ctx=ctx, data_out_size=KERNEL_FRAME_LIMIT)
-        action = _action_name(run.retval)
-        out = PacketResult(action, r0=run.retval)
-        if action in ("TX", "PASS", "REDIRECT"):
-            out.data = run.data_out
-            out.port = self.ingress_ifindex if action == "TX" else \
-                HOST_PORT if action == "PASS" else None
-        return out
+        # The kernel cannot tell where a REDIRECT goes.
+        return finished_packet(run.retval, lambda: run.data_out, self.ingress_ifindex, None)
 
     def _entries(self, spec, m):
         if spec.type in (MapType.ARRAY, MapType.DEVMAP, MapType.PROG_ARRAY):

@@ -13,7 +13,8 @@ A batch for a top with map memory (:class:`bpfcore.hdl.xdpcore.XdpCore`) may als
   the first item (``entries``: ``[index, key hex, value hex]``), the helper units' ``seed``, and
   ``dump``: read every map back through the host port after the last item;
 * per item: ``time_ns`` (the helper units' clock, set before the start) and ``readback``
-  (read the packet between the final ``data`` and ``data_end`` back through the packet port).
+  (read the packet between the final ``data`` and ``data_end`` back through the packet port,
+  when the verdict lets it leave).
 
 Each item's result then also holds the final packet bounds, the redirect target and the packet.
 Python only wakes every cycle for these transfers, never while a program runs.
@@ -141,7 +142,11 @@ async def _extras(dut, item):
     if hasattr(dut, "redirect_kind"):
         extra["redirect"] = [int(dut.redirect_kind.value), int(dut.redirect_ifindex.value),
                              int(dut.redirect_map.value), int(dut.redirect_slot.value)]
-    if item.get("readback") and "data" in extra:
+    # Only packets that leave are read back (the others are not compared): fewer cycles with
+    # Python awake.
+    leaves = int(dut.result_fault.value) == 0 and (int(dut.result_r0.value) & 0xffff_ffff) in (
+        abi.XdpAction.PASS, abi.XdpAction.TX, abi.XdpAction.REDIRECT)
+    if item.get("readback") and "data" in extra and leaves:
         start, end = extra["data"] - abi.PKT_BASE, extra["data_end"] - abi.PKT_BASE
         if 0 <= start <= end <= abi.PKT_BUF_SIZE:
             extra["packet"] = (await _read_packet(dut, start, end)).hex()

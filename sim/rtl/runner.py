@@ -124,7 +124,6 @@ class BatchResult:
     runs: list
     status: list
     log_path: Path
-    extra: dict = field(default_factory=dict)
     extras: list = field(default_factory=list)
     maps: Optional[list] = None
 

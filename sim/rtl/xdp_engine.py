@@ -16,8 +16,8 @@ from bpfcore import abi
 from bpfcore.errors import BpfcoreError
 from ..mapdrv import plan
 from ..program import ProgramError, validate
-from ..xdp import (HOST_PORT, PacketResult, RunReport, VmEngine, _action_name, _check_packet,
-                   dump_map_entries)
+from ..xdp import PacketResult, RunReport, VmEngine, _check_packet, dump_map_entries, \
+    finished_packet
 from .lockstep import first_mismatch
 from .runner import SIMULATORS, BatchItem, Bench
 from .verilog import TopSpec
@@ -106,8 +106,6 @@ class XdpRtlEngine:
                 prog_entries.append((spec.name, slot.to_bytes(4, "little"),
                                      (base | length << 16).to_bytes(4, "little")))
         self.map_settings = prog_entries + list(map_settings)
-        self.cycles = []          # per packet run on the core: cycles from start to done
-        self.retired = []
 
     def bench(self):
         key = (self.spec.digest(), self.simulator)
@@ -130,17 +128,12 @@ class XdpRtlEngine:
             "initial": initial, "entries": entries, "seed": self.seed, "dump": True,
         }
 
-    def _time(self, index, times_ns):
-        if times_ns is not None:
-            return times_ns[index]
-        return self.clock() if callable(self.clock) else self.clock
-
     def run(self, packets, times_ns=None):
         """Run every packet on the VM and the core; returns the core's :class:`RunReport`
-        (``cycles`` per packet run as an attribute). Raises :class:`BpfcoreError` at the first
-        difference between them."""
+        (with ``cycles`` and ``retired`` per packet run). Raises :class:`BpfcoreError` at the
+        first difference between them."""
         reference = []            # (index, records, PacketResult) of packets that run
-        report = RunReport(self.name, self.prog.name)
+        report = RunReport(self.name, self.prog.name, cycles=[], retired=[])
         slots = self.slots
         entry_len = len(self.prog.program.slots)
         items = []
@@ -152,6 +145,7 @@ class XdpRtlEngine:
                 continue
             if times_ns is not None:
                 self.vm.env.clock = times_ns[index]
+            clock = self.vm.env.clock
             self.records.clear()
             result = self.vm.run_packet(index, data)
             reference.append((index, list(self.records), result))
@@ -159,12 +153,14 @@ class XdpRtlEngine:
             items.append(BatchItem(slots, packet=data, r1=abi.CTX_BASE, budget=self.budget,
                                    ingress_ifindex=self.ingress_ifindex,
                                    rx_queue_index=self.rx_queue_index,
-                                   time_ns=self._time(index, times_ns), readback=True,
+                                   time_ns=clock() if callable(clock) else clock,
+                                   readback=True,
                                    entry_len=entry_len,
                                    timeout_cycles=20_000 + 200 * len(self.records)))
         batch = self.bench().run(items, maps=self._maps_section()) if items else None
+        runs = {run.index: run for run in batch.runs} if batch else {}
         for n, (index, records, want) in enumerate(reference):
-            run = next((r for r in batch.runs if r.index == n), None)
+            run = runs.get(n)
             status = batch.status[n] if n < len(batch.status) else None
             if run is None or status != "done" or run.end is None:
                 raise BpfcoreError(f"packet {index}: the core did not finish "
@@ -182,8 +178,8 @@ class XdpRtlEngine:
                     f"{len(out.data or b'')} B, the VM {want.action} r0={want.r0} "
                     f"port={want.port} {len(want.data or b'')} B"
                     + ("" if out.data == want.data else " (bytes differ)"))
-            self.cycles.append(run.cycles)
-            self.retired.append(len(got))
+            report.cycles.append(run.cycles)
+            report.retired.append(len(got))
             report.packets[index] = out
         report.maps = self.dump_maps(batch)
         want_maps = self.vm.dump_maps()
@@ -191,26 +187,15 @@ class XdpRtlEngine:
             names = [name for name in want_maps if report.maps.get(name) != want_maps[name]]
             raise BpfcoreError(f"after the capture, map(s) {', '.join(names)} differ between "
                                "the core and the VM")
-        report.cycles = list(self.cycles)
-        report.retired = list(self.retired)
         return report
 
     def _result(self, run, extra):
         _, r0, fault, _ = run.end
         if fault:
             return PacketResult("ABORTED", message=f"fault {fault} at pc {run.end[3]}")
-        action = _action_name(r0)
-        out = PacketResult(action, r0=r0 & 0xffff_ffff)
-        if action in ("TX", "PASS", "REDIRECT"):
-            out.data = bytes.fromhex(extra.get("packet", ""))
-            if action == "TX":
-                out.port = self.ingress_ifindex
-            elif action == "PASS":
-                out.port = HOST_PORT
-            else:
-                kind, ifindex = extra.get("redirect", [0, 0])[:2]
-                out.port = ifindex if kind else None
-        return out
+        kind, ifindex = extra.get("redirect", [0, 0])[:2]
+        return finished_packet(r0, lambda: bytes.fromhex(extra.get("packet", "")),
+                               self.ingress_ifindex, ifindex if kind else None)
 
     def dump_maps(self, batch=None):
         if batch is None or batch.maps is None:
