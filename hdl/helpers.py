@@ -14,6 +14,9 @@ id                      what the unit does
                         mem port)
 3 map_delete_elem       handle check, key read, ``DELETE``
 5 ktime_get_ns          the ``ktime_ns`` register
+6 trace_printk          :class:`~bpfcore.hdl.printk.PrintkFormatter` reads the format (and
+                        ``%s`` strings) through the mem port and sends the text on
+                        ``printk``; not in :data:`DEFAULT_HELPERS` (a debug helper)
 7 get_prandom_u32       xorshift32 (13, 17, 5), as :class:`~bpfcore.sim.helpers.XorShift32`
 8 get_smp_processor_id  the ``cpu_id`` input
 12 tail_call            context and prog_array checks, ``PEEK`` of slot r3, ``VALUE_READ`` of
@@ -28,8 +31,8 @@ id                      what the unit does
 ======================  ==================================================================
 
 
-Any other id (``trace_printk`` 6 is not built) answers ``fault = Fault.BAD_CALL``, ``r0 = 0``,
-like the VM's call of an unknown helper.
+Any other id, or one the build leaves out (``helpers=``; ``trace_printk`` unless asked for),
+answers ``fault = Fault.BAD_CALL``, ``r0 = 0``, like the VM's call of an unknown helper.
 
 Buffer arguments (keys, values, csum buffers) are read through the mem port in accesses of
 8 bytes, then 4, 2, 1 for the tail, so no access reaches past the buffer. The VM checks a whole
@@ -60,6 +63,7 @@ csum_diff                                   2 + sum over the non-empty buffers o
                                             (512 bytes at L = 1: at most 136)
 xdp_adjust_head                             1
 xdp_adjust_tail                             1 + c(g) (L + 1) when growing by g bytes, else 1
+trace_printk                                1 + the formatter's (:mod:`bpfcore.hdl.printk`)
 ==========================================  =============================================
 """
 

@@ -31,11 +31,14 @@ likes (``ready`` low): the formatter waits, no byte is lost.
 Width and precision saturate at :data:`MAX_FIELD` (the VM builds a string of any width; above
 65535 bytes the two differ, a format no debug message needs).
 
-Latency (from ``start`` to ``done``, with mem port latency ``L`` (``en`` to ``done``, >= 1),
-no back-pressure): at most ``3 + r2 (L + 1) + 2 (k + 1) (L + 7) + 3 (2 * 65 (L + 1) + 66 + 7)
-+ T + 65 s`` where ``k`` is the format's length up to its NUL, ``T`` the bytes printed and
-``s`` the ``%s`` bytes printed (each byte read again, ``L + 1`` cycles, before it is sent).
-Decimal conversions take 65 cycles (double dabble, 64 steps).
+Latency (cycles from ``start`` to ``done``, with mem port latency ``L`` (``en`` to ``done``,
+>= 1), no back-pressure): at most ``2 + r2 (L + 1) + 2 (k + 1) (L + 7) + c (128 (L + 1) + 74)
++ T + s (L + 2)``, where ``k`` is the format's length up to its NUL, ``c`` <= 3 the
+conversions, ``T`` the bytes printed and ``s`` the ``%s`` bytes among them: the fmt buffer
+check reads ``r2`` bytes; each pass reads the format byte by byte (and examines a character in
+up to 5 phases); a ``%s`` string is measured in both passes (up to 64 reads each); a decimal
+conversion takes 65 cycles (double dabble, 64 steps), a field's layout and its six pieces 8;
+each ``%s`` byte is read again just before it is sent. Typically a few hundred cycles.
 """
 
 from amaranth import Cat, Module, Mux, Signal

@@ -74,22 +74,23 @@ def test_formats_flags_widths_precisions():
         for conv in "diuxXcsp":
             for flags in ("", "-", "+", " ", "0", "#", "-0", "+0", " 0", "#0", "-#", "+ ",
                           "-+ 0#", "00"):
-                for width in ("", "1", "5", "23"):
-                    spec = f"%{flags}{width}"
-                    args = [rng.choice(VALUES) for _ in range(3)]
-                    if conv == "s":
-                        args = [rng.choice([s_empty, s_hi, s63, s70]) for _ in range(3)]
-                    fmt = f"[{spec}{conv}|{spec}l{conv}|{spec}h{conv}]\0".encode()
-                    await printk(tb, ctx, fmt, *args)
+                # Each width with each length, over the flag sets.
+                w = rng.sample(["", "1", "5", "23"], 3)
+                args = [rng.choice(VALUES) for _ in range(3)]
+                if conv == "s":
+                    args = [rng.choice([s_empty, s_hi, s63, s70]) for _ in range(3)]
+                fmt = (f"[%{flags}{w[0]}{conv}|%{flags}{w[1]}l{conv}|"
+                       f"%{flags}{w[2]}h{conv}]\0").encode()
+                await printk(tb, ctx, fmt, *args)
         for conv in "diuxXsp":
             for prec in ("0", "1", "3", "8", "19", "22", "064"):
-                for width in ("", "4", "30"):
-                    args = [rng.choice(VALUES) for _ in range(3)]
-                    if conv == "s":
-                        args = [rng.choice([s_empty, s_hi, s63, s70]) for _ in range(3)]
-                    fmt = (f"%{width}.{prec}{conv}/%-{width}.{prec}ll{conv}/"
-                           f"%#0{width}.{prec}z{conv}\0").encode()
-                    await printk(tb, ctx, fmt, *args)
+                width = rng.choice(("", "4", "30"))
+                args = [rng.choice(VALUES) for _ in range(3)]
+                if conv == "s":
+                    args = [rng.choice([s_empty, s_hi, s63, s70]) for _ in range(3)]
+                fmt = (f"%{width}.{prec}{conv}/%-{width}.{prec}ll{conv}/"
+                       f"%#0{width}.{prec}z{conv}\0").encode()
+                await printk(tb, ctx, fmt, *args)
         for value in VALUES:
             await printk(tb, ctx, b"%d %lld %hi\0", value, value, value)
             await printk(tb, ctx, b"%u %lu %hu\0", value, value, value)
