@@ -218,3 +218,49 @@ def test_injected_bug_is_caught():
 def test_constructor_checks():
     with pytest.raises(ValueError, match=r"inject_bug must be None or 'printk_byte', not 'x'"):
         PrintkFormatter(inject_bug="x")
+
+
+def test_documented_latency_bound():
+    """Cycles from request valid to response valid (mem latency 1, the stream always ready)
+    stay within the bound of bpfcore.hdl.printk's docstring, plus 1 for the helper units."""
+    def bound(r2, k, c, text, s, L=1):
+        return 1 + 2 + r2 * (L + 1) + 2 * (k + 1) * (L + 7) + c * (128 * (L + 1) + 74) \
+            + text + s * (L + 2)
+
+    got = []
+
+    async def scenario(tb, ctx):
+        tb.rng.choice = lambda seq: seq[0]              # mem latency 1
+        tb.sink_rng.random = lambda: 0.0                # always ready
+        s_empty, s_hi, s63, *_ = strings(tb)
+        # (format, arguments, conversions, %s bytes printed)
+        cases = [(b"plain text\n\0", (), 0, 0), (b"%d %lld %u\0", (-1, -1, 7), 3, 0),
+                 (b"%-30s|%#20lx|%s\0", (s63, -1, s_hi), 3, 65), (b"%q\0", (), 0, 0),
+                 (b"\0" * 40, (), 0, 0)]
+        for fmt, args, convs, s_bytes in cases:
+            at = stack(tb, FMT)
+            tb.poke(at, fmt)
+            args = [a & (1 << 64) - 1 for a in args] + [0] * (3 - len(args))
+            logged = len(tb.env.log)
+            tb.env.trace_printk(tb.vm, at, len(fmt), *args)     # the VM's text
+            text = "".join(tb.env.log[logged:])
+            ctx.set(tb.hu.req.payload, tb.hu.req.payload.shape().const(
+                {"id": H.TRACE_PRINTK, "r1": at, "r2": len(fmt), "r3": args[0], "r4": args[1],
+                 "r5": args[2]}))
+            ctx.set(tb.hu.req.valid, 1)
+            cycles = 0
+            while not ctx.get(tb.hu.resp.valid):
+                await ctx.tick()
+                cycles += 1
+                assert cycles < 20_000, f"{fmt!r}: no response"
+            ctx.set(tb.hu.resp.ready, 1)
+            await ctx.tick()
+            ctx.set(tb.hu.resp.ready, 0)
+            ctx.set(tb.hu.req.valid, 0)
+            limit = bound(len(fmt), fmt.index(b"\0"), convs, len(text), s_bytes)
+            got.append((fmt, cycles, limit))
+
+    tb = run(scenario, seed=1)
+    assert tb.printk_log == tb.env.log
+    for fmt, cycles, limit in got:
+        assert cycles <= limit, f"{fmt!r}: {cycles} cycles, documented bound {limit}"
