@@ -27,6 +27,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bpfcore.errors import BpfcoreError
+from bpfcore.hdl.helpers import BUILDABLE_HELPERS
 
 __all__ = ["Part", "DEFAULT_PART", "TARGETS", "Counter", "parse_report", "synthesize",
            "add_commands"]
@@ -82,9 +83,13 @@ TARGETS = {
     "bench_top": ("bpfcore.hdl.bench_top:BenchTop", {}),
     "counter": ("bpfcore.boards.synth:Counter", {}),
     "maps": ("bpfcore.hdl.maps.engine:MapMemory", {}),
+    # The helper units as a board builds them (no trace_printk), and with trace_printk.
     "helpers": ("bpfcore.hdl.helpers:HelperUnits", {}),
-    # One XDP core as a board holds it: CPU, map memory (default sizes) and helper units, with
-    # 2048 program slots so that the block RAM leaves room for the Ethernet MACs' buffers.
+    "helpers_printk": ("bpfcore.hdl.helpers:HelperUnits", {"helpers": sorted(BUILDABLE_HELPERS)}),
+    # One XDP core as a board holds it: CPU, map memory (default sizes) and helper units
+    # without trace_printk (a debug helper: its text stream would need a consumer on the
+    # board), with 2048 program slots so that the block RAM leaves room for the Ethernet MACs'
+    # buffers.
     "xdp_core": ("bpfcore.hdl.xdpcore:XdpCore", {"program_slots": 2048}),
 }
 

@@ -14,6 +14,9 @@ id                      what the unit does
                         mem port)
 3 map_delete_elem       handle check, key read, ``DELETE``
 5 ktime_get_ns          the ``ktime_ns`` register
+6 trace_printk          :class:`~bpfcore.hdl.printk.PrintkFormatter` reads the format (and
+                        ``%s`` strings) through the mem port and sends the text on
+                        ``printk``; not in :data:`DEFAULT_HELPERS` (a debug helper)
 7 get_prandom_u32       xorshift32 (13, 17, 5), as :class:`~bpfcore.sim.helpers.XorShift32`
 8 get_smp_processor_id  the ``cpu_id`` input
 12 tail_call            context and prog_array checks, ``PEEK`` of slot r3, ``VALUE_READ`` of
@@ -28,8 +31,8 @@ id                      what the unit does
 ======================  ==================================================================
 
 
-Any other id (``trace_printk`` 6 is not built) answers ``fault = Fault.BAD_CALL``, ``r0 = 0``,
-like the VM's call of an unknown helper.
+Any other id, or one the build leaves out (``helpers=``; ``trace_printk`` unless asked for),
+answers ``fault = Fault.BAD_CALL``, ``r0 = 0``, like the VM's call of an unknown helper.
 
 Buffer arguments (keys, values, csum buffers) are read through the mem port in accesses of
 8 bytes, then 4, 2, 1 for the tail, so no access reaches past the buffer. The VM checks a whole
@@ -60,6 +63,7 @@ csum_diff                                   2 + sum over the non-empty buffers o
                                             (512 bytes at L = 1: at most 136)
 xdp_adjust_head                             1
 xdp_adjust_tail                             1 + c(g) (L + 1) when growing by g bytes, else 1
+trace_printk                                1 + the formatter's (:mod:`bpfcore.hdl.printk`)
 ==========================================  =============================================
 """
 
@@ -73,17 +77,23 @@ from bpfcore.isa import Size
 from bpfcore.sim.helpers import (BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, ETH_HLEN,
                                  KERNEL_FRAME_LIMIT, MAX_TAIL_CALL_CNT, XDP_FRAME_SIZE)
 from bpfcore.sim.maps import E2BIG, EEXIST, EINVAL, ENOENT
-from .layouts import HelperMemSignature, HelperRequest, HelperResponse
+from .layouts import HelperMemSignature, HelperRequest, HelperResponse, PrintkLayout
 from .maps.layouts import OFFSET_BITS, Op, Status, request_layout, response_layout
+from .printk import PrintkFormatter
 
-__all__ = ["HelperUnits", "RedirectKind", "BUILDABLE_HELPERS"]
+__all__ = ["HelperUnits", "RedirectKind", "BUILDABLE_HELPERS", "DEFAULT_HELPERS"]
 
-#: Helper ids the unit can build (the default ``helpers=``).
+#: Helper ids the unit can build: every helper of the architecture.
 BUILDABLE_HELPERS = frozenset(int(h) for h in (
     Helper.MAP_LOOKUP_ELEM, Helper.MAP_UPDATE_ELEM, Helper.MAP_DELETE_ELEM,
-    Helper.KTIME_GET_NS, Helper.GET_PRANDOM_U32, Helper.GET_SMP_PROCESSOR_ID, Helper.REDIRECT,
-    Helper.CSUM_DIFF, Helper.XDP_ADJUST_HEAD, Helper.REDIRECT_MAP, Helper.XDP_ADJUST_TAIL,
-    Helper.TAIL_CALL))
+    Helper.KTIME_GET_NS, Helper.TRACE_PRINTK, Helper.GET_PRANDOM_U32,
+    Helper.GET_SMP_PROCESSOR_ID, Helper.REDIRECT, Helper.CSUM_DIFF, Helper.XDP_ADJUST_HEAD,
+    Helper.REDIRECT_MAP, Helper.XDP_ADJUST_TAIL, Helper.TAIL_CALL))
+
+#: The default ``helpers=``: all but ``trace_printk``, a debug helper whose text stream
+#: (``printk``) someone must drain, or a program that prints waits for ever. Simulation
+#: builds ask for it (:data:`BUILDABLE_HELPERS`).
+DEFAULT_HELPERS = BUILDABLE_HELPERS - {int(Helper.TRACE_PRINTK)}
 
 _MAP_HELPERS = frozenset(int(h) for h in (Helper.MAP_LOOKUP_ELEM, Helper.MAP_UPDATE_ELEM,
                                           Helper.MAP_DELETE_ELEM, Helper.REDIRECT_MAP,
@@ -113,7 +123,8 @@ class HelperUnits(wiring.Component):
     map_memory : MapMemory, optional
         Take the sizes from this instance.
     helpers : iterable of int, optional
-        Helper ids to build (default: all of :data:`BUILDABLE_HELPERS`); the others answer
+        Helper ids to build, out of :data:`BUILDABLE_HELPERS` (default
+        :data:`DEFAULT_HELPERS`: all but ``trace_printk``); the others answer
         ``Fault.BAD_CALL``.
     frame_limit : int
         Bytes from the start of the packet buffer that ``data_end`` may reach
@@ -122,9 +133,10 @@ class HelperUnits(wiring.Component):
         ``ktime_ns`` advances by this much every cycle (0: frozen until the host sets it, which
         keeps lockstep with the VM's constant clock exact).
     inject_bug : None or str
-        ``"slot_check"`` (a buffer across two map values passes) or ``"tail_limit"``
-        (``xdp_adjust_tail`` lets ``data_end`` one byte past the frame limit): known bugs that
-        the reference comparison must catch.
+        ``"slot_check"`` (a buffer across two map values passes), ``"tail_limit"``
+        (``xdp_adjust_tail`` lets ``data_end`` one byte past the frame limit) or
+        ``"printk_byte"`` (the first byte of every ``trace_printk`` message has its low bit
+        flipped): known bugs that the reference comparison must catch.
 
     Members
     -------
@@ -166,6 +178,10 @@ class HelperUnits(wiring.Component):
         Set ``ktime_ns`` (the host's clock).
     ktime_ns : Out(64)
         The ``ktime_get_ns`` register.
+    printk : Out(stream.Signature(PrintkLayout))
+        The ``trace_printk`` text: each message's bytes, then one ``end`` transfer, sent
+        before the call's response (:mod:`bpfcore.hdl.printk`). The call waits while
+        ``ready`` is low. Never valid when ``trace_printk`` is not built.
 
     Raises
     ------
@@ -183,9 +199,9 @@ class HelperUnits(wiring.Component):
                 max_value_size = map_memory.max_value_size
             ids = self._validate(n_maps, max_key_size, max_value_size, helpers, frame_limit,
                                  ns_per_cycle)
-            if inject_bug not in (None, "slot_check", "tail_limit"):
-                raise ValueError(f"HelperUnits inject_bug must be None, 'slot_check' or "
-                                 f"'tail_limit', not {inject_bug!r}")
+            if inject_bug not in (None, "slot_check", "tail_limit", "printk_byte"):
+                raise ValueError(f"HelperUnits inject_bug must be None, 'slot_check', "
+                                 f"'tail_limit' or 'printk_byte', not {inject_bug!r}")
         except ValueError:
             self._MustUse__silence = True       # a rejected instance is not an unused design
             raise
@@ -222,6 +238,7 @@ class HelperUnits(wiring.Component):
             "time_we": In(1),
             "time_value": In(64),
             "ktime_ns": Out(64),
+            "printk": Out(stream.Signature(PrintkLayout)),
         })
 
     @staticmethod
@@ -238,7 +255,7 @@ class HelperUnits(wiring.Component):
               f"in 1..{abi.PKT_BUF_SIZE}")
         check("ns_per_cycle", ns_per_cycle, lambda v: 0 <= v < 1 << 32, "an int in 0..2**32-1")
         if helpers is None:
-            return BUILDABLE_HELPERS
+            return DEFAULT_HELPERS
         try:
             ids = frozenset(helpers)
         except TypeError:
@@ -282,6 +299,15 @@ class HelperUnits(wiring.Component):
             m.d.sync += ktime.eq(ktime + self.ns_per_cycle)
         with m.If(self.time_we):
             m.d.sync += ktime.eq(self.time_value)
+
+        if Helper.TRACE_PRINTK in ids:
+            m.submodules.printk = printk = PrintkFormatter(
+                inject_bug="printk_byte" if self.inject_bug == "printk_byte" else None)
+            m.d.comb += [printk.r1.eq(r1), printk.r2.eq(r2), printk.r3.eq(r3),
+                         printk.r4.eq(r4), printk.r5.eq(r5),
+                         printk.mem.done.eq(mem.done), printk.mem.rdata.eq(mem.rdata),
+                         printk.mem.fault.eq(mem.fault), printk.mem.slot.eq(mem.slot)]
+            wiring.connect(m, printk.text, wiring.flipped(self.printk))
 
         # --- sequencer registers -----------------------------------------------------------
         acc = Signal(64)            # r0; key/value word assembly; csum sum; copy data
@@ -476,6 +502,10 @@ class HelperUnits(wiring.Component):
                         if Helper.GET_SMP_PROCESSOR_ID in ids:
                             with m.Case(int(Helper.GET_SMP_PROCESSOR_ID)):
                                 finish(self.cpu_id)
+                        if Helper.TRACE_PRINTK in ids:
+                            with m.Case(int(Helper.TRACE_PRINTK)):
+                                m.d.comb += printk.start.eq(1)
+                                m.next = "PRINTK"
                         if Helper.REDIRECT in ids:
                             with m.Case(int(Helper.REDIRECT)):
                                 with m.If(r2 != 0):
@@ -588,6 +618,18 @@ class HelperUnits(wiring.Component):
                     m.next = "FOLD16"
             with m.State("FOLD16"):
                 finish(f16b[:16])
+
+            # --- trace_printk: the formatter drives the mem port until it is done ------------
+            if Helper.TRACE_PRINTK in ids:
+                with m.State("PRINTK"):
+                    m.d.comb += [mem.en.eq(printk.mem.en), mem.addr.eq(printk.mem.addr),
+                                 mem.size.eq(printk.mem.size), mem.we.eq(printk.mem.we),
+                                 mem.raw.eq(printk.mem.raw), mem.wdata.eq(printk.mem.wdata)]
+                    with m.If(printk.done):
+                        with m.If(printk.fault):
+                            fail(Fault.HELPER)
+                        with m.Else():
+                            finish(printk.r0)
 
             # --- xdp_adjust_tail: zero the grown bytes -----------------------------------------
             with m.State("ZERO_ISSUE"):

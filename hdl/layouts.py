@@ -20,8 +20,9 @@ from amaranth.lib.wiring import In, Out
 
 from bpfcore.isa import AluOp, JmpOp, Kind, Size
 
-__all__ = ["HelperRequest", "HelperResponse", "HelperMemSignature", "RetireLayout", "TraceSignature", "DecodeLayout",
-           "FdLayout", "PredecodeLayout", "DxLayout", "XmLayout", "MwLayout", "Region"]
+__all__ = ["HelperRequest", "HelperResponse", "HelperMemSignature", "PrintkLayout",
+           "RetireLayout", "TraceSignature", "DecodeLayout", "FdLayout", "PredecodeLayout",
+           "DxLayout", "XmLayout", "MwLayout", "Region"]
 
 
 #: Helper call request: the helper id, the argument registers r1-r5, and ``nested`` (the call
@@ -58,6 +59,11 @@ HelperMemSignature = wiring.Signature({
     "raw": Out(1),
     "done": In(1), "rdata": In(64), "fault": In(1), "slot": In(21),
 })
+
+#: One transfer of the ``trace_printk`` text stream: a byte of a message (``end`` = 0), or the
+#: end of a message (``end`` = 1, ``data`` 0). Every message, even an empty one, ends with one
+#: ``end`` transfer, so a consumer can split the stream into the VM's ``XdpEnv.log`` strings.
+PrintkLayout = data.StructLayout({"data": 8, "end": 1})
 
 #: One retired instruction; field meaning as in :class:`bpfcore.abi.RetireRecord` (``rd_valid``,
 #: ``helper_valid`` and ``ret_valid`` stand for "not None").

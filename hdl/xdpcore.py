@@ -6,8 +6,8 @@ and :class:`~bpfcore.hdl.helpers.HelperUnits`:
 * the CPU's helper streams go to the helper units, which reach the CPU's memories through its
   ``hmem`` port and the maps through the map memory's helper streams and descriptor port;
 * the CPU's map value port goes to the map memory, so map values are in the CPU's address space;
-* the map memory's host streams, the helper units' settings (seed, clock, processor id) and
-  results (redirect target) become ports of the core, next to every port of the CPU that faces
+* the map memory's host streams, the helper units' settings (seed, clock, processor id),
+  results (redirect target) and ``trace_printk`` text (``printk``) become ports of the core, next to every port of the CPU that faces
   the outside (program, packet, run control, results, trace).
 
 ``start`` also tells the helper units that a new packet begins (the redirect target clears).
@@ -59,8 +59,8 @@ class XdpCore(wiring.Component):
     map_host_req, map_host_resp
         The map memory's host streams (:mod:`bpfcore.sim.mapdrv` drives them).
     (helper unit ports)
-        The helper units' settings and results (seed, clock, processor id, redirect target),
-        under their own names.
+        The helper units' settings and results (seed, clock, processor id, redirect target)
+        and the ``trace_printk`` text stream ``printk``, under their own names.
 
     Attributes
     ----------

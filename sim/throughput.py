@@ -233,7 +233,8 @@ def run_offload(subjects, frames, simulator="icarus", budget=abi.DEFAULT_BUDGET,
                 cpu_kwargs=None):
     """Run every runnable frame through every subject on the RTL and the VM; returns one
     :class:`OffloadResult` per subject. All runs go into one simulator invocation.
-    ``cpu_kwargs`` go to the Cpu (e.g. ``{"inject_bug": "wrong_rd"}`` to see the checks bite).
+    ``cpu_kwargs`` go to the Cpu (e.g. ``{"inject_bug": "wrong_rd"}`` to see the checks bite),
+    for programs with maps or helper calls to the XdpCore (which also takes ``helpers=``).
 
     Raises
     ------

@@ -88,7 +88,7 @@ class RunReport:
         ``entries`` is a list of ``{"key": hex, "value": hex}`` sorted by key (array maps list
         only non-zero values; a prog_array's value is the program's name).
     log : list of str
-        ``trace_printk`` output (VM only).
+        ``trace_printk`` output (the VM's; the ``rtl`` engine's equals it).
     cycles, retired : list of int or None
         Per packet run on the cycle-accurate core (``rtl`` engine only): cycles from start to
         done, instructions retired.

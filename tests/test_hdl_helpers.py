@@ -4,8 +4,9 @@ Two worlds run the same calls: the reference (XdpEnv on a VM Memory and referenc
 RTL (HelperUnits + a real MapMemory in Amaranth's simulator; a Python responder answers the mem
 port from a second VM Memory, map values through the map memory's CPU port). Every response
 (r0, fault, halt, moved packet bounds) is compared, then the side effects: packet, stack,
-context, redirect target, the touched map's contents. Streams get idle cycles and back-pressure,
-the mem port a random latency. Seed: BPFCORE_SEED.
+context, redirect target, the touched map's contents, the trace_printk log (the unit's
+``printk`` stream against ``XdpEnv.log``). Streams get idle cycles and back-pressure, the mem
+port a random latency. Seed: BPFCORE_SEED. trace_printk's own cases: tests/test_hdl_printk.py.
 """
 
 import os
@@ -18,7 +19,7 @@ from amaranth.sim import Simulator
 
 from bpfcore import abi
 from bpfcore.abi import Fault, Helper, MapType
-from bpfcore.hdl.helpers import BUILDABLE_HELPERS, HelperUnits, RedirectKind
+from bpfcore.hdl.helpers import BUILDABLE_HELPERS, DEFAULT_HELPERS, HelperUnits, RedirectKind
 from bpfcore.hdl.maps.engine import MapMemory
 from bpfcore.isa import SIZE_BYTES, Size
 from bpfcore.sim.helpers import BPF_F_BROADCAST, ETH_HLEN, XDP_FRAME_SIZE, XdpEnv
@@ -76,6 +77,9 @@ class TB:
         self.calls = 0
         self.outcomes = set()
         self.finished = False
+        self.printk_log = []            # messages received on the printk stream
+        self.printk_pending = bytearray()
+        self.sink_rng = random.Random(seed + 1)
 
     # --- world setup (both sides) -----------------------------------------------------------
 
@@ -198,6 +202,10 @@ class TB:
             index = (args[0] - abi.MAP_BASE) // abi.MAP_WINDOW
             got = await self.host.items(index)
             assert got == self.refs[index].items(), f"{where}: map {index} contents"
+        assert not self.printk_pending, \
+            f"{where}: printk bytes {bytes(self.printk_pending)!r} without an end"
+        assert self.printk_log == self.env.log, \
+            f"{where}: printk log {self.printk_log[-3:]!r}, VM {self.env.log[-3:]!r}"
         self.outcomes.add((int(hid), want_fault.name if want_fault else
                            signed64(want_r0) if -100 < signed64(want_r0) < 0 else "ok"))
         return want_r0, want_fault
@@ -259,6 +267,20 @@ class TB:
             ctx.set(mem.done, 0)
             ctx.set(mem.rdata, 0)
 
+    async def printk_sink(self, ctx):
+        """Drain the printk stream with random back-pressure into ``printk_log``."""
+        text = self.hu.printk
+        while not self.finished:
+            ready = self.sink_rng.random() < 0.7
+            ctx.set(text.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(text.valid, text.payload)
+            if ready and valid:
+                if payload.end:
+                    self.printk_log.append(self.printk_pending.decode("latin-1"))
+                    self.printk_pending = bytearray()
+                else:
+                    self.printk_pending.append(payload.data)
+
     def run(self, scenario):
         top = Module()
         top.submodules.hu = self.hu
@@ -277,6 +299,7 @@ class TB:
         sim.add_clock(1e-8)
         sim.add_testbench(bench)
         sim.add_testbench(self.responder)
+        sim.add_testbench(self.printk_sink)
         if os.environ.get("BPFCORE_VCD"):
             with sim.write_vcd(os.environ["BPFCORE_VCD"]):
                 sim.run()
@@ -306,8 +329,8 @@ def test_constructor_checks():
         HelperUnits(frame_limit=0)
     with pytest.raises(ValueError, match=r"ns_per_cycle .* not -1"):
         HelperUnits(ns_per_cycle=-1)
-    with pytest.raises(ValueError, match=r"\[6\] cannot be built"):
-        HelperUnits(helpers=[1, 6])
+    with pytest.raises(ValueError, match=r"\[4\] cannot be built"):
+        HelperUnits(helpers=[1, 4])
     with pytest.raises(ValueError, match=r"helpers must be an iterable .* not 5"):
         HelperUnits(helpers=5)
     with pytest.raises(ValueError, match=r"inject_bug must be .*, not 'x'"):
@@ -317,8 +340,8 @@ def test_constructor_checks():
     for unit in (hu, default):
         unit._MustUse__silence = True             # built only to read their attributes
     assert hu.helper_ids == frozenset({5, 23})
-    assert default.helper_ids == BUILDABLE_HELPERS
-    assert H.TAIL_CALL in BUILDABLE_HELPERS and H.TRACE_PRINTK not in BUILDABLE_HELPERS
+    assert default.helper_ids == DEFAULT_HELPERS == BUILDABLE_HELPERS - {H.TRACE_PRINTK}
+    assert {H.TAIL_CALL, H.TRACE_PRINTK} <= BUILDABLE_HELPERS
 
 
 def test_simple_helpers():
@@ -339,7 +362,7 @@ def test_simple_helpers():
         await tb.call(ctx, H.REDIRECT, 9, 0)
         await tb.start_run(ctx)
         assert tb.hw_redirect(ctx) is None
-        for hid in (0, 4, 6, 99, 0x8000_0001, 0xffff_ffff):   # not built: BAD_CALL
+        for hid in (0, 4, 6, 99, 0x8000_0001, 0xffff_ffff):   # 6: not built by default
             await tb.call(ctx, hid, 1, 2, 3)
     run(scenario)
 

@@ -87,3 +87,69 @@ def test_cli_run_engine_rtl_json(capsys, tmp_path, seed):
     assert main(["run", str(FIRMWARE / "build" / "counter.o"), "--pcap", str(pcap),
                  "--simulator", SIMULATOR]) != 0
     assert "--simulator chooses the simulator of --engine rtl" in capsys.readouterr().err
+
+
+PRINTK_C = r"""
+typedef unsigned char __u8; typedef unsigned int __u32; typedef long long __s64;
+#define SEC(n) __attribute__((section(n), used))
+struct xdp_md { __u32 data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex; };
+static long (*bpf_trace_printk)(const char *fmt, __u32 fmt_size, ...) = (void *)6;
+char _license[] SEC("license") = "GPL";
+
+SEC("xdp")
+int printk(struct xdp_md *ctx)
+{
+	__u8 *data = (__u8 *)(long)ctx->data, *end = (__u8 *)(long)ctx->data_end;
+	if (data + 16 > end)
+		return 1;
+	char name[] = "pkt";
+	char first[] = "%s len %u first %02x\n";
+	bpf_trace_printk(first, sizeof(first), name, end - data, data[0]);
+	static const char fields[] = "%-6d|%+5lld|%.6s";    /* .rodata: a map value */
+	__s64 v = ((__s64)data[12] << 56) | data[13];
+	bpf_trace_printk(fields, sizeof(fields), (int)data[14] - 100, v,
+			 data + 64 <= end ? data : (__u8 *)name);
+	char bad[] = "%d %q";
+	long r = bpf_trace_printk(bad, sizeof(bad), 1);
+	char last[] = "r=%ld %c%c";
+	bpf_trace_printk(last, sizeof(last), r, 'o', data[15] | 0x40);
+	char pointers[] = "%#lx %p";
+	bpf_trace_printk(pointers, sizeof(pointers), v, data);
+	return 2;
+}
+"""
+
+
+def _printk_engine(tmp_path, **core):
+    from bpfcore.sim.elf import compile_c, find_bpf_compiler
+    from bpfcore.sim.rtl.xdp_engine import DEFAULT_CORE
+    if find_bpf_compiler() is None:
+        pytest.skip("no BPF C compiler (clang or ziglang)")
+    source = tmp_path / "printk.c"
+    source.write_text(PRINTK_C)
+    obj = load_elf(str(compile_c(source, tmp_path / "printk.o")))
+    return XdpRtlEngine(obj, obj.find(None), simulator=SIMULATOR,
+                        core=dict(DEFAULT_CORE, **core))
+
+
+def test_trace_printk_in_lockstep(tmp_path, seed):
+    """bpf_trace_printk on the core: every message (stack and .rodata formats, %s from the
+    packet, an -EINVAL call) equals the VM's, with back-pressure on the text stream."""
+    engine = _printk_engine(tmp_path)
+    report = engine.run(_packets(seed, 6))       # raises at the first difference
+    printed = [p for p in report.packets if p.action == "PASS"]      # 16 bytes or more
+    assert report.log == engine.vm.env.log, f"seed {seed}"
+    assert len(report.log) == 4 * len(printed) > 0, f"seed {seed}: {report.log}"
+    assert report.log[0].startswith("pkt len ") and "r=-22 o" in report.log[2]
+
+
+def test_trace_printk_lockstep_catches_an_injected_bug(tmp_path, seed):
+    engine = _printk_engine(tmp_path, helper_options={"inject_bug": "printk_byte"})
+    with pytest.raises(BpfcoreError, match="trace_printk message 0: the core printed 'qkt"):
+        engine.run(_packets(seed, 2))
+
+
+def test_trace_printk_outside_the_build_is_rejected_at_load(tmp_path):
+    from bpfcore.hdl.helpers import DEFAULT_HELPERS
+    with pytest.raises(BpfcoreError, match="cannot run on the core .*helper id 6"):
+        _printk_engine(tmp_path, helpers=sorted(DEFAULT_HELPERS))

@@ -4,8 +4,9 @@ Loaded by the simulator (through :mod:`bpfcore.sim.rtl.runner`), never imported 
 batch is a JSON file named by ``BPFCORE_RTL_BATCH``; for each item it writes the program through
 the program port and the input bytes through the packet port, sets the run inputs, pulses
 ``start`` and waits for ``done`` (or a cycle limit, after which it resets the design). Everything
-the design does is logged by the HDL wrapper itself; this test only writes each item's status
-(``done`` / ``timeout``) into ``BPFCORE_RTL_RESULTS``.
+the design does (retirements, ``trace_printk`` text) is logged by the HDL wrapper itself
+(:mod:`bpfcore.sim.rtl.tb`); this test only writes each item's status (``done`` /
+``timeout``) into ``BPFCORE_RTL_RESULTS``.
 
 A batch for a top with map memory (:class:`bpfcore.hdl.xdpcore.XdpCore`) may also carry:
 

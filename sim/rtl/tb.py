@@ -8,13 +8,18 @@ per event into a log file (``+trace=PATH`` plusarg) with ``$fwrite``:
 ``R <cycle> <hex>``
     one retired instruction: the whole ``trace.record`` vector (layout ``RetireLayout``);
 ``D <cycle> <r0 hex> <fault hex> <pc hex>``
-    ``done`` pulsed: the program ended, with its result.
+    ``done`` pulsed: the program ended, with its result;
+``P <cycle> <hex>``
+    one transfer of a ``printk`` stream (tops with ``trace_printk``): the ``PrintkLayout``
+    vector, a text byte or the end of a message.
 
 The bench sets ``tb_index`` before each start pulse and ``tb_finish`` at the end of the batch (the
 log is flushed on ``done`` and while ``tb_finish`` is set).
 
 Every input port of the top becomes a ``reg`` the cocotb test drives; every output a ``wire``.
 The wrapper is generated from the top's signature, so it follows the port list automatically.
+The exception is ``printk__ready``: the wrapper drives it itself, low one cycle in four, so
+the text stream sees back-pressure without Python waking up.
 """
 
 from amaranth.hdl import Shape
@@ -22,9 +27,11 @@ from amaranth.lib import wiring
 
 from bpfcore.errors import BpfcoreError
 
-__all__ = ["TB_NAME", "ports_of", "wrapper_verilog", "REQUIRED_PORTS"]
+__all__ = ["TB_NAME", "ports_of", "wrapper_verilog", "REQUIRED_PORTS", "PRINTK_READY"]
 
 TB_NAME = "tb_top"
+#: The ``ready`` of a top's ``printk`` stream, driven by the wrapper (with back-pressure).
+PRINTK_READY = "printk__ready"
 
 #: Ports the wrapper logs or the cocotb bench drives; a top without them cannot be benched.
 REQUIRED_PORTS = ("prog_we", "prog_addr", "prog_wdata", "pkt_we", "pkt_addr", "pkt_wdata",
@@ -66,14 +73,16 @@ def wrapper_verilog(component, dut_name, tb_name=TB_NAME, half_period_ns=5):
         "  reg clk = 1'b0;",
         "  reg rst = 1'b1;",
         f"  always #{half_period_ns} clk = ~clk;",
+        "  reg [63:0] tb_cycle = 64'd0;",
     ]
     for name, direction, width in ports:
-        if direction == "in":
+        if name == PRINTK_READY:
+            lines.append(f"  wire {name} = tb_cycle[1:0] != 2'd3;")
+        elif direction == "in":
             lines.append(_decl("reg", name, width, f" = {width}'d0"))
         else:
             lines.append(_decl("wire", name, width))
     lines += [
-        "  reg [63:0] tb_cycle = 64'd0;",
         "  reg [31:0] tb_index = 32'd0;",
         "  reg tb_finish = 1'b0;",
         "  integer tb_log;",
@@ -98,6 +107,14 @@ def wrapper_verilog(component, dut_name, tb_name=TB_NAME, half_period_ns=5):
         "    if (!rst && trace__valid) begin",
         '      $fwrite(tb_log, "R %0d %h\\n", tb_cycle, trace__record);',
         "    end",
+    ]
+    if PRINTK_READY in names:
+        lines += [
+            "    if (!rst && printk__valid && printk__ready) begin",
+            '      $fwrite(tb_log, "P %0d %h\\n", tb_cycle, printk__payload);',
+            "    end",
+        ]
+    lines += [
         "    if (!rst && done) begin",
         '      $fwrite(tb_log, "D %0d %h %h %h\\n", tb_cycle, result_r0, result_fault, result_pc);',
         "      $fflush(tb_log);",

@@ -10,6 +10,7 @@ from typing import Optional
 
 from bpfcore.abi import Fault, RetireRecord
 from bpfcore.errors import BpfcoreError
+from bpfcore.hdl.layouts import PrintkLayout
 
 __all__ = ["TraceRun", "decode_record", "parse_log", "cpi"]
 
@@ -32,11 +33,25 @@ class TraceRun:
         Retired instructions with the cycle each retired in.
     end : tuple or None
         ``(cycle, r0, fault, pc)`` from the ``done`` pulse, None if it never came.
+    printk : list of str
+        ``trace_printk`` messages (latin-1), as the VM's ``XdpEnv.log``.
+    printk_pending : bytearray
+        Bytes of a message whose end never came (empty after a complete run).
     """
     index: int
     start_cycle: int
     records: list = field(default_factory=list)
     end: Optional[tuple] = None
+    printk: list = field(default_factory=list)
+    printk_pending: bytearray = field(default_factory=bytearray)
+
+    def add_printk(self, value):
+        """Take one ``printk`` transfer (the ``PrintkLayout`` vector as an int)."""
+        if value >> PrintkLayout["end"].offset & 1:
+            self.printk.append(self.printk_pending.decode("latin-1"))
+            self.printk_pending = bytearray()
+        else:
+            self.printk_pending.append(value >> PrintkLayout["data"].offset & 0xff)
 
     @property
     def cycles(self):
@@ -100,6 +115,8 @@ def parse_log(path, layout):
                         raise ValueError(f"undefined bits in the record {parts[2]}")
                     runs[-1].records.append((int(parts[1]),
                                              decode_record(int(parts[2], 16), layout)))
+                elif tag == "P":
+                    runs[-1].add_printk(int(parts[2], 16))
                 elif tag == "D":
                     runs[-1].end = (int(parts[1]), int(parts[2], 16), int(parts[3], 16),
                                     int(parts[4], 16))

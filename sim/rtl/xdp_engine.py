@@ -3,10 +3,11 @@
 :class:`XdpRtlEngine` runs a capture through :class:`bpfcore.hdl.xdpcore.XdpCore` (CPU, map
 memory, helper units) under cocotb, one simulator invocation for the whole capture, and through
 the golden VM (:class:`bpfcore.sim.xdp.VmEngine`) with the same maps, seed and clock. It
-compares, packet by packet, every retire record, the verdict, the bytes of the packet that
-leaves and its port, and at the end every map, read back through the map memory's host port.
-The first difference stops the run with a report naming the packet (and, for records, the
-retirement, both records and the disassembly around the pc).
+compares, packet by packet, every retire record, the ``trace_printk`` messages (the core's
+``printk`` stream, logged by the bench, against the VM's ``XdpEnv.log``), the verdict, the
+bytes of the packet that leaves and its port, and at the end every map, read back through the
+map memory's host port. The first difference stops the run with a report naming the packet
+(and, for records, the retirement, both records and the disassembly around the pc).
 
 The helper units' clock is frozen during a packet (``ns_per_cycle=0``) and set before each one,
 so ``ktime_get_ns`` returns the same value as the VM's clock.
@@ -14,6 +15,7 @@ so ``ktime_get_ns`` returns the same value as the VM's clock.
 
 from bpfcore import abi
 from bpfcore.errors import BpfcoreError
+from bpfcore.hdl.helpers import BUILDABLE_HELPERS
 from ..mapdrv import plan
 from ..program import ProgramError, validate
 from ..xdp import PacketResult, RunReport, VmEngine, _check_packet, dump_map_entries, \
@@ -22,11 +24,13 @@ from .lockstep import first_mismatch
 from .runner import SIMULATORS, BatchItem, Bench
 from .verilog import TopSpec
 
-__all__ = ["XdpRtlEngine", "xdp_core_spec", "DEFAULT_CORE"]
+__all__ = ["XdpRtlEngine", "xdp_core_spec", "printk_mismatch", "DEFAULT_CORE"]
 
 #: The core the engine simulates (XdpCore keyword arguments): map memory big enough for every
-#: firmware program (firewall's 40-byte keys, ratelimit's 1024-entry lru_hash).
-DEFAULT_CORE = {"max_key_size": 40, "slots": 2048, "buckets": 4096, "value_bytes": 65536}
+#: firmware program (firewall's 40-byte keys, ratelimit's 1024-entry lru_hash), and every
+#: helper, ``trace_printk`` included (the bench drains its text stream).
+DEFAULT_CORE = {"max_key_size": 40, "slots": 2048, "buckets": 4096, "value_bytes": 65536,
+                "helpers": sorted(BUILDABLE_HELPERS)}
 
 _BENCHES = {}
 
@@ -34,6 +38,22 @@ _BENCHES = {}
 def xdp_core_spec(**kwargs):
     """The :class:`TopSpec` of :class:`~bpfcore.hdl.xdpcore.XdpCore` with these arguments."""
     return TopSpec("bpfcore.hdl.xdpcore:XdpCore", dict(kwargs), "xdp_core")
+
+
+def printk_mismatch(want, run):
+    """The first difference between the VM's ``trace_printk`` messages ``want`` and those of
+    :class:`~bpfcore.sim.rtl.trace.TraceRun` ``run`` (as one line), or None."""
+    for i, (vm_text, core_text) in enumerate(zip(want, run.printk)):
+        if vm_text != core_text:
+            return (f"trace_printk message {i}: the core printed {core_text!r}, the VM "
+                    f"{vm_text!r}")
+    if len(want) != len(run.printk):
+        return (f"trace_printk: the core printed {len(run.printk)} message(s), the VM "
+                f"{len(want)}")
+    if run.printk_pending:
+        return (f"trace_printk: the core left the message {bytes(run.printk_pending)!r} "
+                "without its end")
+    return None
 
 
 class XdpRtlEngine:
@@ -147,8 +167,9 @@ class XdpRtlEngine:
                 self.vm.env.clock = times_ns[index]
             clock = self.vm.env.clock
             self.records.clear()
+            logged = len(self.vm.env.log)
             result = self.vm.run_packet(index, data)
-            reference.append((index, list(self.records), result))
+            reference.append((index, list(self.records), self.vm.env.log[logged:], result))
             report.packets.append(None)
             items.append(BatchItem(slots, packet=data, r1=abi.CTX_BASE, budget=self.budget,
                                    ingress_ifindex=self.ingress_ifindex,
@@ -159,7 +180,7 @@ class XdpRtlEngine:
                                    timeout_cycles=20_000 + 200 * len(self.records)))
         batch = self.bench().run(items, maps=self._maps_section()) if items else None
         runs = {run.index: run for run in batch.runs} if batch else {}
-        for n, (index, records, want) in enumerate(reference):
+        for n, (index, records, want_log, want) in enumerate(reference):
             run = runs.get(n)
             status = batch.status[n] if n < len(batch.status) else None
             if run is None or status != "done" or run.end is None:
@@ -170,6 +191,10 @@ class XdpRtlEngine:
             mismatch = first_mismatch(records, got, slots)
             if mismatch:
                 raise BpfcoreError(f"packet {index}: {mismatch}")
+            mismatch = printk_mismatch(want_log, run)
+            if mismatch:
+                raise BpfcoreError(f"packet {index}: {mismatch}")
+            report.log += run.printk
             out = self._result(run, batch.extras[n])
             if (out.action, out.r0, out.data, out.port) != (want.action, want.r0, want.data,
                                                               want.port):
