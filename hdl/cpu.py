@@ -10,7 +10,7 @@ stages and the units of :mod:`bpfcore.hdl.units`; the control vocabulary is:
 * **redirect**: execute changes the fetch address (taken branch, local call, exit to a caller).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -37,9 +37,6 @@ __all__ = ["Cpu", "INJECT_BUGS"]
 #: Conditional branches whose last outcome decode remembers (by pc modulo this; 16 give the
 #: conformance suite the same CPI as 64).
 BHT_ENTRIES = 16
-
-#: Registers (r0 ...) that decode reads from LUT RAM (see "Register reads" in ``Cpu``).
-RAM_REGS = 6
 
 #: Known bugs that ``inject_bug`` can switch on, to prove that lockstep checks catch them.
 INJECT_BUGS = {
@@ -207,8 +204,6 @@ class Cpu(wiring.Component):
         order = Signal(32)          # order of the instruction in execute
         budget_hit = Signal()       # order == budget
         regs = [Signal(64, name=f"r{i}") for i in range(10)]
-        starting = Signal()         # IDLE and start: the run's inputs are latched this cycle
-        in_clear = Signal()         # the CLEAR state
         w_term = Signal()           # writeback retires the last instruction
 
         m.submodules.callstack = cs = CallStack(self.frames)
@@ -225,7 +220,6 @@ class Cpu(wiring.Component):
 
         with m.FSM(name="run"):
             with m.State("IDLE"):
-                m.d.comb += starting.eq(self.start)
                 with m.If(self.start):
                     m.d.sync += [
                         self.busy.eq(1),
@@ -241,7 +235,6 @@ class Cpu(wiring.Component):
                     m.d.comb += [lsu.clear.eq(1), cs.x_reset.eq(1)]
                     m.next = "CLEAR"
             with m.State("CLEAR"):
-                m.d.comb += in_clear.eq(1)
                 with m.If(~lsu.clearing):
                     m.d.comb += launch.eq(1)
                     m.d.sync += running.eq(1)
@@ -333,45 +326,16 @@ class Cpu(wiring.Component):
         m.d.comb += w_we.eq(mw.valid & mw.rec.rd_valid)
 
         # Register reads in decode; they see writeback's write of this cycle.
-        # r0-r5 are read from two LUT RAM copies (one per operand) that mirror their flip-flops
-        # (which the helper arguments and cmpxchg read in parallel): a 16-way flip-flop mux per
-        # operand bit costs about ten LUT4s, a RAM read none. ``rf_live`` masks the registers not
-        # written since start (they read 0). r6-r9 stay flip-flops only: a return restores all
-        # four at once, which a one-write-port RAM cannot. r10 is the frame pointer.
-        m.submodules.regfile = regfile = memory.Memory(shape=64, depth=8, init=[])
-        rf_w = regfile.write_port()
-        rf_ports = [regfile.read_port(domain="comb") for _ in range(2)]
-        rf_live = Signal(RAM_REGS)
-        rf_wb = w_we & (mw.rec.rd < RAM_REGS)
-        with m.If(starting):
-            # r1 from the start input; r2 follows in CLEAR (which lasts at least one cycle,
-            # before the first decode).
-            m.d.comb += [rf_w.addr.eq(1), rf_w.data.eq(self.start_r1), rf_w.en.eq(1)]
-            m.d.sync += rf_live.eq(0b10)
-        with m.Elif(in_clear):
-            m.d.comb += [rf_w.addr.eq(2), rf_w.data.eq(regs[2]), rf_w.en.eq(1)]
-            m.d.sync += rf_live.eq(0b110)
-        with m.Else():
-            m.d.comb += [rf_w.addr.eq(mw.rec.rd), rf_w.data.eq(mw.rec.rd_value),
-                         rf_w.en.eq(rf_wb)]
-            with m.If(rf_wb):
-                m.d.sync += rf_live.bit_select(mw.rec.rd[:3], 1).eq(1)
+        reg_view = Array(regs + [cs.fp] + [Const(0, 64)] * 5)
 
-        def read(index, port):
-            m.d.comb += port.addr.eq(index)
-            live = (index < RAM_REGS) & rf_live.bit_select(index[:3], 1)
-            # 6 = 0b0110, 7, 8 = 0b1000, 9, 10 = 0b1010 (11-15 are never read by a legal
-            # instruction: they decode to anything).
-            flops = Mux(index[3], Mux(index[1], cs.fp, Mux(index[0], regs[9], regs[8])),
-                        Mux(index[0], regs[7], regs[6]))
-            return Mux(w_we & (mw.rec.rd == index), mw.rec.rd_value,
-                       Mux(index < RAM_REGS, Mux(live, port.data, 0), flops))
+        def read(index):
+            return Mux(w_we & (mw.rec.rd == index), mw.rec.rd_value, reg_view[index])
 
         # Indexed by the predecoded operand registers (``ra`` is src or dst): no operand mux
         # behind the register read.
         read_a = Signal(64)
         read_b = Signal(64)
-        m.d.comb += [read_a.eq(read(ctrl.ra, rf_ports[0])), read_b.eq(read(ctrl.rb, rf_ports[1]))]
+        m.d.comb += [read_a.eq(read(ctrl.ra)), read_b.eq(read(ctrl.rb))]
 
         d_fault = Signal(4)
         with m.If(d_bad | ja_bad | (d_pc >= prog_end)):
