@@ -19,6 +19,7 @@ from amaranth.lib import io, wiring
 from amaranth_boards.colorlight_5a75b_r7_0 import Colorlight_5A75B_R70Platform
 
 from bpfcore.errors import BpfcoreError
+from bpfcore.boards.synth import SYNTH_OPTS
 
 __all__ = ["Colorlight5A75BPlatform", "HeartbeatTop", "build_bitstream"]
 
@@ -73,7 +74,7 @@ def build_bitstream(top, build_dir, name="top"):
     _tool_env()
     platform = Colorlight5A75BPlatform()
     try:
-        plan = platform.build(top, name=name, do_build=False)
+        plan = platform.build(top, name=name, do_build=False, synth_opts=SYNTH_OPTS)
         products = plan.execute_local(str(build_dir))
     except Exception as error:        # toolchain failures surface as several exception types
         raise BpfcoreError(f"Colorlight 5A-75B build failed: {type(error).__name__}: "
