@@ -320,6 +320,7 @@ class Cpu(wiring.Component):
         dx = Signal(DxLayout)
         xm = Signal(XmLayout)
         m_stall = Signal()          # the memory stage holds an atomic for a second cycle
+        phase = Signal()            # the atomic in memory is in its second cycle
         x_fire = Signal()
         mw = Signal(MwLayout)
         w_we = Signal()
@@ -601,7 +602,14 @@ class Cpu(wiring.Component):
                          maps.addr.eq(_map_offset(hmem.addr)), maps.size.eq(h_log2)]
         with m.Else():
             # (A map region access has no region fault: ``ok`` reduces to the early causes.)
-            m.d.comb += [maps.en.eq(x_fire & ~early_any & is_mem
+            # The access is issued whether or not execute fires: a stalled instruction issues it
+            # again, and the memory stage only looks at the port after an access that fired.
+            # Not waiting for ``x_fire`` keeps the map check of the instruction in memory (its
+            # fault stops execute) off the path into the map memory's address. The one access
+            # that must not be disturbed is an atomic's: it writes in its second memory cycle
+            # at the address of its ``en``.
+            atomic_hold = xm.valid & xm.atomic & ~phase
+            m.d.comb += [maps.en.eq(x_valid & ~early_any & is_mem & ~atomic_hold
                                     & (region.x_region == Region.MAP)),
                          maps.addr.eq(_map_offset(region.x_addr)), maps.size.eq(x_log2)]
 
@@ -769,7 +777,6 @@ class Cpu(wiring.Component):
 
         # ---- Memory --------------------------------------------------------------------------
         m.submodules.atomics = atomics = Atomics()
-        phase = Signal()
         old = Signal(64)
 
         # A helper units' access (hmem) uses the memory stage's data paths in the cycle after
