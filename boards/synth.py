@@ -29,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 from bpfcore.errors import BpfcoreError
 from bpfcore.hdl.helpers import BUILDABLE_HELPERS
 
-__all__ = ["Part", "DEFAULT_PART", "TARGETS", "Counter", "parse_report", "synthesize",
+__all__ = ["Part", "DEFAULT_PART", "TARGETS", "Counter", "BoardXdpCore", "parse_report", "synthesize",
            "add_commands"]
 
 
@@ -83,6 +83,26 @@ class Counter(wiring.Component):
         return m
 
 
+class BoardXdpCore(wiring.Component):
+    """:class:`~bpfcore.hdl.xdpcore.XdpCore` as a board build holds it: every port but the
+    retire-record trace, which only the lockstep benches read (a board has no consumer for it,
+    so synthesis drops the logic that forms the records)."""
+
+    def __init__(self, **kwargs):
+        from bpfcore.hdl.xdpcore import XdpCore
+        self._core = XdpCore(**kwargs)
+        members = {name: member for name, member in self._core.signature.members.items()
+                   if name != "trace"}
+        super().__init__(wiring.Signature(members))
+
+    def elaborate(self, platform):
+        from bpfcore.hdl.ports import pass_through
+        m = Module()
+        m.submodules.core = self._core
+        pass_through(m, self, lambda name: (self._core, name))
+        return m
+
+
 #: Target name -> (factory "module:Class", constructor arguments).
 TARGETS = {
     "cpu": ("bpfcore.hdl.cpu:Cpu", {}),
@@ -97,6 +117,8 @@ TARGETS = {
     # board), with 2048 program slots so that the block RAM leaves room for the Ethernet MACs'
     # buffers.
     "xdp_core": ("bpfcore.hdl.xdpcore:XdpCore", {"program_slots": 2048}),
+    # The same without the trace port (see BoardXdpCore).
+    "xdp_core_board": ("bpfcore.boards.synth:BoardXdpCore", {"program_slots": 2048}),
 }
 
 _UTILISATION = {"lut4": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD",

@@ -81,3 +81,22 @@ def test_cpu_fits_the_colorlight_part():
     assert summary["lut4"] <= summary["lut4_available"]
     assert summary["bram"] <= summary["bram_available"]
     assert summary["fmax_mhz"] is not None and summary["fmax_mhz"] > 0
+
+
+def test_board_xdp_core_has_every_port_but_the_trace():
+    from amaranth.back import rtlil
+    from bpfcore.hdl.xdpcore import XdpCore
+    board = synth.BoardXdpCore(program_slots=64)
+    core = XdpCore(program_slots=64)
+    core._MustUse__silence = True            # only its signature is looked at
+    core_members = set(core.signature.members)
+    assert set(board.signature.members) == core_members - {"trace"}
+    text = rtlil.convert(board, name="top")
+    assert "trace__valid" in text            # inside the core
+    top = text[text.index("module \\top\n"):]
+    top = top[:top.index("\nend\n")]
+    ports = [line.split()[-1] for line in top.splitlines()
+             if line.startswith("  wire") and (" input " in line or " output " in line)]
+    assert "\\prog_we" in ports and "\\printk__valid" in ports
+    assert not [port for port in ports if port.startswith("\\trace")]
+    assert synth.TARGETS["xdp_core_board"][0] == "bpfcore.boards.synth:BoardXdpCore"
