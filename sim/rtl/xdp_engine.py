@@ -178,8 +178,8 @@ class XdpRtlEngine:
                                    readback=True,
                                    entry_len=entry_len,
                                    timeout_cycles=20_000 + 200 * len(self.records)))
-        batch = self.bench().run(items, maps=self._maps_section()) if items else None
-        runs = {run.index: run for run in batch.runs} if batch else {}
+        batch = self.bench().run(items, maps=self._maps_section())
+        runs = {run.index: run for run in batch.runs}
         for n, (index, records, want_log, want) in enumerate(reference):
             run = runs.get(n)
             status = batch.status[n] if n < len(batch.status) else None
@@ -223,8 +223,10 @@ class XdpRtlEngine:
                                self.ingress_ifindex, ifindex if kind else None)
 
     def dump_maps(self, batch=None):
-        if batch is None or batch.maps is None:
-            return self.vm.dump_maps()
+        """The maps as the core's host port reads them back after ``batch`` (by default after
+        loading them, with no packet run)."""
+        if batch is None:
+            batch = self.bench().run([], maps=self._maps_section())
         out = {}
         for spec, entries in zip(self.obj.maps, batch.maps):
             pairs = [(bytes.fromhex(k), bytes.fromhex(v)) for k, v in entries]
