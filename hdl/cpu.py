@@ -111,7 +111,7 @@ class Cpu(wiring.Component):
         as the helper instruction retires.
     hmem : In(HelperMemSignature)
         The helper units' access to stack, packet, context and map values while the CPU waits
-        for a helper response (see :data:`HelperMemSignature`): done one cycle after ``en``,
+        for a helper response (see :data:`HelperMemSignature`): done two cycles after ``en``,
         with the same region rules as loads and stores.
     maps : Out(CpuValueSignature())
         Map values (``abi.MAP_BASE`` ...): the map memory's CPU port. Loads, stores and atomics
@@ -824,7 +824,10 @@ class Cpu(wiring.Component):
         with m.If(m_stall):
             m.d.sync += old.eq(m_rdata)
         h_map = h_region == Region.MAP
-        m.d.comb += [
+        # The answer is registered (``done`` two cycles after ``en``): the helper units' use of
+        # the data (sums, compares) then starts at a flip-flop, not behind the memory stage's
+        # block-RAM read and alignment.
+        m.d.sync += [
             hmem.done.eq(h_pending),
             hmem.rdata.eq(m_rdata),
             hmem.fault.eq((h_fault != 0) | (h_map & (~maps.ok | (h_we & maps.ro)))),
