@@ -12,7 +12,8 @@ traffic):
   bench counts the cycles from the one at which ``start`` was sampled to the ``done`` pulse; the
   packet is already in the packet buffer (in the SoC the MAC writes it while the previous packet
   runs). Packets per second = clock / mean cycles per packet, for one core. The clock is
-  ``--clock-mhz``, else the CPU's Fmax from the ``bpfcore synth-report`` cache, else the 50 MHz
+  ``--clock-mhz``, else the XDP core's Fmax from the ``bpfcore synth-report`` cache (target
+  ``xdp_core_board``, else ``xdp_core``, else ``cpu``: :data:`CLOCK_TARGETS`), else the 50 MHz
   synthesis constraint (the output says which).
 * **host**: the same program is loaded into the Linux kernel (verified, and JITed when
   ``net.core.bpf_jit_enable`` is 1) and every packet is run with ``BPF_PROG_TEST_RUN``
@@ -57,7 +58,7 @@ from .vm import Vm
 from .xdp import MAX_PACKET, load_map_file
 
 __all__ = ["Subject", "OffloadResult", "HostResult", "load_subject", "offload_problem",
-           "run_offload", "run_host", "clock_figure", "jit_status", "wire_bytes",
+           "run_offload", "run_host", "clock_figure", "CLOCK_TARGETS", "jit_status", "wire_bytes",
            "line_rate_mpps", "measure", "format_table", "add_commands", "DEFAULT_REPEAT",
            "DEFAULT_ROUNDS", "DEFAULT_CLOCK_MHZ", "INGRESS_IFINDEX", "venv_tools_on_path"]
 
@@ -425,18 +426,24 @@ def _run_host_with_maps(subject, frames, indices, out, repeat, rounds):
 
 # --- The clock and the line rate -----------------------------------------------------------------
 
-def _synth_folder_key(freq_mhz=50, seed=1):
-    """The cache folder ``bpfcore synth-report --target cpu`` uses for the current design (the
-    key :func:`bpfcore.boards.synth.synthesize` computes)."""
+#: Synthesis targets whose Fmax is the offload clock, best first: the XDP core as a board holds
+#: it (every offloaded program runs on it there), the XDP core with its trace port, the CPU.
+CLOCK_TARGETS = ("xdp_core_board", "xdp_core", "cpu")
+
+
+def _synth_folder_key(target, freq_mhz=50, seed=1):
+    """The cache folder ``bpfcore synth-report --target TARGET`` uses for the current design
+    (the key :func:`bpfcore.boards.synth.synthesize` computes)."""
     import hashlib
     from bpfcore.boards import synth
     from .rtl.verilog import TopSpec, build_root, design_sources
-    factory, kwargs = synth.TARGETS["cpu"]
-    spec = TopSpec(factory, dict(kwargs or {}), "cpu", design_sources() + [Path(synth.__file__)])
+    factory, kwargs = synth.TARGETS[target]
+    spec = TopSpec(factory, dict(kwargs or {}), target,
+                   design_sources() + [Path(synth.__file__)])
     part = synth.DEFAULT_PART
     key = hashlib.sha256(json.dumps([spec.digest(), part.device, part.package, part.speed,
                                      freq_mhz, seed]).encode()).hexdigest()[:16]
-    return build_root() / "synth", f"cpu-{key}"
+    return build_root() / "synth", f"{target}-{key}"
 
 
 def _read_fmax(folder):
@@ -454,28 +461,32 @@ def _read_fmax(folder):
 
 
 def clock_figure(clock_mhz=None):
-    """``(MHz, where it came from)``: ``clock_mhz`` if given; else the CPU's Fmax from the
-    synthesis cache (this design's, else the newest, said to be older); else
-    :data:`DEFAULT_CLOCK_MHZ`."""
+    """``(MHz, where it came from)``: ``clock_mhz`` if given; else the Fmax of the first of
+    :data:`CLOCK_TARGETS` in the synthesis cache for this design, else the newest report of one
+    of them (said to be older); else :data:`DEFAULT_CLOCK_MHZ`."""
     if clock_mhz is not None:
         if not clock_mhz > 0:
             raise BpfcoreError(f"--clock-mhz must be positive, got {clock_mhz}")
         return float(clock_mhz), "given with --clock-mhz"
-    root, current = _synth_folder_key()
-    fmax = _read_fmax(root / current)
-    if fmax:
-        return float(fmax), f"Fmax of this CPU design on LFE5U-25F-6 (build/synth/{current})"
-    older = sorted(root.glob("cpu-*"), key=lambda p: p.stat().st_mtime, reverse=True) \
-        if root.exists() else []
-    for folder in older:
-        fmax = _read_fmax(folder)
+    for target in CLOCK_TARGETS:
+        root, current = _synth_folder_key(target)       # (root is the same for every target)
+        fmax = _read_fmax(root / current)
         if fmax:
-            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(folder.stat().st_mtime))
-            return float(fmax), (f"Fmax of an earlier CPU design on LFE5U-25F-6 (build/synth/"
-                                 f"{folder.name}, {when} UTC; rerun `bpfcore synth-report "
-                                 f"--target cpu` for this one)")
+            return float(fmax), (f"Fmax of this design's {target} on LFE5U-25F-6 "
+                                 f"(build/synth/{current})")
+    for target in CLOCK_TARGETS:
+        older = sorted(root.glob(f"{target}-*"), key=lambda p: p.stat().st_mtime,
+                       reverse=True) if root.exists() else []
+        for folder in older:
+            fmax = _read_fmax(folder)
+            if fmax:
+                when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(folder.stat().st_mtime))
+                return float(fmax), (f"Fmax of an earlier design's {target} on LFE5U-25F-6 "
+                                     f"(build/synth/{folder.name}, {when} UTC; rerun `bpfcore "
+                                     f"synth-report --target {target}` for this one)")
     return DEFAULT_CLOCK_MHZ, ("assumed: the synthesis constraint; no synthesis report found "
-                               "(run `bpfcore synth-report --target cpu`, or give --clock-mhz)")
+                               "(run `bpfcore synth-report --target xdp_core_board`, or give "
+                               "--clock-mhz)")
 
 
 def wire_bytes(frame_len):

@@ -110,6 +110,27 @@ def test_line_rate_and_clock():
     assert mhz > 0 and where
 
 
+
+def test_clock_is_the_xdp_core_fmax_from_the_synthesis_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("BPFCORE_BUILD", str(tmp_path))
+
+    def cache(target, fmax, folder=None):
+        folder = tmp_path / "synth" / (folder or throughput._synth_folder_key(target)[1])
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps({"fmax_mhz": fmax}))
+
+    assert throughput.clock_figure()[0] == throughput.DEFAULT_CLOCK_MHZ
+    cache("xdp_core_board", 41.5, folder="xdp_core_board-0123456789abcdef")
+    mhz, where = throughput.clock_figure()
+    assert mhz == 41.5 and "earlier design's xdp_core_board" in where
+    cache("cpu", 50.1)
+    assert throughput.clock_figure()[0] == 50.1
+    cache("xdp_core", 39.2)
+    assert throughput.clock_figure() == (39.2, "Fmax of this design's xdp_core on LFE5U-25F-6 "
+                                         f"(build/synth/{throughput._synth_folder_key('xdp_core')[1]})")
+    cache("xdp_core_board", 40.0)
+    assert throughput.clock_figure()[0] == 40.0
+
 def test_programs_with_maps_and_helpers_run_on_the_xdp_core(seed):
     subject = throughput.load_subject(FIRMWARE / "build/firewall.o")
     assert not subject.simple and subject.map_file.endswith("firewall.maps.json")
