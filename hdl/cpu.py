@@ -557,13 +557,21 @@ class Cpu(wiring.Component):
                                   & (xm.store | xm.atomic))
 
         # The memory stage holds an atomic for two cycles (read, then modify-write).
+        # ``m_kill`` stops the pipeline: the memory stage holds an instruction that ends the
+        # program (``m_term``: a fault known before the memory stage, or the last exit), or
+        # the previous cycle's memory stage faulted on a map value (``m_late``, registered: the
+        # map memory answers late in the cycle, so its fault stops the younger instructions a
+        # cycle later; the one that entered the memory stage meanwhile has no effect).
         m_term = Signal()
+        m_late = Signal()
+        m_kill = Signal()
         x_stall = Signal()
         m.d.comb += [
+            m_kill.eq(m_term | m_late),
             x_stall.eq(x_valid & (load_use | unit_wait | m_stall | map_hazard)),
-            x_fire.eq(x_valid & ~x_stall & ~m_term),
+            x_fire.eq(x_valid & ~x_stall & ~m_kill),
         ]
-        with m.If(x_fire | m_term):
+        with m.If(x_fire | m_kill):
             m.d.sync += started.eq(0)
         with m.Elif(mul.x_start | helper.x_start
                     | (div.x_start if self.with_divider else 0)):
@@ -731,12 +739,12 @@ class Cpu(wiring.Component):
         # ---- Pipeline registers and fetch control ----------------------------------------------
         d_stall = Signal()
         m.d.comb += d_stall.eq(d_valid & x_stall)
-        d_fire = d_valid & ~d_stall & ~r_redirect & ~m_term
+        d_fire = d_valid & ~d_stall & ~r_redirect & ~m_kill
 
         with m.If(launch):
             m.d.comb += [f_addr.eq(0), f_even.eq(0)]
             m.d.sync += [d_valid.eq(1), d_pc.eq(0), d_bad.eq(0)]
-        with m.Elif(m_term | ~running):
+        with m.Elif(m_kill | ~running):
             m.d.sync += d_valid.eq(0)
         with m.Elif(r_redirect):
             m.d.comb += [f_addr.eq(r_target), f_even.eq(r_target_even)]
@@ -748,11 +756,11 @@ class Cpu(wiring.Component):
         # Decode stalls: the program memory keeps its output (read enable low).
         m.d.comb += [prog_even.en.eq(~d_stall), prog_odd.en.eq(~d_stall)]
 
-        with m.If(m_term):
+        with m.If(m_kill):
             m.d.sync += running.eq(0)
 
         # decode -> execute
-        with m.If(m_term | x_fire & ~d_fire):
+        with m.If(m_kill | x_fire & ~d_fire):
             m.d.sync += dx.valid.eq(0)
         with m.Elif(d_fire):
             m.d.sync += dx.eq(dx_next)
@@ -809,7 +817,7 @@ class Cpu(wiring.Component):
         m_write = xm.store | xm.atomic
         map_fault = Signal(4)
         m_fault = Signal(4)
-        m_ok = xm.valid & (xm.fault == 0)
+        m_ok = xm.valid & (xm.fault == 0) & ~m_late
         m.d.comb += m_map.eq(m_ok & (xm.region == Region.MAP) & (xm.load | xm.store | xm.atomic))
         with m.If(m_map & ~maps.ok):
             m.d.comb += map_fault.eq(Mux(m_write, Fault.STORE_OOB, Fault.LOAD_OOB))
@@ -817,8 +825,10 @@ class Cpu(wiring.Component):
             m.d.comb += map_fault.eq(Fault.STORE_RO)
         m.d.comb += [
             m_fault.eq(xm.fault | map_fault),      # at most one of them is set
-            m_term.eq(xm.valid & ((m_fault != 0) | xm.ret_valid)),
-            m_stall.eq(m_ok & xm.atomic & ~phase & (map_fault == 0)),
+            m_term.eq(xm.valid & ~m_late & ((xm.fault != 0) | xm.ret_valid)),
+            # (An atomic whose map access faults takes its second cycle too: it writes nothing
+            # and retires with the fault then.)
+            m_stall.eq(m_ok & xm.atomic & ~phase),
         ]
         m.d.sync += phase.eq(m_stall)
         with m.If(m_stall):
@@ -871,7 +881,7 @@ class Cpu(wiring.Component):
                                             (sign_b | sign_h | sign_w).replicate(32)))
         r = rec.rec
         m.d.comb += [
-            rec.valid.eq(xm.valid & ~m_stall),
+            rec.valid.eq(xm.valid & ~m_stall & ~m_late),
             r.order.eq(xm.order), r.pc.eq(xm.pc), r.insn.eq(xm.insn), r.insn_hi.eq(xm.insn_hi),
             r.fault.eq(m_fault),
             r.rd.eq(xm.rd),
@@ -879,6 +889,7 @@ class Cpu(wiring.Component):
             r.ret_valid.eq(xm.ret_valid),
             r.ret.eq(Mux(xm.ret_valid, xm.ret, 0)),
         ]
+        m.d.sync += m_late.eq(rec.valid & (map_fault != 0))
         with m.If(xm.helper_valid):
             m.d.comb += [r.helper_id.eq(xm.helper_id), r.helper_r0.eq(xm.helper_r0)]
         with m.If(xm.load):

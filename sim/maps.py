@@ -132,6 +132,10 @@ class Map:
         self.max_entries = spec.max_entries
         self.capacity = spec.max_entries
         self.values = bytearray(self.capacity * self.value_size)
+        # Programs may not write the values of ``.rodata`` or of a map created with
+        # BPF_F_RDONLY_PROG (the kernel's verifier refuses such writes at load time; the VM
+        # faults on them, as the map memory does).
+        self.read_only = self.read_only or bool(spec.read_only or spec.flags & BPF_F_RDONLY_PROG)
 
     def where(self):
         return f"map '{self.name}'"
@@ -197,7 +201,6 @@ class ArrayMap(Map):
             raise BpfcoreError(f"map '{spec.name}': an array map needs key size 4, not "
                                f"{spec.key_size}")
         super().__init__(spec)
-        self.read_only = spec.read_only
         if spec.initial is not None:
             data = bytes(spec.initial)[:len(self.values)]
             self.values[:len(data)] = data

@@ -166,3 +166,55 @@ def test_trace_printk_outside_the_build_is_rejected_at_load(tmp_path):
     from bpfcore.hdl.helpers import DEFAULT_HELPERS
     with pytest.raises(BpfcoreError, match="cannot run on the core .*helper id 6"):
         _printk_engine(tmp_path, helpers=sorted(DEFAULT_HELPERS))
+
+
+MAP_FAULTS_C = r"""
+typedef unsigned char __u8; typedef unsigned int __u32; typedef unsigned long long __u64;
+#define SEC(n) __attribute__((section(n), used))
+struct xdp_md { __u32 data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex; };
+struct bpf_map_def { __u32 type, key_size, value_size, max_entries, map_flags; };
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+char _license[] SEC("license") = "GPL";
+/* One 16-byte value each; "ro" is read-only to programs (BPF_F_RDONLY_PROG). */
+struct bpf_map_def SEC("maps") rw = {2, 4, 16, 1, 0};
+struct bpf_map_def SEC("maps") ro = {2, 4, 16, 1, 1 << 7};
+
+SEC("xdp")
+int map_faults(struct xdp_md *ctx)
+{
+	__u8 *data = (__u8 *)(long)ctx->data, *end = (__u8 *)(long)ctx->data_end;
+	__u32 k = 0;
+	volatile __u64 *v = bpf_map_lookup_elem(&rw, &k);
+	volatile __u64 *r = bpf_map_lookup_elem(&ro, &k);
+	__u64 x = 0;
+	if (!v || !r || data + 4 > end)
+		return 2;
+	switch (data[0]) {
+	case 1: x = v[1 + (data[1] & 1)]; break;                      /* LOAD_OOB when odd */
+	case 2: if (data[1] & 1) r[0] = data[2]; break;               /* STORE_RO */
+	case 3: __sync_fetch_and_add(&v[1 + (data[1] & 1)], 1); break; /* atomic, OOB when odd */
+	}
+	data[3] = 0x55;         /* stores right behind the faulting access: must not happen */
+	v[0] += 1;
+	return (x & 1) ? 1 : 2;
+}
+"""
+
+
+def test_map_value_faults_stop_the_younger_instructions(tmp_path):
+    """A load, store or atomic that faults on a map value (out of bounds, read-only) ends the
+    program exactly there: the stores right behind it leave no trace in the packet, the maps
+    or the retire records (the map memory's answer comes late, so the core stops them a cycle
+    after the faulting access; lockstep with the VM checks it)."""
+    from bpfcore.sim.elf import compile_c, find_bpf_compiler
+    if find_bpf_compiler() is None:
+        pytest.skip("no BPF C compiler (clang or ziglang)")
+    source = tmp_path / "map_faults.c"
+    source.write_text(MAP_FAULTS_C)
+    obj = load_elf(str(compile_c(source, tmp_path / "map_faults.o")))
+    engine = XdpRtlEngine(obj, obj.find(None), simulator=SIMULATOR)
+    packets = [bytes([case, odd, 7]) + bytes(61) for case in range(4) for odd in (0, 1)]
+    report = engine.run(packets)                 # raises at the first difference
+    actions = [p.action for p in report.packets]
+    assert actions.count("ABORTED") == 3, actions  # the three odd cases 1-3
+    assert engine.vm.dump_maps() == report.maps
