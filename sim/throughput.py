@@ -665,7 +665,7 @@ def add_commands(subparsers):
     p.add_argument("--simulator", choices=SIMULATORS, default="icarus",
                    help="RTL simulator (default icarus)")
     p.add_argument("--clock-mhz", type=_positive_float, metavar="F",
-                   help="CPU clock for the offload figures (default: Fmax from the synthesis "
+                   help="offload clock (default: the XDP core's Fmax from the synthesis "
                         "cache, else 50)")
     p.add_argument("--repeat", type=_positive_int, default=DEFAULT_REPEAT,
                    help=f"BPF_PROG_TEST_RUN repetitions per packet (default {DEFAULT_REPEAT})")
