@@ -29,8 +29,8 @@ from amaranth.lib.wiring import In, Out
 from bpfcore.errors import BpfcoreError
 from bpfcore.hdl.helpers import BUILDABLE_HELPERS
 
-__all__ = ["Part", "DEFAULT_PART", "TARGETS", "Counter", "BoardXdpCore", "parse_report", "synthesize",
-           "add_commands"]
+__all__ = ["Part", "DEFAULT_PART", "TARGETS", "Counter", "BoardXdpCore", "parse_report",
+           "synthesize", "add_commands"]
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,10 @@ class XdpAction(enum.IntEnum):
     REDIRECT = 4
 
 
+#: Verdicts whose packet leaves the program (and so is compared and written out).
+LEAVING_ACTIONS = (XdpAction.TX, XdpAction.PASS, XdpAction.REDIRECT)
+
+
 #: ``struct xdp_md`` fields, in order, each a 32-bit word at ``CTX_BASE + 4 * index``.
 XDP_MD_FIELDS = ("data", "data_end", "data_meta", "ingress_ifindex", "rx_queue_index",
                  "egress_ifindex")

@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from bpfcore import abi
 from bpfcore.abi import Fault
-from bpfcore.isa import AluOp, JmpOp, Kind, Size
+from bpfcore.isa import AluOp, Kind, Size
 from .decoder import Decoder
 from .layouts import (DxLayout, HelperMemSignature, HelperRequest, HelperResponse, MwLayout,
                       PredecodeLayout, Region, TraceSignature, XmLayout)

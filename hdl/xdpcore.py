@@ -7,8 +7,9 @@ and :class:`~bpfcore.hdl.helpers.HelperUnits`:
   ``hmem`` port and the maps through the map memory's helper streams and descriptor port;
 * the CPU's map value port goes to the map memory, so map values are in the CPU's address space;
 * the map memory's host streams, the helper units' settings (seed, clock, processor id),
-  results (redirect target) and ``trace_printk`` text (``printk``) become ports of the core, next to every port of the CPU that faces
-  the outside (program, packet, run control, results, trace).
+  results (redirect target) and ``trace_printk`` text (``printk``) become ports of the core,
+  next to every port of the CPU that faces the outside (program, packet, run control, results,
+  trace).
 
 ``start`` also tells the helper units that a new packet begins (the redirect target clears).
 """

@@ -126,8 +126,8 @@ def _action_name(r0):
         return "ABORTED"                 # drivers treat an unknown action as aborted
 
 
-#: Verdicts whose packet leaves (and so is compared and written out).
-LEAVING = ("TX", "PASS", "REDIRECT")
+#: Names of the verdicts whose packet leaves (:data:`bpfcore.abi.LEAVING_ACTIONS`).
+LEAVING = tuple(action.name for action in abi.LEAVING_ACTIONS)
 
 
 def finished_packet(r0, packet_bytes, ingress_ifindex, redirect_port):

@@ -99,4 +99,3 @@ def test_board_xdp_core_has_every_port_but_the_trace():
              if line.startswith("  wire") and (" input " in line or " output " in line)]
     assert "\\prog_we" in ports and "\\printk__valid" in ports
     assert not [port for port in ports if port.startswith("\\trace")]
-    assert synth.TARGETS["xdp_core_board"][0] == "bpfcore.boards.synth:BoardXdpCore"

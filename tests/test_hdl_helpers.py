@@ -24,6 +24,7 @@ from bpfcore.hdl.maps.engine import MapMemory
 from bpfcore.isa import SIZE_BYTES, Size
 from bpfcore.sim.helpers import BPF_F_BROADCAST, ETH_HLEN, XDP_FRAME_SIZE, XdpEnv
 from bpfcore.sim.mapdrv import AmaranthPort, MapDriver, plan
+from bpfcore.sim.rtl.trace import PrintkText
 from bpfcore.sim.maps import BPF_F_NO_PREALLOC, MapSpec, create_map
 from bpfcore.sim.streams import stream_get, stream_put
 from bpfcore.sim.vm import HelperFault, Memory, VmFault, u64
@@ -77,8 +78,7 @@ class TB:
         self.calls = 0
         self.outcomes = set()
         self.finished = False
-        self.printk_log = []            # messages received on the printk stream
-        self.printk_pending = bytearray()
+        self.printk = PrintkText()      # what the printk stream carried
         self.sink_rng = random.Random(seed + 1)
 
     # --- world setup (both sides) -----------------------------------------------------------
@@ -202,10 +202,10 @@ class TB:
             index = (args[0] - abi.MAP_BASE) // abi.MAP_WINDOW
             got = await self.host.items(index)
             assert got == self.refs[index].items(), f"{where}: map {index} contents"
-        assert not self.printk_pending, \
-            f"{where}: printk bytes {bytes(self.printk_pending)!r} without an end"
-        assert self.printk_log == self.env.log, \
-            f"{where}: printk log {self.printk_log[-3:]!r}, VM {self.env.log[-3:]!r}"
+        assert not self.printk.pending, \
+            f"{where}: printk bytes {bytes(self.printk.pending)!r} without an end"
+        assert self.printk.messages == self.env.log, \
+            f"{where}: printk log {self.printk.messages[-3:]!r}, VM {self.env.log[-3:]!r}"
         self.outcomes.add((int(hid), want_fault.name if want_fault else
                            signed64(want_r0) if -100 < signed64(want_r0) < 0 else "ok"))
         return want_r0, want_fault
@@ -267,19 +267,41 @@ class TB:
             ctx.set(mem.done, 0)
             ctx.set(mem.rdata, 0)
 
+    async def timed_call(self, ctx, hid, *args, limit=2000):
+        """Call helper ``hid`` on the RTL alone and time it: (cycles from request valid to
+        response valid, [cycles from each map request to its response])."""
+        args = list(args) + [0] * (5 - len(args))
+        ctx.set(self.hu.req.payload, self.hu.req.payload.shape().const(
+            {"id": hid, "r1": args[0], "r2": args[1], "r3": args[2], "r4": args[3],
+             "r5": args[4]}))
+        ctx.set(self.hu.req.valid, 1)
+        cycles, opened, map_e = 0, None, []
+        while True:
+            if opened is None and ctx.get(self.hu.map_req.valid):
+                opened = cycles
+            if opened is not None and ctx.get(self.hu.map_resp.valid):
+                map_e.append(cycles - opened)
+                opened = None
+            if ctx.get(self.hu.resp.valid):
+                break
+            await ctx.tick()
+            cycles += 1
+            assert cycles < limit, f"helper {hid}: no response"
+        ctx.set(self.hu.resp.ready, 1)
+        await ctx.tick()
+        ctx.set(self.hu.resp.ready, 0)
+        ctx.set(self.hu.req.valid, 0)
+        return cycles, map_e
+
     async def printk_sink(self, ctx):
-        """Drain the printk stream with random back-pressure into ``printk_log``."""
+        """Drain the printk stream with random back-pressure into ``printk``."""
         text = self.hu.printk
         while not self.finished:
             ready = self.sink_rng.random() < 0.7
             ctx.set(text.ready, ready)
             _, _, valid, payload = await ctx.tick().sample(text.valid, text.payload)
             if ready and valid:
-                if payload.end:
-                    self.printk_log.append(self.printk_pending.decode("latin-1"))
-                    self.printk_pending = bytearray()
-                else:
-                    self.printk_pending.append(payload.data)
+                self.printk.take(payload.data, payload.end)
 
     def run(self, scenario):
         top = Module()
@@ -700,31 +722,6 @@ def test_random_sequence():
 def test_documented_latencies():
     """Cycles from request valid to response valid (mem latency 1, no back-pressure) against
     the module docstring's table; E (map memory latency) is measured on the map stream."""
-    async def timed(tb, ctx, hid, *args):
-        """(cycles, [E of each map request])."""
-        args = list(args) + [0] * (5 - len(args))
-        ctx.set(tb.hu.req.payload, tb.hu.req.payload.shape().const(
-            {"id": hid, "r1": args[0], "r2": args[1], "r3": args[2], "r4": args[3],
-             "r5": args[4]}))
-        ctx.set(tb.hu.req.valid, 1)
-        cycles, opened, map_e = 0, None, []
-        while True:
-            if opened is None and ctx.get(tb.hu.map_req.valid):
-                opened = cycles
-            if opened is not None and ctx.get(tb.hu.map_resp.valid):
-                map_e.append(cycles - opened)
-                opened = None
-            if ctx.get(tb.hu.resp.valid):
-                break
-            await ctx.tick()
-            cycles += 1
-            assert cycles < 2000, f"helper {hid}: no response"
-        ctx.set(tb.hu.resp.ready, 1)
-        await ctx.tick()
-        ctx.set(tb.hu.resp.ready, 0)
-        ctx.set(tb.hu.req.valid, 0)
-        return cycles, map_e
-
     got = {}
 
     async def scenario(tb, ctx):
@@ -732,18 +729,18 @@ def test_documented_latencies():
         tb.rng.choice = lambda seq: seq[0]           # mem latency 1
         a = stack(tb, 0)
         await tb.host_update(DEVMAP, bytes(4), bytes(8))
-        got["ktime"] = await timed(tb, ctx, H.KTIME_GET_NS)
-        got["bad"] = await timed(tb, ctx, 77)
-        got["head"] = await timed(tb, ctx, H.XDP_ADJUST_HEAD, abi.CTX_BASE, 4)
-        got["csum 0"] = await timed(tb, ctx, H.CSUM_DIFF, a, 0, a, 0, 0)
-        got["csum 512"] = await timed(tb, ctx, H.CSUM_DIFF, a, 256, a, 256, 0xffff_ffff)
-        got["csum 12"] = await timed(tb, ctx, H.CSUM_DIFF, a, 0, a, 12, 0)
-        got["tail +13"] = await timed(tb, ctx, H.XDP_ADJUST_TAIL, abi.CTX_BASE, 13)
-        got["array lookup"] = await timed(tb, ctx, H.MAP_LOOKUP_ELEM, handle(ARRAY), a)
-        got["hash update"] = await timed(tb, ctx, H.MAP_UPDATE_ELEM, handle(HASH), a, a, 0)
-        got["wide update"] = await timed(tb, ctx, H.MAP_UPDATE_ELEM, handle(WIDE), a, a, 0)
-        got["redirect_map"] = await timed(tb, ctx, H.REDIRECT_MAP, handle(DEVMAP), 0, 0)
-        got["redirect_map empty"] = await timed(tb, ctx, H.REDIRECT_MAP, handle(DEVMAP), 1, 0)
+        got["ktime"] = await tb.timed_call(ctx, H.KTIME_GET_NS)
+        got["bad"] = await tb.timed_call(ctx, 77)
+        got["head"] = await tb.timed_call(ctx, H.XDP_ADJUST_HEAD, abi.CTX_BASE, 4)
+        got["csum 0"] = await tb.timed_call(ctx, H.CSUM_DIFF, a, 0, a, 0, 0)
+        got["csum 512"] = await tb.timed_call(ctx, H.CSUM_DIFF, a, 256, a, 256, 0xffff_ffff)
+        got["csum 12"] = await tb.timed_call(ctx, H.CSUM_DIFF, a, 0, a, 12, 0)
+        got["tail +13"] = await tb.timed_call(ctx, H.XDP_ADJUST_TAIL, abi.CTX_BASE, 13)
+        got["array lookup"] = await tb.timed_call(ctx, H.MAP_LOOKUP_ELEM, handle(ARRAY), a)
+        got["hash update"] = await tb.timed_call(ctx, H.MAP_UPDATE_ELEM, handle(HASH), a, a, 0)
+        got["wide update"] = await tb.timed_call(ctx, H.MAP_UPDATE_ELEM, handle(WIDE), a, a, 0)
+        got["redirect_map"] = await tb.timed_call(ctx, H.REDIRECT_MAP, handle(DEVMAP), 0, 0)
+        got["redirect_map empty"] = await tb.timed_call(ctx, H.REDIRECT_MAP, handle(DEVMAP), 1, 0)
 
     run(scenario, seed=1)
     c = lambda n: n // 8 + bin(n % 8).count("1")

@@ -205,7 +205,7 @@ def test_not_built_by_default():
         await printk(tb, ctx, b"hi\0")
     tb = TB(1)
     tb.run(scenario)
-    assert (6, "BAD_CALL") in tb.outcomes and tb.printk_log == []
+    assert (6, "BAD_CALL") in tb.outcomes and tb.printk.messages == []
 
 
 def test_injected_bug_is_caught():
@@ -244,23 +244,12 @@ def test_documented_latency_bound():
             logged = len(tb.env.log)
             tb.env.trace_printk(tb.vm, at, len(fmt), *args)     # the VM's text
             text = "".join(tb.env.log[logged:])
-            ctx.set(tb.hu.req.payload, tb.hu.req.payload.shape().const(
-                {"id": H.TRACE_PRINTK, "r1": at, "r2": len(fmt), "r3": args[0], "r4": args[1],
-                 "r5": args[2]}))
-            ctx.set(tb.hu.req.valid, 1)
-            cycles = 0
-            while not ctx.get(tb.hu.resp.valid):
-                await ctx.tick()
-                cycles += 1
-                assert cycles < 20_000, f"{fmt!r}: no response"
-            ctx.set(tb.hu.resp.ready, 1)
-            await ctx.tick()
-            ctx.set(tb.hu.resp.ready, 0)
-            ctx.set(tb.hu.req.valid, 0)
+            cycles, _ = await tb.timed_call(ctx, H.TRACE_PRINTK, at, len(fmt), *args,
+                                            limit=20_000)
             limit = bound(len(fmt), fmt.index(b"\0"), convs, len(text), s_bytes)
             got.append((fmt, cycles, limit))
 
     tb = run(scenario, seed=1)
-    assert tb.printk_log == tb.env.log
+    assert tb.printk.messages == tb.env.log
     for fmt, cycles, limit in got:
         assert cycles <= limit, f"{fmt!r}: {cycles} cycles, documented bound {limit}"

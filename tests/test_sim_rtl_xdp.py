@@ -90,14 +90,25 @@ def test_cli_run_engine_rtl_json(capsys, tmp_path, seed):
 
 
 
-def test_cli_maps_dump_engine_rtl_reads_the_core_back(capsys):
+def test_cli_maps_dump_engine_rtl_reads_the_core_back(capsys, monkeypatch):
     """Without a capture, ``maps dump --engine rtl`` loads the maps into the core and reads them
-    back through its host port: the same entries as the VM's."""
+    back through its host port (one simulation with no packet): the same entries as the VM's."""
     from bpfcore.cli import main
+    from bpfcore.sim.rtl.runner import Bench
+    batches = []
+    real_run = Bench.run
+
+    def run(bench, items, **kwargs):
+        batch = real_run(bench, items, **kwargs)
+        batches.append((len(items), batch.maps))
+        return batch
+
+    monkeypatch.setattr(Bench, "run", run)
     args = ["maps", "dump", str(FIRMWARE / "build" / "firewall.o"), "--maps",
             str(FIRMWARE / "firewall.maps.json"), "--json"]
     assert main(args + ["--engine", "rtl", "--simulator", SIMULATOR]) == 0
     rtl = json.loads(capsys.readouterr().out)
+    assert [(n, maps is not None) for n, maps in batches] == [(0, True)]
     assert main(args) == 0
     vm = json.loads(capsys.readouterr().out)
     assert rtl == vm and any(m["entries"] for m in vm.values())

@@ -110,7 +110,6 @@ def test_line_rate_and_clock():
     assert mhz > 0 and where
 
 
-
 def test_clock_is_the_xdp_core_fmax_from_the_synthesis_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("BPFCORE_BUILD", str(tmp_path))
 
@@ -126,10 +125,12 @@ def test_clock_is_the_xdp_core_fmax_from_the_synthesis_cache(tmp_path, monkeypat
     cache("cpu", 50.1)
     assert throughput.clock_figure()[0] == 50.1
     cache("xdp_core", 39.2)
-    assert throughput.clock_figure() == (39.2, "Fmax of this design's xdp_core on LFE5U-25F-6 "
-                                         f"(build/synth/{throughput._synth_folder_key('xdp_core')[1]})")
+    folder = throughput._synth_folder_key("xdp_core")[1]
+    assert throughput.clock_figure() == (
+        39.2, f"Fmax of this design's xdp_core on LFE5U-25F-6 (build/synth/{folder})")
     cache("xdp_core_board", 40.0)
     assert throughput.clock_figure()[0] == 40.0
+
 
 def test_programs_with_maps_and_helpers_run_on_the_xdp_core(seed):
     subject = throughput.load_subject(FIRMWARE / "build/firewall.o")

@@ -145,8 +145,8 @@ async def _extras(dut, item):
                              int(dut.redirect_map.value), int(dut.redirect_slot.value)]
     # Only packets that leave are read back (the others are not compared): fewer cycles with
     # Python awake.
-    leaves = int(dut.result_fault.value) == 0 and (int(dut.result_r0.value) & 0xffff_ffff) in (
-        abi.XdpAction.PASS, abi.XdpAction.TX, abi.XdpAction.REDIRECT)
+    leaves = int(dut.result_fault.value) == 0 and \
+        (int(dut.result_r0.value) & 0xffff_ffff) in abi.LEAVING_ACTIONS
     if item.get("readback") and "data" in extra and leaves:
         start, end = extra["data"] - abi.PKT_BASE, extra["data_end"] - abi.PKT_BASE
         if 0 <= start <= end <= abi.PKT_BUF_SIZE:

@@ -12,11 +12,35 @@ from bpfcore.abi import Fault, RetireRecord
 from bpfcore.errors import BpfcoreError
 from bpfcore.hdl.layouts import PrintkLayout
 
-__all__ = ["TraceRun", "decode_record", "parse_log", "cpi"]
+__all__ = ["PrintkText", "TraceRun", "decode_record", "parse_log", "cpi"]
 
 # RetireLayout field -> (RetireRecord field, the valid bit that turns it into None when 0).
 _OPTIONAL = {"rd": "rd_valid", "helper_id": "helper_valid", "ret": "ret_valid"}
 _VALID_BITS = set(_OPTIONAL.values())
+
+
+@dataclass
+class PrintkText:
+    """``trace_printk`` messages put together from the transfers of a ``printk`` stream
+    (:data:`bpfcore.hdl.layouts.PrintkLayout`).
+
+    Members
+    -------
+    messages : list of str
+        Complete messages (latin-1), as the VM's ``XdpEnv.log``.
+    pending : bytearray
+        Bytes of a message whose end has not come (empty after a complete run).
+    """
+    messages: list = field(default_factory=list)
+    pending: bytearray = field(default_factory=bytearray)
+
+    def take(self, data, end):
+        """One transfer: a text byte ``data``, or the end of a message."""
+        if end:
+            self.messages.append(self.pending.decode("latin-1"))
+            self.pending = bytearray()
+        else:
+            self.pending.append(data)
 
 
 @dataclass
@@ -33,25 +57,19 @@ class TraceRun:
         Retired instructions with the cycle each retired in.
     end : tuple or None
         ``(cycle, r0, fault, pc)`` from the ``done`` pulse, None if it never came.
-    printk : list of str
-        ``trace_printk`` messages (latin-1), as the VM's ``XdpEnv.log``.
-    printk_pending : bytearray
-        Bytes of a message whose end never came (empty after a complete run).
+    printk : PrintkText
+        What the ``printk`` stream carried during the run.
     """
     index: int
     start_cycle: int
     records: list = field(default_factory=list)
     end: Optional[tuple] = None
-    printk: list = field(default_factory=list)
-    printk_pending: bytearray = field(default_factory=bytearray)
+    printk: PrintkText = field(default_factory=PrintkText)
 
     def add_printk(self, value):
         """Take one ``printk`` transfer (the ``PrintkLayout`` vector as an int)."""
-        if value >> PrintkLayout["end"].offset & 1:
-            self.printk.append(self.printk_pending.decode("latin-1"))
-            self.printk_pending = bytearray()
-        else:
-            self.printk_pending.append(value >> PrintkLayout["data"].offset & 0xff)
+        self.printk.take(value >> PrintkLayout["data"].offset & 0xff,
+                         value >> PrintkLayout["end"].offset & 1)
 
     @property
     def cycles(self):

@@ -43,15 +43,16 @@ def xdp_core_spec(**kwargs):
 def printk_mismatch(want, run):
     """The first difference between the VM's ``trace_printk`` messages ``want`` and those of
     :class:`~bpfcore.sim.rtl.trace.TraceRun` ``run`` (as one line), or None."""
-    for i, (vm_text, core_text) in enumerate(zip(want, run.printk)):
+    got = run.printk
+    for i, (vm_text, core_text) in enumerate(zip(want, got.messages)):
         if vm_text != core_text:
             return (f"trace_printk message {i}: the core printed {core_text!r}, the VM "
                     f"{vm_text!r}")
-    if len(want) != len(run.printk):
-        return (f"trace_printk: the core printed {len(run.printk)} message(s), the VM "
+    if len(want) != len(got.messages):
+        return (f"trace_printk: the core printed {len(got.messages)} message(s), the VM "
                 f"{len(want)}")
-    if run.printk_pending:
-        return (f"trace_printk: the core left the message {bytes(run.printk_pending)!r} "
+    if got.pending:
+        return (f"trace_printk: the core left the message {bytes(got.pending)!r} "
                 "without its end")
     return None
 
@@ -152,7 +153,7 @@ class XdpRtlEngine:
         """Run every packet on the VM and the core; returns the core's :class:`RunReport`
         (with ``cycles`` and ``retired`` per packet run). Raises :class:`BpfcoreError` at the
         first difference between them."""
-        reference = []            # (index, records, PacketResult) of packets that run
+        reference = []            # (index, records, log, PacketResult) of packets that run
         report = RunReport(self.name, self.prog.name, cycles=[], retired=[])
         slots = self.slots
         entry_len = len(self.prog.program.slots)
@@ -194,7 +195,7 @@ class XdpRtlEngine:
             mismatch = printk_mismatch(want_log, run)
             if mismatch:
                 raise BpfcoreError(f"packet {index}: {mismatch}")
-            report.log += run.printk
+            report.log += run.printk.messages
             out = self._result(run, batch.extras[n])
             if (out.action, out.r0, out.data, out.port) != (want.action, want.r0, want.data,
                                                               want.port):
