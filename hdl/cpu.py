@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 from bpfcore import abi
 from bpfcore.abi import Fault
 from bpfcore.isa import AluOp, Kind, Size
-from .decoder import Decoder
+from .decoder import IMM_REG, Decoder
 from .layouts import (DxLayout, HelperMemSignature, HelperRequest, HelperResponse, MwLayout,
                       PredecodeLayout, Region, TraceSignature, XmLayout)
 from .maps.engine import CpuValueSignature
@@ -326,8 +326,13 @@ class Cpu(wiring.Component):
         w_we = Signal()
         m.d.comb += w_we.eq(mw.valid & mw.rec.rd_valid)
 
-        # Register reads in decode; they see writeback's write of this cycle.
-        reg_view = Array(regs + [cs.fp] + [Const(0, 64)] * 5)
+        # Register reads in decode; they see writeback's write of this cycle. Operand B of a
+        # form without a register B names IMM_REG: the sign-extended immediate (the lddw
+        # constant is dx.imm's, which execute uses directly).
+        assert IMM_REG == 15
+        imm_b = Signal(64)
+        m.d.comb += imm_b.eq(d_insn[32:].as_signed())
+        reg_view = Array(regs + [cs.fp] + [Const(0, 64)] * 4 + [imm_b])
 
         def read(index):
             return Mux(w_we & (mw.rec.rd == index), mw.rec.rd_value, reg_view[index])
@@ -454,8 +459,7 @@ class Cpu(wiring.Component):
                      fwd_b.eq(forward(dx.m_b, dx.w_b, dx.b))]
         load_use = Signal()
         m.d.comb += load_use.eq(xm.late & ((x.use_a & dx.m_a) | (x.use_b & dx.m_b)))
-        op_b = Signal(64)
-        m.d.comb += op_b.eq(Mux(x.use_b, fwd_b, dx.imm))
+        op_b = fwd_b        # the register or, as IMM_REG, the immediate
 
         # Faults known before execution, in the golden VM's order.
         # ``budget_hit`` (order == budget) is kept as a register: a 32-bit compare less in
@@ -807,9 +811,7 @@ class Cpu(wiring.Component):
                      a_size.eq(Mux(h_pending, h_size, xm.size))]
         mmask = size_mask(m, a_size, "m_bmask")
         m_rdata = Signal(64)
-        m.d.comb += m_rdata.eq(Mux(a_region == Region.MAP,
-                                   maps.rdata & Cat(*(mmask[i].replicate(8) for i in range(8))),
-                                   lsu.m_rdata))
+        m.d.comb += [lsu.map_rdata.eq(maps.rdata), m_rdata.eq(lsu.m_rdata)]
 
         # Map accesses learn in the memory stage whether they are allowed (the VM's order: out
         # of bounds first, then read-only).

@@ -13,7 +13,11 @@ from amaranth.lib.wiring import In, Out
 from bpfcore.isa import ANY, FORMS_BY_OPCODE, REG, SELECTORS, WREG, AluOp, AtomicOp, Kind, Source
 from .layouts import DecodeLayout
 
-__all__ = ["Decoder", "operand_roles"]
+__all__ = ["Decoder", "operand_roles", "IMM_REG"]
+
+#: The register index that operand B names when it is the immediate (no register): the CPU's
+#: register read returns the sign-extended ``imm`` there, so execute needs no operand-B mux.
+IMM_REG = 15
 
 _FIELD_SLICES = {"dst": (8, 12), "src": (12, 16), "off": (16, 32), "imm": (32, 64)}
 _FIELD_BITS = {"dst": 4, "src": 4, "off": 16, "imm": 32}
@@ -139,7 +143,7 @@ class Decoder(wiring.Component):
         ra, rb, rd, use_r0 = operand_roles(form)
         m.d.comb += [
             ctrl.ra.eq(reg(ra)), ctrl.use_a.eq(ra is not None),
-            ctrl.rb.eq(reg(rb)), ctrl.use_b.eq(rb is not None),
+            ctrl.rb.eq(IMM_REG if rb is None else reg(rb)), ctrl.use_b.eq(rb is not None),
             ctrl.rd.eq(reg(rd)), ctrl.rd_we.eq(rd is not None),
             ctrl.use_r0.eq(use_r0),
             ctrl.a_src.eq(ra == "src"),

@@ -5,7 +5,7 @@ import random
 
 from amaranth.sim import Simulator
 
-from bpfcore.hdl.decoder import Decoder, operand_roles
+from bpfcore.hdl.decoder import IMM_REG, Decoder, operand_roles
 from bpfcore.isa import ANY, FORMS, REG, WREG, Kind, decode_slot, encode_slot, find_form
 
 
@@ -68,6 +68,8 @@ def test_decoder_matches_isa_table(seed):
                 use = ctx.get(flag)
                 if use != (role is not None):
                     failures.append(f"{form.mnemonic}: {name} use {use}")
+                elif name == "rb" and role is None and ctx.get(dut.ctrl.rb) != IMM_REG:
+                    failures.append(f"{form.mnemonic}: rb {ctx.get(dut.ctrl.rb)} != IMM_REG")
                 elif role is not None:
                     want = role if isinstance(role, int) else getattr(insn, role)
                     got = ctx.get(getattr(dut.ctrl, name))

@@ -20,7 +20,7 @@ aligned in memory (``m_*``), and stores write at the end of the memory stage; th
 transparent to the writes, so a load right behind a store sees the stored bytes.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -171,6 +171,8 @@ class Lsu(wiring.Component):
     m_size : In(Size)
     m_rdata : Out(64)
         The bytes read, LSB-aligned, zero-extended from the access size.
+    map_rdata : In(64)
+        A map value access's bytes (``Region.MAP``), from the map memory, LSB-aligned.
     m_we : In(1)
         Write ``m_wdata`` (LSB-aligned) at ``m_addr`` (stack or packet region) this cycle.
     m_wdata : In(64)
@@ -193,6 +195,7 @@ class Lsu(wiring.Component):
     m_region: In(3)
     m_size: In(Size)
     m_rdata: Out(64)
+    map_rdata: In(64)
     m_we: In(1)
     m_wdata: In(64)
     ctx: In(data.ArrayLayout(32, 6))
@@ -240,36 +243,43 @@ class Lsu(wiring.Component):
         m.d.sync += host_odd.eq(self.pkt_addr[0])
         m.d.comb += self.pkt_rdata.eq(Mux(host_odd, p_od_r.data, p_ev_r.data))
 
-        # Read data, aligned in the memory stage: the word pair {w, w+1}, shifted by the offset.
-        offset = self.m_addr[:3]
-        odd_word = self.m_addr[3]
-        ctx_words = Array([Cat(self.ctx[0], self.ctx[1]), Cat(self.ctx[2], self.ctx[3]),
-                           Cat(self.ctx[4], self.ctx[5]), Const(0, 64)])
-        ctx_word = self.m_addr[3:5]
-        lo = Signal(64)
-        hi = Signal(64)
+        # Read data, aligned in the memory stage. The region's even and odd words of the row
+        # pair make a 16-byte ring (even word first); the access starts at byte
+        # ``m_addr[:4]`` of it (the odd word when ``m_addr[3]``), so one rotation by 0-15
+        # bytes, trimmed at each step to the bytes that can still reach the 8 kept, aligns
+        # every region. A map value comes aligned already: it enters as the even word with
+        # no rotation.
+        ctx = self.ctx
+        assert len(ctx) == 6 and abi.CTX_SIZE == 24
+        # The context's words: 0 and 2 in the even bank (rows 0, 1), 1 (and 3, zero) in the odd.
+        ctx_even = Mux(self.m_addr[3] | self.m_addr[4], Cat(ctx[4], ctx[5]), Cat(ctx[0], ctx[1]))
+        ctx_odd = Mux(self.m_addr[4], 0, Cat(ctx[2], ctx[3]))
+        even = Signal(64)
+        odd = Signal(64)
         with m.Switch(self.m_region):
             with m.Case(Region.STACK):
-                m.d.comb += [lo.eq(Mux(odd_word, s_od_r.data, s_ev_r.data)),
-                             hi.eq(Mux(odd_word, s_ev_r.data, s_od_r.data))]
+                m.d.comb += [even.eq(s_ev_r.data), odd.eq(s_od_r.data)]
             with m.Case(Region.PACKET):
-                m.d.comb += [lo.eq(Mux(odd_word, p_od_r.data, p_ev_r.data)),
-                             hi.eq(Mux(odd_word, p_ev_r.data, p_od_r.data))]
+                m.d.comb += [even.eq(p_ev_r.data), odd.eq(p_od_r.data)]
             with m.Case(Region.CTX):
-                m.d.comb += [lo.eq(ctx_words[ctx_word]), hi.eq(ctx_words[ctx_word + 1])]
-        # Right shift of the 16-byte window by 0-7 bytes: three explicit stages, trimmed to the
-        # 64 bits that survive.
-        window = Cat(lo, hi)
-        for i, keep in ((0, 112), (1, 96), (2, 64)):
+                m.d.comb += [even.eq(ctx_even), odd.eq(ctx_odd)]
+            with m.Case(Region.MAP):
+                m.d.comb += even.eq(self.map_rdata)
+        start = Mux(self.m_region == Region.MAP, 0, self.m_addr[:4])
+        window = Cat(even, odd)
+        for i, keep in ((3, 120), (2, 88), (1, 72), (0, 64)):
             k = 8 << i
             stage = Signal(keep, name=f"align{i}")
-            m.d.comb += stage.eq(Mux(offset[i], window[k:k + keep], window[:keep]))
+            rotated = Cat(window[k:], window[:k])
+            m.d.comb += stage.eq(Mux(start[i], rotated[:keep], window[:keep]))
             window = stage
         bmask = size_mask(m, self.m_size)
         mask64 = Cat(*(bmask[i].replicate(8) for i in range(8)))
         m.d.comb += self.m_rdata.eq(window & mask64)
 
         # Writes, at the end of the memory stage.
+        offset = self.m_addr[:3]
+        odd_word = self.m_addr[3]
         # Both banks get the data rotated left by the offset (byte j of the word pair is data
         # byte j - offset mod 8); the byte masks pick which bytes each bank writes.
         wmask = Signal(16)
