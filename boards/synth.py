@@ -29,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 from bpfcore.errors import BpfcoreError
 from bpfcore.hdl.helpers import BUILDABLE_HELPERS
 
-__all__ = ["Part", "DEFAULT_PART", "TARGETS", "Counter", "BoardXdpCore", "parse_report",
+__all__ = ["Part", "DEFAULT_PART", "TARGETS", "Counter", "BoardCpu", "BoardXdpCore", "parse_report",
            "synthesize", "add_commands"]
 
 
@@ -83,15 +83,14 @@ class Counter(wiring.Component):
         return m
 
 
-class BoardXdpCore(wiring.Component):
-    """:class:`~bpfcore.hdl.xdpcore.XdpCore` as a board build holds it: every port but the
-    retire-record trace, which only the lockstep benches read (a board has no consumer for it,
-    so synthesis drops the logic that forms the records)."""
+class _WithoutTrace(wiring.Component):
+    """A core as a board build holds it: every port but the retire-record trace, which only the
+    lockstep benches read (a board has no consumer for it, so synthesis drops the logic and
+    the pipeline fields that only form the records)."""
 
-    def __init__(self, **kwargs):
-        from bpfcore.hdl.xdpcore import XdpCore
-        self._core = XdpCore(**kwargs)
-        members = {name: member for name, member in self._core.signature.members.items()
+    def __init__(self, core):
+        self._core = core
+        members = {name: member for name, member in core.signature.members.items()
                    if name != "trace"}
         super().__init__(wiring.Signature(members))
 
@@ -103,9 +102,28 @@ class BoardXdpCore(wiring.Component):
         return m
 
 
+class BoardCpu(_WithoutTrace):
+    """:class:`~bpfcore.hdl.cpu.Cpu` without its trace port (see :class:`_WithoutTrace`)."""
+
+    def __init__(self, **kwargs):
+        from bpfcore.hdl.cpu import Cpu
+        super().__init__(Cpu(**kwargs))
+
+
+class BoardXdpCore(_WithoutTrace):
+    """:class:`~bpfcore.hdl.xdpcore.XdpCore` without its trace port (see
+    :class:`_WithoutTrace`)."""
+
+    def __init__(self, **kwargs):
+        from bpfcore.hdl.xdpcore import XdpCore
+        super().__init__(XdpCore(**kwargs))
+
+
 #: Target name -> (factory "module:Class", constructor arguments).
 TARGETS = {
     "cpu": ("bpfcore.hdl.cpu:Cpu", {}),
+    # The CPU without the trace port, as a board holds it (see BoardCpu).
+    "cpu_board": ("bpfcore.boards.synth:BoardCpu", {}),
     "bench_top": ("bpfcore.hdl.bench_top:BenchTop", {}),
     "counter": ("bpfcore.boards.synth:Counter", {}),
     "maps": ("bpfcore.hdl.maps.engine:MapMemory", {}),

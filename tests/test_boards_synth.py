@@ -83,11 +83,16 @@ def test_cpu_fits_the_colorlight_part():
     assert summary["fmax_mhz"] is not None and summary["fmax_mhz"] > 0
 
 
-def test_board_xdp_core_has_every_port_but_the_trace():
+@pytest.mark.parametrize("board_class, core_path, port", [
+    ("BoardXdpCore", "bpfcore.hdl.xdpcore:XdpCore", "\\printk__valid"),
+    ("BoardCpu", "bpfcore.hdl.cpu:Cpu", "\\helper_req__valid"),
+])
+def test_board_cores_have_every_port_but_the_trace(board_class, core_path, port):
+    import importlib
     from amaranth.back import rtlil
-    from bpfcore.hdl.xdpcore import XdpCore
-    board = synth.BoardXdpCore(program_slots=64)
-    core = XdpCore(program_slots=64)
+    module, name = core_path.split(":")
+    board = getattr(synth, board_class)(program_slots=64)
+    core = getattr(importlib.import_module(module), name)(program_slots=64)
     core._MustUse__silence = True            # only its signature is looked at
     core_members = set(core.signature.members)
     assert set(board.signature.members) == core_members - {"trace"}
@@ -97,5 +102,6 @@ def test_board_xdp_core_has_every_port_but_the_trace():
     top = top[:top.index("\nend\n")]
     ports = [line.split()[-1] for line in top.splitlines()
              if line.startswith("  wire") and (" input " in line or " output " in line)]
-    assert "\\prog_we" in ports and "\\printk__valid" in ports
+    assert "\\prog_we" in ports and port in ports
+    assert not any("trace" in p for p in ports)
     assert not [port for port in ports if port.startswith("\\trace")]
