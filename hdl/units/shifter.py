@@ -45,10 +45,11 @@ class Shifter(wiring.Component):
             sign.eq(Mux(w64, self.x_a[63], self.x_a[31]) & arith),
         ]
         # One right shifter serves all three: a left shift is a right shift of the bit-reversed
-        # operand; a 32-bit right shift shifts the operand placed in the top half.
+        # operand; a 32-bit right shift shifts the low word with the fill bit above it (the
+        # result's low word is then right as it stands).
         value = Signal(64)
         m.d.comb += value.eq(Mux(left, self.x_a[::-1],
-                                 Mux(w64, self.x_a, Cat(Const(0, 32), self.x_a[:32]))))
+                                 Cat(self.x_a[:32], Mux(w64, self.x_a[32:], sign.replicate(32)))))
         # Six explicit 2:1 stages (a 64-bit log shifter), the fill bit entering from the top.
         right = value
         for i in range(6):
@@ -57,6 +58,6 @@ class Shifter(wiring.Component):
             m.d.comb += stage.eq(Mux(amount[i], Cat(right[k:], sign.replicate(k)), right))
             right = stage
         raw = Signal(64)
-        m.d.comb += raw.eq(Mux(left, right[::-1], Mux(w64, right, right[32:])))
+        m.d.comb += raw.eq(Mux(left, right[::-1], right))
         m.d.comb += self.x_result.eq(Mux(w64, raw, raw[:32]))
         return m
