@@ -625,8 +625,9 @@ class Cpu(wiring.Component):
                                     & (region.x_region == Region.MAP)),
                          maps.addr.eq(_map_offset(region.x_addr)), maps.size.eq(x_log2)]
 
-        bmask = size_mask(m, x.size, "x_bmask")
-        store_value = op_b & Cat(*(bmask[i].replicate(8) for i in range(8)))
+        # A store's value goes to memory as it is (the byte enables pick its bytes); the
+        # retire record shows it cut to the access size.
+        store_value = op_b
         result = Signal(64)
         with m.Switch(x.kind):
             with m.Case(Kind.ALU):
@@ -901,7 +902,8 @@ class Cpu(wiring.Component):
             ]
         with m.Elif(xm.store):
             m.d.comb += [r.mem_addr.eq(xm.addr), r.mem_wmask.eq(mmask),
-                         r.mem_wdata.eq(xm.result)]
+                         r.mem_wdata.eq(xm.result & Cat(*(mmask[i].replicate(8)
+                                                          for i in range(8))))]
         with m.Elif(xm.atomic):
             m.d.comb += [
                 r.rd_valid.eq(xm.rd_valid), r.rd_value.eq(Mux(xm.rd_valid, old, 0)),
