@@ -31,34 +31,36 @@ class BranchCompare(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         w64 = self.x_w64
-        # Bring both widths to one 65-bit signed/unsigned compare: the 32-bit form zero- or
-        # sign-extends its low halves.
-        a = Signal(64)
-        b = Signal(64)
+        a, b = self.x_a, self.x_b
         signed_op = Signal()
         m.d.comb += signed_op.eq(self.x_op.as_value().matches(JmpOp.JSGT, JmpOp.JSGE, JmpOp.JSLT,
                                                    JmpOp.JSLE))
-        ext_a = signed_op & self.x_a[31]
-        ext_b = signed_op & self.x_b[31]
-        m.d.comb += [
-            a.eq(Mux(w64, self.x_a, self.x_a[:32] | (ext_a.replicate(32) << 32))),
-            b.eq(Mux(w64, self.x_b, self.x_b[:32] | (ext_b.replicate(32) << 32))),
-        ]
-        # One subtraction gives equality and both orderings.
-        top_a = signed_op & a[63]
-        top_b = signed_op & b[63]
-        diff = Signal(66)
-        m.d.comb += diff.eq((a | (top_a.replicate(2) << 64)) - (b | (top_b.replicate(2) << 64)))
-        lt = diff[65]
+        # Two 32-bit subtractions side by side (two short carry chains, no width mux in front):
+        # the low half's borrow is the 32-bit unsigned "less than"; the 64-bit one is the high
+        # half's, or the low half's when the high halves are equal. Where the signs differ, the
+        # signed order is the sign.
+        lo = Signal(33)
+        hi = Signal(33)
+        m.d.comb += [lo.eq(a[:32] - b[:32]), hi.eq(a[32:] - b[32:])]
+        eq_lo = Signal()
+        eq_hi = Signal()
+        m.d.comb += [eq_lo.eq(a[:32] == b[:32]), eq_hi.eq(a[32:] == b[32:])]
+        sign_a = Mux(w64, a[63], a[31])
+        sign_b = Mux(w64, b[63], b[31])
+        ltu = Mux(w64, hi[32] | (eq_hi & lo[32]), lo[32])
+        lt = Signal()
+        m.d.comb += lt.eq(Mux(signed_op & (sign_a ^ sign_b), sign_a, ltu))
         eq = Signal()
-        m.d.comb += eq.eq(a == b)
+        m.d.comb += eq.eq(eq_lo & (~w64 | eq_hi))
+        both = a & b
+        any_set = both[:32].any() | (w64 & both[32:].any())
         with m.Switch(self.x_op):
             with m.Case(JmpOp.JEQ):
                 m.d.comb += self.x_taken.eq(eq)
             with m.Case(JmpOp.JNE):
                 m.d.comb += self.x_taken.eq(~eq)
             with m.Case(JmpOp.JSET):
-                m.d.comb += self.x_taken.eq((a & b).any())
+                m.d.comb += self.x_taken.eq(any_set)
             with m.Case(JmpOp.JGT, JmpOp.JSGT):
                 m.d.comb += self.x_taken.eq(~lt & ~eq)
             with m.Case(JmpOp.JGE, JmpOp.JSGE):
