@@ -37,7 +37,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bpfcore.abi import MapType
-from .bits import gt_const, thermometer
+from .bits import gt_const, thermometer, registered_read_port
 from .hash import Crc32Step
 from .layouts import (Op, Status, Field, FIELD_WIDTHS, request_layout, response_layout,
                       OFFSET_BITS, RECIP_SHIFT)
@@ -49,6 +49,9 @@ EINVAL, ENOENT, E2BIG, EEXIST, ENOSPC = 22, 2, 7, 17, 28
 #: Response errno codes (a 3-bit register expanded at the response).
 _ERRNOS = [0, EINVAL, ENOENT, E2BIG, EEXIST, ENOSPC]
 E_NONE, E_INVAL, E_NOENT, E_2BIG, E_EXIST, E_NOSPC = range(6)
+
+#: Block RAMs that no used read meets a write in (see bits.registered_read_port).
+NO_RW_CHECK = {"no_rw_check": 1}
 
 #: The map types a default build supports.
 ALL_MAP_TYPES = frozenset(MapType)
@@ -310,23 +313,25 @@ class MapMemory(wiring.Component):
 
         # --- slot space, key index, used bits ------------------------------------------------
         # No state reads and writes one memory in the same cycle: each memory's ports share one
-        # address and one adder (k_idx, s_idx: map-relative slots; b_idx: bucket).
+        # address and one adder (k_idx, s_idx: map-relative slots; b_idx: bucket), and no state
+        # uses what the cycle after a write reads, so the block RAMs need no read-during-write
+        # logic (registered_read_port, NO_RW_CHECK).
         k_idx = Signal(self.slot_bits)
         s_idx = Signal(self.slot_bits)
         b_idx = Signal(self.bucket_bits)
         if keyed:
-            kmem = Memory(shape=unsigned(kb), depth=self.slots, init=[])
+            kmem = Memory(shape=unsigned(kb), depth=self.slots, init=[], attrs=NO_RW_CHECK)
             m.submodules.kmem = kmem
-            k_r, k_w = kmem.read_port(transparent_for=()), kmem.write_port()
+            k_r, k_w = registered_read_port(m, kmem, "kmem"), kmem.write_port()
             k_addr = Signal(self.slot_bits)
             m.d.comb += [k_r.en.eq(0), k_addr.eq(kbase + k_idx), k_r.addr.eq(k_addr),
                          k_w.addr.eq(k_addr)]
         stamp_layout = data.StructLayout({"stamp": 32, "home": self.bucket_bits})
         if has_lru:
-            smem = Memory(shape=stamp_layout, depth=self.slots, init=[])
+            smem = Memory(shape=stamp_layout, depth=self.slots, init=[], attrs=NO_RW_CHECK)
             cmem = Memory(shape=unsigned(32), depth=self.n_maps, init=[])
             m.submodules.smem, m.submodules.clocks = smem, cmem
-            s_r, s_w = smem.read_port(transparent_for=()), smem.write_port()
+            s_r, s_w = registered_read_port(m, smem, "smem"), smem.write_port()
             s_addr = Signal(self.slot_bits)
             m.d.comb += [s_addr.eq(kbase + s_idx), s_r.addr.eq(s_addr), s_w.addr.eq(s_addr)]
             c_r, c_w = cmem.read_port(domain="comb"), cmem.write_port()
@@ -335,9 +340,9 @@ class MapMemory(wiring.Component):
         bucket = data.StructLayout({"valid": 1, "slot": self.slot_bits,
                                     "home": self.bucket_bits})
         if has_hash:
-            bmem = Memory(shape=bucket, depth=self.buckets, init=[])
+            bmem = Memory(shape=bucket, depth=self.buckets, init=[], attrs=NO_RW_CHECK)
             m.submodules.bmem = bmem
-            b_r, b_w = bmem.read_port(transparent_for=()), bmem.write_port()
+            b_r, b_w = registered_read_port(m, bmem, "bmem"), bmem.write_port()
             b_addr = Signal(self.bucket_bits)
             m.d.comb += [b_addr.eq(D[Field.BUCKET_BASE] + b_idx), b_r.addr.eq(b_addr),
                          b_w.addr.eq(b_addr)]
