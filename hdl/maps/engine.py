@@ -40,7 +40,7 @@ from bpfcore.abi import MapType
 from .bits import gt_const, thermometer, registered_read_port
 from .hash import Crc32Step
 from .layouts import (Op, Status, Field, FIELD_WIDTHS, request_layout, response_layout,
-                      OFFSET_BITS, RECIP_SHIFT)
+                      OFFSET_BITS, RECIP_SHIFT, VALUE_SIZE_BITS)
 from .values import ValueMemory
 
 __all__ = ["MapMemory", "CpuValueSignature", "ALL_MAP_TYPES"]
@@ -216,9 +216,22 @@ class MapMemory(wiring.Component):
         p_wmask = Mux(src_host, hq.flags[:8], rq.flags[:8])
 
         # --- descriptors: one small memory per field (LUT RAM), a copy per reader ---------------
+        # Fields are as narrow as a plan() that fits this build makes them: a map's values lie
+        # in the value memory, so max_entries and max_entries * value_size are <= value_bytes
+        # (and < the 1 MiB window).
         widths = FIELD_WIDTHS(self.slot_bits, self.bucket_bits, self.vaddr_bits)
+        limit_bits = min(OFFSET_BITS - 1, self.vaddr_bits) + 1
+        widths[Field.MAX_ENTRIES] = widths[Field.LIMIT] = limit_bits
+        widths[Field.VALUE_SIZE] = VALUE_SIZE_BITS
+        # The CPU port only needs offsets below value_bytes (anything above is past the limit):
+        # c_bits of them, whose slot (offset * recip) >> c_shift is exact with the host's
+        # reciprocal rounded up to c_shift + 1 bits (test_reciprocal_is_exact's argument:
+        # offset + 7 < 2 ** (c_bits + 1), value size < 2 ** VALUE_SIZE_BITS).
+        c_bits = limit_bits - 1
+        c_shift = c_bits + 1 + VALUE_SIZE_BITS
+        widths[Field.RECIP] = c_shift + 1
         readers = {
-            Field.TYPE: "eci", Field.READ_ONLY: "eci", Field.KEY_SIZE: "ei",
+            Field.TYPE: "ei", Field.READ_ONLY: "eci", Field.KEY_SIZE: "ei",
             Field.VALUE_SIZE: "ei", Field.MAX_ENTRIES: "e", Field.VALUE_BASE: "ec",
             Field.SLOT_BASE: "e", Field.BUCKET_BASE: "e", Field.BUCKET_MASK: "e",
             Field.PROBE_LIMIT: "e", Field.RECIP: "c", Field.LIMIT: "ec",
@@ -231,13 +244,20 @@ class MapMemory(wiring.Component):
         D, C, I = {}, {}, {}
         d_en = Signal()
         d_addr = Signal(self.map_bits)
-        for f, who in readers.items():
-            w = widths[f]
+        drop = RECIP_SHIFT - c_shift          # ceil(ceil(x) / 2**drop) == ceil(x / 2**drop)
+        recip_data = (p_data[drop:RECIP_SHIFT + 1] + (p_data[:drop] != 0)) if drop else p_data
+        write_data = {Field.RECIP: recip_data}
+
+        def desc_memory(name, w, data, field):
             mem = Memory(shape=unsigned(w), depth=self.n_maps, init=[])
-            m.submodules[f"desc_{f.name.lower()}"] = mem
+            m.submodules[name] = mem
             wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(mapi), wp.data.eq(p_data[:w]),
-                         wp.en.eq(cfg_we & (p_addr[:4] == f.value))]
+            m.d.comb += [wp.addr.eq(mapi), wp.data.eq(data[:w]),
+                         wp.en.eq(cfg_we & (p_addr[:4] == field.value))]
+            return mem
+
+        for f, who in readers.items():
+            mem = desc_memory(f"desc_{f.name.lower()}", widths[f], write_data.get(f, p_data), f)
             if "e" in who:
                 rp = mem.read_port(transparent_for=())
                 m.d.comb += [rp.addr.eq(d_addr), rp.en.eq(d_en)]
@@ -250,6 +270,11 @@ class MapMemory(wiring.Component):
                 rp = mem.read_port(domain="comb")
                 m.d.comb += rp.addr.eq(self.info_map)
                 I[f] = rp.data
+        # The CPU port asks only whether the map exists: one bit, written with TYPE.
+        exists = desc_memory("desc_exists", 1, p_data[:widths[Field.TYPE]] != 0, Field.TYPE)
+        rp = exists.read_port(domain="comb")
+        m.d.comb += rp.addr.eq(c_idx)
+        c_exists = rp.data
         m.d.comb += [self.info_type.eq(I[Field.TYPE]), self.info_key_size.eq(I[Field.KEY_SIZE]),
                      self.info_value_size.eq(I[Field.VALUE_SIZE]),
                      self.info_read_only.eq(I[Field.READ_ONLY])]
@@ -265,33 +290,34 @@ class MapMemory(wiring.Component):
         # Cycle 1 (en): the value memory address; the descriptor fields and the product
         # offset * recip are registered (the multiplier's output register: the CPU's fault
         # decision in cycle 2 must not wait for a DSP).
-        # Cycle 2: slot = (offset * recip) >> RECIP_SHIFT; the last byte is in the same value
+        # Cycle 2: slot = (offset * recip) >> c_shift; the last byte is in the same value
         # iff adding (size - 1) * recip to the product carries nothing into the slot bits.
-        c_lat_off = Signal(20)
+        # (Offsets of c_bits or more bits are past every limit: "exists" is cleared.)
+        c_lat_off = Signal(c_bits)
         c_lat_size = Signal(2)
         c_lat_exists = Signal()
         c_lat_ro = Signal()
-        c_recip = Signal(RECIP_SHIFT + 1)
-        c_limit = Signal(OFFSET_BITS)
-        prod = Signal(20 + RECIP_SHIFT + 1)
+        c_recip = Signal(c_shift + 1)
+        c_limit = Signal(limit_bits)
+        prod = Signal(c_bits + c_shift + 1)
         with m.If(cpu.en):
-            m.d.sync += prod.eq(c_off * C[Field.RECIP])
+            m.d.sync += prod.eq(c_off[:c_bits] * C[Field.RECIP])
             m.d.sync += [c_lat_off.eq(c_off), c_lat_size.eq(cpu.size),
-                         c_lat_exists.eq(~gt_const(c_map, self.n_maps - 1)
-                                         & (C[Field.TYPE] != 0)),
+                         c_lat_exists.eq(~gt_const(c_map, self.n_maps - 1) & c_exists
+                                         & (c_off[c_bits:] == 0)),
                          c_lat_ro.eq(C[Field.READ_ONLY]), c_recip.eq(C[Field.RECIP]),
                          c_limit.eq(C[Field.LIMIT])]
-        addend = Signal(RECIP_SHIFT + 4)
+        addend = Signal(c_shift + 4)
         m.d.comb += addend.eq(Mux(c_lat_size == 0, 0, Mux(c_lat_size == 1, c_recip,
                               Mux(c_lat_size == 2, (c_recip << 2) - c_recip,
                                   (c_recip << 3) - c_recip))))
-        carry = Signal(RECIP_SHIFT + 1)
-        m.d.comb += carry.eq(prod[:RECIP_SHIFT] + addend[:RECIP_SHIFT])
+        carry = Signal(c_shift + 1)
+        m.d.comb += carry.eq(prod[:c_shift] + addend[:c_shift])
         m.d.comb += [
-            cpu.ok.eq(c_lat_exists & (c_lat_off < c_limit) & (addend[RECIP_SHIFT:] == 0)
-                      & ~carry[RECIP_SHIFT]),
+            cpu.ok.eq(c_lat_exists & (c_lat_off < c_limit) & (addend[c_shift:] == 0)
+                      & ~carry[c_shift]),
             cpu.ro.eq(c_lat_ro),
-            cpu.slot.eq(prod[RECIP_SHIFT:]),
+            cpu.slot.eq(prod[c_shift:]),
             cpu.rdata.eq(vm.rdata),
             vm.a_en.eq(cpu.en),
             vm.a_addr.eq(C[Field.VALUE_BASE] + c_off),
