@@ -336,6 +336,9 @@ class MapMemory(wiring.Component):
             m.d.comb += key[byte].eq(Mux(src_host, hq.key[byte], rq.key[byte])
                                      & key_mask[j].replicate(8))
         index = key[:32]
+        # The same, registered in DECODE: the states after it (key compare, LPM scan, key
+        # store, CRC from byte 1 on) start from a flip-flop, not from the request multiplexer.
+        key_r = Signal(kb)
 
         # --- slot space, key index, used bits ------------------------------------------------
         # No state reads and writes one memory in the same cycle: each memory's ports share one
@@ -402,7 +405,8 @@ class MapMemory(wiring.Component):
         crc_j = Signal(6)
         if has_hash:
             m.submodules.crc = crc = Crc32Step()
-            m.d.comb += [crc.register.eq(crc_reg), crc.byte.eq(key.word_select(crc_j, 8))]
+            m.d.comb += [crc.register.eq(crc_reg), crc.byte.eq(Mux(crc_j == 0, key[:8],
+                                                          key_r.word_select(crc_j, 8)))]
             with m.If(crc_j != ksize):
                 m.d.sync += [crc_reg.eq(crc.next), crc_j.eq(crc_j + 1)]
 
@@ -413,8 +417,9 @@ class MapMemory(wiring.Component):
         o_data = Signal(64)
         o_keylo = Signal(32)
         key_from_mem = Signal()
-        slot = Signal(OFFSET_BITS)
-        sprod = Signal(OFFSET_BITS)           # slot * value_size, one cycle behind slot
+        # Slots and byte offsets of a map's values stay below value_bytes (limit_bits).
+        slot = Signal(limit_bits)
+        sprod = Signal(limit_bits)            # slot * value_size, one cycle behind slot
         m.d.sync += sprod.eq(slot * vsize)
         accepted = Signal()
 
@@ -431,7 +436,7 @@ class MapMemory(wiring.Component):
         hole = Signal(self.bucket_bits)
         phase = Signal(range(3))              # 0 request, 1 victim, 2 insert
         PH_REQ, PH_VICTIM, PH_INSERT = 0, 1, 2
-        i = Signal(OFFSET_BITS + 1)
+        i = Signal(max(limit_bits, self.bucket_bits, self.slot_bits) + 1)
         pend = Signal()
         minv = Signal(32)
         have_min = Signal()
@@ -442,10 +447,10 @@ class MapMemory(wiring.Component):
         have_best = Signal()
         best_slot = Signal(self.slot_bits)
         have_free = Signal()
-        free_slot = Signal(OFFSET_BITS)
+        free_slot = Signal(self.slot_bits)
         # value writer
         v_addr = Signal(self.vaddr_bits)
-        v_left = Signal(OFFSET_BITS + 1)
+        v_left = Signal(limit_bits)
         words = self.max_value_size // 8
         words_p2 = 1 << (words - 1).bit_length()
         v_word = Signal(range(words_p2))
@@ -480,7 +485,7 @@ class MapMemory(wiring.Component):
             for j in range(self.max_key_size - 4):
                 for bit in range(8):
                     m.d.comb += pmask[8 * j + bit].eq(therm[8 * j + 7 - bit])
-            m.d.comb += e_match.eq(((lpm_row[32:] ^ key[32:]) & pmask) == 0)
+            m.d.comb += e_match.eq(((lpm_row[32:] ^ key_r[32:]) & pmask) == 0)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -489,17 +494,24 @@ class MapMemory(wiring.Component):
                 pick = rq.shape()(pick)
                 m.d.comb += [d_en.eq(1), d_addr.eq(pick.map)]
                 m.d.sync += [crc_reg.eq(0xFFFF_FFFF), crc_j.eq(0), accepted.eq(0)]
+                # The wide flag tests are reduced per stream, then picked: cheaper than
+                # picking 64 + 32 bits first.
+                def picked(test):
+                    return Mux(pick_host, test(hq), test(rq))
                 with m.If(self.req.valid | self.host_req.valid):
                     flags = pick.flags
                     m.d.sync += [src_host.eq(pick_host), op.eq(pick.op), mapi.eq(pick.map),
                                  f_noexist.eq(flags[0]), f_exist.eq(flags[1]),
                                  f_lock.eq(flags[2]),
-                                 f_bad.eq((flags[2:] != 0) | (flags[:2] == 3)),
-                                 f_array_bad.eq((flags[3:] != 0) | (flags[:2] == 3)),
-                                 f_dev_high.eq(pick.value[32:64] != 0)]
+                                 f_bad.eq(picked(lambda p: p.flags[3:] != 0)
+                                          | flags[2] | (flags[:2] == 3)),
+                                 f_array_bad.eq(picked(lambda p: p.flags[3:] != 0)
+                                                | (flags[:2] == 3)),
+                                 f_dev_high.eq(picked(lambda p: p.value[32:64] != 0))]
                     m.next = "DECODE"
 
             with m.State("DECODE"):
+                m.d.sync += key_r.eq(key)
                 m.d.sync += [o_status.eq(Status.OK), o_found.eq(0), o_err.eq(E_NONE),
                              key_from_mem.eq(0), slot.eq(0), phase.eq(PH_REQ), i.eq(0),
                              pend.eq(0), have_min.eq(0), have_best.eq(0), have_free.eq(0),
@@ -531,7 +543,10 @@ class MapMemory(wiring.Component):
                     m.next = "VWRITE"
                 with m.Elif(op == Op.NEXT):
                     m.d.sync += i.eq(p_addr)
-                    m.next = "NEXT"
+                    with m.If(p_addr[len(i):] != 0):  # past every map's max_entries
+                        m.next = "RESPOND"
+                    with m.Else():
+                        m.next = "NEXT"
                 with m.Elif(prog_side & (mtype == MapType.PROG_ARRAY) & (op == Op.LOOKUP)):
                     m.d.sync += o_status.eq(Status.FAULT)
                     m.next = "RESPOND"
@@ -642,7 +657,7 @@ class MapMemory(wiring.Component):
                     with m.Else():
                         advance()
                 with m.State("FIND_KEY"):
-                    with m.If(k_r.data == key):
+                    with m.If(k_r.data == key_r):
                         m.d.sync += [hit.eq(1), found_b.eq(b), found_slot.eq(cand)]
                         m.next = "FOUND"
                     with m.Else():
@@ -719,7 +734,7 @@ class MapMemory(wiring.Component):
                     m.d.comb += [
                         b_idx.eq(empty_b), b_w.en.eq(1),
                         b_w.data.valid.eq(1), b_w.data.slot.eq(slot), b_w.data.home.eq(home),
-                        k_idx.eq(slot), k_w.en.eq(1), k_w.data.eq(key),
+                        k_idx.eq(slot), k_w.en.eq(1), k_w.data.eq(key_r),
                     ]
                     m.d.comb += set_used(slot, 1)
                     m.d.sync += [after_value.eq(AV_TOUCH), v_zero.eq(0)]
@@ -769,7 +784,7 @@ class MapMemory(wiring.Component):
                 # --- lpm_trie: one entry per cycle -------------------------------------------------
                 # Three-stage scan: read row i, register row i - 1 (with its used bit), compare
                 # row i - 2.
-                plen8 = lpm_plen[:8]
+                plen8 = key_r[:8]                 # the registered key: off the scan path
                 exact = (op == Op.UPDATE) | (op == Op.DELETE) | (op == Op.PEEK)
 
                 def lpm_capture():
@@ -835,7 +850,7 @@ class MapMemory(wiring.Component):
                                 m.d.sync += slot.eq(free_slot)
                                 m.next = "LPM_STORE"
                 with m.State("LPM_STORE"):
-                    m.d.comb += [k_idx.eq(slot), k_w.en.eq(1), k_w.data.eq(key)]
+                    m.d.comb += [k_idx.eq(slot), k_w.en.eq(1), k_w.data.eq(key_r)]
                     m.d.comb += set_used(slot, 1)
                     m.next = "VALUE_SETUP"
 
