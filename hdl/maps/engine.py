@@ -308,9 +308,10 @@ class MapMemory(wiring.Component):
                          c_lat_ro.eq(C[Field.READ_ONLY]), c_recip.eq(C[Field.RECIP]),
                          c_limit.eq(C[Field.LIMIT])]
         addend = Signal(c_shift + 4)
-        m.d.comb += addend.eq(Mux(c_lat_size == 0, 0, Mux(c_lat_size == 1, c_recip,
-                              Mux(c_lat_size == 2, (c_recip << 2) - c_recip,
-                                  (c_recip << 3) - c_recip))))
+        # (size - 1) * recip for 1, 2, 4, 8 bytes: 0, recip, 3 recip, 7 recip (one subtractor).
+        m.d.comb += addend.eq(Mux(c_lat_size[1],
+                                  Mux(c_lat_size[0], c_recip << 3, c_recip << 2) - c_recip,
+                                  Mux(c_lat_size[0], c_recip, 0)))
         carry = Signal(c_shift + 1)
         m.d.comb += carry.eq(prod[:c_shift] + addend[:c_shift])
         m.d.comb += [
@@ -336,6 +337,8 @@ class MapMemory(wiring.Component):
             m.d.comb += key[byte].eq(Mux(src_host, hq.key[byte], rq.key[byte])
                                      & key_mask[j].replicate(8))
         index = key[:32]
+        in_range = Signal()                   # index < max_entries (<= value_bytes)
+        m.d.comb += in_range.eq((index[limit_bits:] == 0) & (index[:limit_bits] < maxe))
         # The same, registered in DECODE: the states after it (key compare, LPM scan, key
         # store, CRC from byte 1 on) start from a flip-flop, not from the request multiplexer.
         key_r = Signal(kb)
@@ -556,12 +559,12 @@ class MapMemory(wiring.Component):
                     m.next = "RESPOND"
                 if has_array:
                     with m.Elif(mtype == MapType.ARRAY):
-                        self._array_decode(m, op, index, maxe, slot, o_found, fail,
+                        self._array_decode(m, op, index, in_range, slot, o_found, fail,
                                            f_array_bad, f_noexist, f_lock)
                 if has_fd:
                     with m.Elif(built(MapType.PROG_ARRAY, MapType.DEVMAP)):
                         m.d.comb += u_at.eq(index)
-                        present = (index < maxe) & u_bit
+                        present = in_range & u_bit
                         with m.Switch(op):
                             with m.Case(Op.LOOKUP, Op.PEEK):
                                 m.d.sync += [o_found.eq(present), slot.eq(index)]
@@ -571,7 +574,7 @@ class MapMemory(wiring.Component):
                                 with m.If(devmap & f_bad):
                                     m.d.sync += fail(E_INVAL)
                                     m.next = "RESPOND"
-                                with m.Elif(index >= maxe):
+                                with m.Elif(~in_range):
                                     m.d.sync += fail(E_2BIG)
                                     m.next = "RESPOND"
                                 with m.Elif(devmap & f_noexist):
@@ -585,7 +588,7 @@ class MapMemory(wiring.Component):
                                     m.d.comb += set_used(None, 1)
                                     m.next = "VALUE_SETUP"
                             with m.Default():
-                                with m.If(index >= maxe):
+                                with m.If(~in_range):
                                     m.d.sync += fail(E_2BIG)
                                     m.next = "RESPOND"
                                 with m.Elif(~present):
@@ -597,7 +600,8 @@ class MapMemory(wiring.Component):
                                     m.next = "VALUE_SETUP"
                 if has_lpm:
                     with m.Elif(mtype == MapType.LPM_TRIE):
-                        plen_bad = lpm_plen > lpm_max
+                        pb = (8 * (self.max_key_size - 4)).bit_length()   # lpm_max's width
+                        plen_bad = (lpm_plen[pb:] != 0) | (lpm_plen[:pb] > lpm_max)
                         with m.If((op == Op.UPDATE) & f_bad):
                             m.d.sync += fail(E_INVAL)
                             m.next = "RESPOND"
@@ -867,7 +871,7 @@ class MapMemory(wiring.Component):
                         with m.Else():
                             m.d.sync += fail(E_2BIG)
                             m.next = "RESPOND"
-                    with m.Elif(((i + 1) << 6) >= maxe):
+                    with m.Elif(Cat(Const(0, 6), i[:word_bits] + 1) >= maxe[:self.slot_bits + 1]):
                         if has_lru:
                             with m.If(is_lru):
                                 m.d.sync += [i.eq(0), pend.eq(0), have_min.eq(0)]
@@ -1003,17 +1007,17 @@ class MapMemory(wiring.Component):
                     m.next = "IDLE"
         return m
 
-    def _array_decode(self, m, op, index, maxe, slot, o_found, fail, f_array_bad, f_noexist,
+    def _array_decode(self, m, op, index, in_range, slot, o_found, fail, f_array_bad, f_noexist,
                       f_lock):
         with m.Switch(op):
             with m.Case(Op.LOOKUP, Op.PEEK):
-                m.d.sync += [o_found.eq(index < maxe), slot.eq(index)]
+                m.d.sync += [o_found.eq(in_range), slot.eq(index)]
                 m.next = "RESULT"
             with m.Case(Op.UPDATE):
                 with m.If(f_array_bad):
                     m.d.sync += fail(E_INVAL)
                     m.next = "RESPOND"
-                with m.Elif(index >= maxe):
+                with m.Elif(~in_range):
                     m.d.sync += fail(E_2BIG)
                     m.next = "RESPOND"
                 with m.Elif(f_noexist):
