@@ -61,6 +61,13 @@ def _neg(errno):
     return (-errno) & 0xFFFF_FFFF
 
 
+def add_aligned(base, x, low):
+    """``base + x`` (``len(base)`` bits) for a ``base`` whose ``low`` low bits are zero: an
+    adder over the high bits only."""
+    width = len(base)
+    return Cat(x[:low], (base[low:] + x[low:width])[:width - low])
+
+
 def _lowest_set(m, bits):
     """(any, index of the lowest set bit) of a power-of-two-wide value, as a mux tree."""
     if len(bits) == 1:
@@ -247,6 +254,11 @@ class MapMemory(wiring.Component):
         drop = RECIP_SHIFT - c_shift          # ceil(ceil(x) / 2**drop) == ceil(x / 2**drop)
         recip_data = (p_data[drop:RECIP_SHIFT + 1] + (p_data[:drop] != 0)) if drop else p_data
         write_data = {Field.RECIP: recip_data}
+        # Low bits plan() always gives these fields (Field docs) are constants, not stored:
+        # the 64-aligned slot base and the 8-aligned value and bucket bases leave the base
+        # adders fewer bits.
+        fixed_low = {Field.VALUE_BASE: (3, 0), Field.SLOT_BASE: (6, 0),
+                     Field.BUCKET_BASE: (3, 0), Field.BUCKET_MASK: (3, 0b111)}
 
         def desc_memory(name, w, data, field):
             mem = Memory(shape=unsigned(w), depth=self.n_maps, init=[])
@@ -257,19 +269,24 @@ class MapMemory(wiring.Component):
             return mem
 
         for f, who in readers.items():
-            mem = desc_memory(f"desc_{f.name.lower()}", widths[f], write_data.get(f, p_data), f)
+            low, fill = fixed_low.get(f, (0, 0))
+            mem = desc_memory(f"desc_{f.name.lower()}", widths[f] - low,
+                              write_data.get(f, p_data)[low:], f)
+            ports = []
             if "e" in who:
                 rp = mem.read_port(transparent_for=())
                 m.d.comb += [rp.addr.eq(d_addr), rp.en.eq(d_en)]
-                D[f] = rp.data
+                ports.append((D, rp))
             if "c" in who:
                 rp = mem.read_port(domain="comb")
                 m.d.comb += rp.addr.eq(c_idx)
-                C[f] = rp.data
+                ports.append((C, rp))
             if "i" in who:
                 rp = mem.read_port(domain="comb")
                 m.d.comb += rp.addr.eq(self.info_map)
-                I[f] = rp.data
+                ports.append((I, rp))
+            for reader, rp in ports:
+                reader[f] = Cat(Const(fill, low), rp.data)
         # The CPU port asks only whether the map exists: one bit, written with TYPE.
         exists = desc_memory("desc_exists", 1, p_data[:widths[Field.TYPE]] != 0, Field.TYPE)
         rp = exists.read_port(domain="comb")
@@ -301,7 +318,10 @@ class MapMemory(wiring.Component):
         c_limit = Signal(limit_bits)
         prod = Signal(c_bits + c_shift + 1)
         with m.If(cpu.en):
-            m.d.sync += prod.eq(c_off[:c_bits] * C[Field.RECIP])
+            # Two DSP products, the low 18 bits of the first one need no adder.
+            p_lo = c_off[:c_bits] * C[Field.RECIP][:18]
+            p_hi = c_off[:c_bits] * C[Field.RECIP][18:]
+            m.d.sync += prod.eq(Cat(p_lo[:18], p_lo[18:] + p_hi))
             m.d.sync += [c_lat_off.eq(c_off), c_lat_size.eq(cpu.size),
                          c_lat_exists.eq(~gt_const(c_map, self.n_maps - 1) & c_exists
                                          & (c_off[c_bits:] == 0)),
@@ -321,7 +341,7 @@ class MapMemory(wiring.Component):
             cpu.slot.eq(prod[c_shift:]),
             cpu.rdata.eq(vm.rdata),
             vm.a_en.eq(cpu.en),
-            vm.a_addr.eq(C[Field.VALUE_BASE] + c_off),
+            vm.a_addr.eq(add_aligned(C[Field.VALUE_BASE], c_off, 3)),
             vm.a_we.eq(cpu.we),
             vm.a_wdata.eq(cpu.wdata),
             vm.a_wmask.eq(Mux(c_lat_size == 0, 0x01, Mux(c_lat_size == 1, 0x03,
@@ -356,7 +376,7 @@ class MapMemory(wiring.Component):
             m.submodules.kmem = kmem
             k_r, k_w = registered_read_port(m, kmem, "kmem"), kmem.write_port()
             k_addr = Signal(self.slot_bits)
-            m.d.comb += [k_r.en.eq(0), k_addr.eq(kbase + k_idx), k_r.addr.eq(k_addr),
+            m.d.comb += [k_r.en.eq(0), k_addr.eq(add_aligned(kbase, k_idx, 6)), k_r.addr.eq(k_addr),
                          k_w.addr.eq(k_addr)]
         stamp_layout = data.StructLayout({"stamp": 32, "home": self.bucket_bits})
         if has_lru:
@@ -365,7 +385,7 @@ class MapMemory(wiring.Component):
             m.submodules.smem, m.submodules.clocks = smem, cmem
             s_r, s_w = registered_read_port(m, smem, "smem"), smem.write_port()
             s_addr = Signal(self.slot_bits)
-            m.d.comb += [s_addr.eq(kbase + s_idx), s_r.addr.eq(s_addr), s_w.addr.eq(s_addr)]
+            m.d.comb += [s_addr.eq(add_aligned(kbase, s_idx, 6)), s_r.addr.eq(s_addr), s_w.addr.eq(s_addr)]
             c_r, c_w = cmem.read_port(domain="comb"), cmem.write_port()
             m.d.comb += [c_r.addr.eq(mapi), c_w.addr.eq(mapi)]
             lru_clock = c_r.data
@@ -376,7 +396,7 @@ class MapMemory(wiring.Component):
             m.submodules.bmem = bmem
             b_r, b_w = registered_read_port(m, bmem, "bmem"), bmem.write_port()
             b_addr = Signal(self.bucket_bits)
-            m.d.comb += [b_addr.eq(D[Field.BUCKET_BASE] + b_idx), b_r.addr.eq(b_addr),
+            m.d.comb += [b_addr.eq(add_aligned(D[Field.BUCKET_BASE], b_idx, 3)), b_r.addr.eq(b_addr),
                          b_w.addr.eq(b_addr)]
 
         # Used bits: 64-bit words in LUT RAM, read asynchronously; a write is a read-modify-write
@@ -440,6 +460,9 @@ class MapMemory(wiring.Component):
         phase = Signal(range(3))              # 0 request, 1 victim, 2 insert
         PH_REQ, PH_VICTIM, PH_INSERT = 0, 1, 2
         i = Signal(max(limit_bits, self.bucket_bits, self.slot_bits) + 1)
+        i_past = Signal()                     # i >= max_entries
+        i_last = Signal()                     # i + 1 >= max_entries (one comparator for both)
+        m.d.comb += [i_past.eq(i >= maxe), i_last.eq(i_past | (i + 1 == maxe))]
         pend = Signal()
         minv = Signal(32)
         have_min = Signal()
@@ -462,8 +485,10 @@ class MapMemory(wiring.Component):
         AV_DONE, AV_TOUCH, AV_SHIFT, AV_CLEAR = 0, 1, 2, 3
         after_remove = Signal()               # 0 respond (delete), 1 re-probe for insert (victim)
         value_pad = Const(0, 64 * (words_p2 - words))
-        v_data = Cat(rq.value, value_pad, hq.value, value_pad).word_select(
-            Cat(v_word, src_host), 64)
+        # (An Array, not word_select: Yosys maps the $shiftx of word_select to about 140 LUTs
+        # more here.)
+        v_data = Array(Cat(rq.value, value_pad, hq.value, value_pad).word_select(w, 64)
+                       for w in range(2 * words_p2))[Cat(v_word, src_host)]
 
         def fail(code):
             return [o_err.eq(code)]
@@ -723,7 +748,7 @@ class MapMemory(wiring.Component):
                         with m.If(pend):
                             take_min(s_r.data, i - 1)
                         m.d.sync += [i.eq(i + 1), pend.eq(1)]
-                        with m.If(i + 1 >= maxe):
+                        with m.If(i_last):
                             m.next = "STAMP_LAST"
                     with m.State("STAMP_LAST"):
                         take_min(s_r.data, i - 1)
@@ -814,7 +839,7 @@ class MapMemory(wiring.Component):
                     lpm_capture()
                     lpm_compare()
                     m.d.sync += [i.eq(i + 1), pend.eq(1)]
-                    with m.If(i + 1 >= maxe):
+                    with m.If(i_last):
                         m.next = "LPM_LAST"
                 with m.State("LPM_LAST"):
                     lpm_capture()
@@ -889,20 +914,21 @@ class MapMemory(wiring.Component):
             with m.State("VALUE_SETUP"):              # sprod catches up with slot
                 m.next = "VALUE_ADDR"
             with m.State("VALUE_ADDR"):
-                m.d.sync += [v_addr.eq(D[Field.VALUE_BASE] + sprod), v_left.eq(vsize),
+                m.d.sync += [v_addr.eq(add_aligned(D[Field.VALUE_BASE], sprod, 3)), v_left.eq(vsize),
                              v_word.eq(0)]
                 m.next = "VALUE_WRITE"
             with m.State("VALUE_WRITE"):
+                v_whole = v_left[3:] != 0             # 8 bytes or more left
                 with m.If(v_left == 0):
                     m.next = "VALUE_DONE"
                 with m.Else():
                     m.d.comb += [vm.b_we.eq(1), vm.b_addr.eq(v_addr),
                                  vm.b_wdata.eq(Mux(v_zero, 0, v_data)),
-                                 vm.b_wmask.eq(Mux(v_left >= 8, 0xff,
-                                                   (Const(1, 9) << v_left[:3]) - 1))]
+                                 vm.b_wmask.eq(Mux(v_whole, 0xff, thermometer(v_left[:3], 8)))]
                     with m.If(vm.b_wgrant):
-                        m.d.sync += [v_addr.eq(v_addr + 8), v_word.eq(v_word + 1),
-                                     v_left.eq(Mux(v_left >= 8, v_left - 8, 0))]
+                        m.d.sync += [v_addr.eq(Cat(v_addr[:3], v_addr[3:] + 1)),
+                                     v_word.eq(v_word + 1),
+                                     v_left.eq(Mux(v_whole, Cat(v_left[:3], v_left[3:] - 1), 0))]
             with m.State("VALUE_DONE"):
                 with m.Switch(after_value):
                     with m.Case(AV_TOUCH):
@@ -936,19 +962,19 @@ class MapMemory(wiring.Component):
                 with m.State("CLEAR_SLOTS"):
                     # Up to the end of the map's last 64-slot word: slots past max_entries
                     # stay marked used, so the free-slot scan needs no bound per bit.
-                    beyond = i >= maxe
+                    beyond = i_past
                     if has_lru:
                         m.d.comb += [s_idx.eq(i), s_w.en.eq(~beyond),
                                      s_w.data.eq(0)]
                     m.d.comb += set_used(i, beyond)
                     m.d.sync += i.eq(i + 1)
-                    with m.If((i[:6] == 63) & (i + 1 >= maxe)):
+                    with m.If((i[:6] == 63) & i_last):
                         m.next = "RESPOND"
 
                 # --- iteration --------------------------------------------------------------------
                 with m.State("NEXT"):
                     m.d.comb += u_at.eq(i)
-                    with m.If(i >= maxe):
+                    with m.If(i_past):
                         m.next = "RESPOND"
                     with m.Elif(mtype == MapType.ARRAY):
                         m.d.sync += [o_found.eq(1), slot.eq(i), o_keylo.eq(i)]
@@ -965,7 +991,7 @@ class MapMemory(wiring.Component):
                     m.next = "RESULT"
             else:
                 with m.State("NEXT"):
-                    with m.If(i >= maxe):
+                    with m.If(i_past):
                         m.next = "RESPOND"
                     with m.Else():
                         m.d.sync += [o_found.eq(1), slot.eq(i), o_keylo.eq(i)]
@@ -973,14 +999,14 @@ class MapMemory(wiring.Component):
 
             # --- raw value access (host) -------------------------------------------------------
             with m.State("VREAD"):
-                m.d.comb += [vm.b_re.eq(1), vm.b_addr.eq(D[Field.VALUE_BASE] + p_addr)]
+                m.d.comb += [vm.b_re.eq(1), vm.b_addr.eq(add_aligned(D[Field.VALUE_BASE], p_addr, 3))]
                 with m.If(vm.b_rgrant):
                     m.next = "VREAD_DATA"
             with m.State("VREAD_DATA"):
                 m.d.sync += o_data.eq(vm.rdata)
                 m.next = "RESPOND"
             with m.State("VWRITE"):
-                m.d.comb += [vm.b_we.eq(1), vm.b_addr.eq(D[Field.VALUE_BASE] + p_addr),
+                m.d.comb += [vm.b_we.eq(1), vm.b_addr.eq(add_aligned(D[Field.VALUE_BASE], p_addr, 3)),
                              vm.b_wdata.eq(p_data), vm.b_wmask.eq(p_wmask)]
                 with m.If(vm.b_wgrant):
                     m.next = "RESPOND"
