@@ -385,7 +385,8 @@ class MapMemory(wiring.Component):
             m.submodules.smem, m.submodules.clocks = smem, cmem
             s_r, s_w = registered_read_port(m, smem, "smem"), smem.write_port()
             s_addr = Signal(self.slot_bits)
-            m.d.comb += [s_addr.eq(add_aligned(kbase, s_idx, 6)), s_r.addr.eq(s_addr), s_w.addr.eq(s_addr)]
+            m.d.comb += [s_addr.eq(add_aligned(kbase, s_idx, 6)), s_r.addr.eq(s_addr),
+                         s_w.addr.eq(s_addr)]
             c_r, c_w = cmem.read_port(domain="comb"), cmem.write_port()
             m.d.comb += [c_r.addr.eq(mapi), c_w.addr.eq(mapi)]
             lru_clock = c_r.data
@@ -396,11 +397,14 @@ class MapMemory(wiring.Component):
             m.submodules.bmem = bmem
             b_r, b_w = registered_read_port(m, bmem, "bmem"), bmem.write_port()
             b_addr = Signal(self.bucket_bits)
-            m.d.comb += [b_addr.eq(add_aligned(D[Field.BUCKET_BASE], b_idx, 3)), b_r.addr.eq(b_addr),
+            m.d.comb += [b_addr.eq(add_aligned(D[Field.BUCKET_BASE], b_idx, 3)),
+                         b_r.addr.eq(b_addr),
                          b_w.addr.eq(b_addr)]
 
-        # Used bits: 64-bit words in LUT RAM, read asynchronously; a write is a read-modify-write
-        # of the word in the same cycle (u_at selects the word and bit for both).
+        # Used bits: 64-bit words in LUT RAM, read asynchronously (u_at selects the word and
+        # bit). Each 4-bit LUT RAM of a word has its own write enable, so a write rewrites only
+        # the nibble of u_at: the new nibble, from the one nibble read, goes to all 16 and the
+        # enable picks (no 64-bit read-modify-write).
         u_at = Signal(self.slot_bits)        # map-relative slot
         u_we = Signal()
         u_wval = Signal()
@@ -410,14 +414,16 @@ class MapMemory(wiring.Component):
             word_bits = self.slot_bits - 6
             umem = Memory(shape=unsigned(64), depth=self.slots // 64, init=[])
             m.submodules.used = umem
-            u_r, u_w = umem.read_port(domain="comb"), umem.write_port()
+            u_r, u_w = umem.read_port(domain="comb"), umem.write_port(granularity=4)
             u_abs_word = (kbase[6:] + u_at[6:])[:word_bits]
-            onehot = Signal(64)
+            nibble = Signal(4)
             m.d.comb += [u_r.addr.eq(u_abs_word), u_word.eq(u_r.data),
-                         u_bit.eq(u_word.bit_select(u_at[:6], 1)),
-                         onehot.eq(Const(1, 64) << u_at[:6]),
-                         u_w.addr.eq(u_abs_word), u_w.en.eq(u_we),
-                         u_w.data.eq(Mux(u_wval, u_word | onehot, u_word & ~onehot))]
+                         nibble.eq(u_word.word_select(u_at[2:6], 4)),
+                         u_bit.eq(nibble.bit_select(u_at[:2], 1)),
+                         u_w.addr.eq(u_abs_word),
+                         u_w.en.eq(Mux(u_we, Const(1, 16) << u_at[2:6], 0)),
+                         u_w.data.eq(Cat(*(Mux(u_at[:2] == b, u_wval, nibble[b])
+                                           for b in range(4))).replicate(16))]
 
         def set_used(at, value):
             """Write used bit ``at`` (None: the one u_at already selects)."""
@@ -914,7 +920,8 @@ class MapMemory(wiring.Component):
             with m.State("VALUE_SETUP"):              # sprod catches up with slot
                 m.next = "VALUE_ADDR"
             with m.State("VALUE_ADDR"):
-                m.d.sync += [v_addr.eq(add_aligned(D[Field.VALUE_BASE], sprod, 3)), v_left.eq(vsize),
+                m.d.sync += [v_addr.eq(add_aligned(D[Field.VALUE_BASE], sprod, 3)),
+                             v_left.eq(vsize),
                              v_word.eq(0)]
                 m.next = "VALUE_WRITE"
             with m.State("VALUE_WRITE"):
@@ -998,15 +1005,16 @@ class MapMemory(wiring.Component):
                         m.next = "RESULT"
 
             # --- raw value access (host) -------------------------------------------------------
+            host_vaddr = add_aligned(D[Field.VALUE_BASE], p_addr, 3)
             with m.State("VREAD"):
-                m.d.comb += [vm.b_re.eq(1), vm.b_addr.eq(add_aligned(D[Field.VALUE_BASE], p_addr, 3))]
+                m.d.comb += [vm.b_re.eq(1), vm.b_addr.eq(host_vaddr)]
                 with m.If(vm.b_rgrant):
                     m.next = "VREAD_DATA"
             with m.State("VREAD_DATA"):
                 m.d.sync += o_data.eq(vm.rdata)
                 m.next = "RESPOND"
             with m.State("VWRITE"):
-                m.d.comb += [vm.b_we.eq(1), vm.b_addr.eq(add_aligned(D[Field.VALUE_BASE], p_addr, 3)),
+                m.d.comb += [vm.b_we.eq(1), vm.b_addr.eq(host_vaddr),
                              vm.b_wdata.eq(p_data), vm.b_wmask.eq(p_wmask)]
                 with m.If(vm.b_wgrant):
                     m.next = "RESPOND"
