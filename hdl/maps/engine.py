@@ -37,10 +37,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bpfcore.abi import MapType
-from .bits import gt_const, thermometer
+from .bits import gt_const, thermometer, registered_read_port
 from .hash import Crc32Step
 from .layouts import (Op, Status, Field, FIELD_WIDTHS, request_layout, response_layout,
-                      OFFSET_BITS, RECIP_SHIFT)
+                      OFFSET_BITS, RECIP_SHIFT, VALUE_SIZE_BITS)
 from .values import ValueMemory
 
 __all__ = ["MapMemory", "CpuValueSignature", "ALL_MAP_TYPES"]
@@ -50,12 +50,22 @@ EINVAL, ENOENT, E2BIG, EEXIST, ENOSPC = 22, 2, 7, 17, 28
 _ERRNOS = [0, EINVAL, ENOENT, E2BIG, EEXIST, ENOSPC]
 E_NONE, E_INVAL, E_NOENT, E_2BIG, E_EXIST, E_NOSPC = range(6)
 
+#: Block RAMs that no used read meets a write in (see bits.registered_read_port).
+NO_RW_CHECK = {"no_rw_check": 1}
+
 #: The map types a default build supports.
 ALL_MAP_TYPES = frozenset(MapType)
 
 
 def _neg(errno):
     return (-errno) & 0xFFFF_FFFF
+
+
+def add_aligned(base, x, low):
+    """``base + x`` (``len(base)`` bits) for a ``base`` whose ``low`` low bits are zero: an
+    adder over the high bits only."""
+    width = len(base)
+    return Cat(x[:low], (base[low:] + x[low:width])[:width - low])
 
 
 def _lowest_set(m, bits):
@@ -213,9 +223,22 @@ class MapMemory(wiring.Component):
         p_wmask = Mux(src_host, hq.flags[:8], rq.flags[:8])
 
         # --- descriptors: one small memory per field (LUT RAM), a copy per reader ---------------
+        # Fields are as narrow as a plan() that fits this build makes them: a map's values lie
+        # in the value memory, so max_entries and max_entries * value_size are <= value_bytes
+        # (and < the 1 MiB window).
         widths = FIELD_WIDTHS(self.slot_bits, self.bucket_bits, self.vaddr_bits)
+        limit_bits = min(OFFSET_BITS - 1, self.vaddr_bits) + 1
+        widths[Field.MAX_ENTRIES] = widths[Field.LIMIT] = limit_bits
+        widths[Field.VALUE_SIZE] = VALUE_SIZE_BITS
+        # The CPU port only needs offsets below value_bytes (anything above is past the limit):
+        # c_bits of them, whose slot (offset * recip) >> c_shift is exact with the host's
+        # reciprocal rounded up to c_shift + 1 bits (test_reciprocal_is_exact's argument:
+        # offset + 7 < 2 ** (c_bits + 1), value size < 2 ** VALUE_SIZE_BITS).
+        c_bits = limit_bits - 1
+        c_shift = c_bits + 1 + VALUE_SIZE_BITS
+        widths[Field.RECIP] = c_shift + 1
         readers = {
-            Field.TYPE: "eci", Field.READ_ONLY: "eci", Field.KEY_SIZE: "ei",
+            Field.TYPE: "ei", Field.READ_ONLY: "eci", Field.KEY_SIZE: "ei",
             Field.VALUE_SIZE: "ei", Field.MAX_ENTRIES: "e", Field.VALUE_BASE: "ec",
             Field.SLOT_BASE: "e", Field.BUCKET_BASE: "e", Field.BUCKET_MASK: "e",
             Field.PROBE_LIMIT: "e", Field.RECIP: "c", Field.LIMIT: "ec",
@@ -228,25 +251,47 @@ class MapMemory(wiring.Component):
         D, C, I = {}, {}, {}
         d_en = Signal()
         d_addr = Signal(self.map_bits)
-        for f, who in readers.items():
-            w = widths[f]
+        drop = RECIP_SHIFT - c_shift          # ceil(ceil(x) / 2**drop) == ceil(x / 2**drop)
+        recip_data = (p_data[drop:RECIP_SHIFT + 1] + (p_data[:drop] != 0)) if drop else p_data
+        write_data = {Field.RECIP: recip_data}
+        # Low bits plan() always gives these fields (Field docs) are constants, not stored:
+        # the 64-aligned slot base and the 8-aligned value and bucket bases leave the base
+        # adders fewer bits.
+        fixed_low = {Field.VALUE_BASE: (3, 0), Field.SLOT_BASE: (6, 0),
+                     Field.BUCKET_BASE: (3, 0), Field.BUCKET_MASK: (3, 0b111)}
+
+        def desc_memory(name, w, data, field):
             mem = Memory(shape=unsigned(w), depth=self.n_maps, init=[])
-            m.submodules[f"desc_{f.name.lower()}"] = mem
+            m.submodules[name] = mem
             wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(mapi), wp.data.eq(p_data[:w]),
-                         wp.en.eq(cfg_we & (p_addr[:4] == f.value))]
+            m.d.comb += [wp.addr.eq(mapi), wp.data.eq(data[:w]),
+                         wp.en.eq(cfg_we & (p_addr[:4] == field.value))]
+            return mem
+
+        for f, who in readers.items():
+            low, fill = fixed_low.get(f, (0, 0))
+            mem = desc_memory(f"desc_{f.name.lower()}", widths[f] - low,
+                              write_data.get(f, p_data)[low:], f)
+            ports = []
             if "e" in who:
                 rp = mem.read_port(transparent_for=())
                 m.d.comb += [rp.addr.eq(d_addr), rp.en.eq(d_en)]
-                D[f] = rp.data
+                ports.append((D, rp))
             if "c" in who:
                 rp = mem.read_port(domain="comb")
                 m.d.comb += rp.addr.eq(c_idx)
-                C[f] = rp.data
+                ports.append((C, rp))
             if "i" in who:
                 rp = mem.read_port(domain="comb")
                 m.d.comb += rp.addr.eq(self.info_map)
-                I[f] = rp.data
+                ports.append((I, rp))
+            for reader, rp in ports:
+                reader[f] = Cat(Const(fill, low), rp.data)
+        # The CPU port asks only whether the map exists: one bit, written with TYPE.
+        exists = desc_memory("desc_exists", 1, p_data[:widths[Field.TYPE]] != 0, Field.TYPE)
+        rp = exists.read_port(domain="comb")
+        m.d.comb += rp.addr.eq(c_idx)
+        c_exists = rp.data
         m.d.comb += [self.info_type.eq(I[Field.TYPE]), self.info_key_size.eq(I[Field.KEY_SIZE]),
                      self.info_value_size.eq(I[Field.VALUE_SIZE]),
                      self.info_read_only.eq(I[Field.READ_ONLY])]
@@ -262,36 +307,41 @@ class MapMemory(wiring.Component):
         # Cycle 1 (en): the value memory address; the descriptor fields and the product
         # offset * recip are registered (the multiplier's output register: the CPU's fault
         # decision in cycle 2 must not wait for a DSP).
-        # Cycle 2: slot = (offset * recip) >> RECIP_SHIFT; the last byte is in the same value
+        # Cycle 2: slot = (offset * recip) >> c_shift; the last byte is in the same value
         # iff adding (size - 1) * recip to the product carries nothing into the slot bits.
-        c_lat_off = Signal(20)
+        # (Offsets of c_bits or more bits are past every limit: "exists" is cleared.)
+        c_lat_off = Signal(c_bits)
         c_lat_size = Signal(2)
         c_lat_exists = Signal()
         c_lat_ro = Signal()
-        c_recip = Signal(RECIP_SHIFT + 1)
-        c_limit = Signal(OFFSET_BITS)
-        prod = Signal(20 + RECIP_SHIFT + 1)
+        c_recip = Signal(c_shift + 1)
+        c_limit = Signal(limit_bits)
+        prod = Signal(c_bits + c_shift + 1)
         with m.If(cpu.en):
-            m.d.sync += prod.eq(c_off * C[Field.RECIP])
+            # Two DSP products, the low 18 bits of the first one need no adder.
+            p_lo = c_off[:c_bits] * C[Field.RECIP][:18]
+            p_hi = c_off[:c_bits] * C[Field.RECIP][18:]
+            m.d.sync += prod.eq(Cat(p_lo[:18], p_lo[18:] + p_hi))
             m.d.sync += [c_lat_off.eq(c_off), c_lat_size.eq(cpu.size),
-                         c_lat_exists.eq(~gt_const(c_map, self.n_maps - 1)
-                                         & (C[Field.TYPE] != 0)),
+                         c_lat_exists.eq(~gt_const(c_map, self.n_maps - 1) & c_exists
+                                         & (c_off[c_bits:] == 0)),
                          c_lat_ro.eq(C[Field.READ_ONLY]), c_recip.eq(C[Field.RECIP]),
                          c_limit.eq(C[Field.LIMIT])]
-        addend = Signal(RECIP_SHIFT + 4)
-        m.d.comb += addend.eq(Mux(c_lat_size == 0, 0, Mux(c_lat_size == 1, c_recip,
-                              Mux(c_lat_size == 2, (c_recip << 2) - c_recip,
-                                  (c_recip << 3) - c_recip))))
-        carry = Signal(RECIP_SHIFT + 1)
-        m.d.comb += carry.eq(prod[:RECIP_SHIFT] + addend[:RECIP_SHIFT])
+        addend = Signal(c_shift + 4)
+        # (size - 1) * recip for 1, 2, 4, 8 bytes: 0, recip, 3 recip, 7 recip (one subtractor).
+        m.d.comb += addend.eq(Mux(c_lat_size[1],
+                                  Mux(c_lat_size[0], c_recip << 3, c_recip << 2) - c_recip,
+                                  Mux(c_lat_size[0], c_recip, 0)))
+        carry = Signal(c_shift + 1)
+        m.d.comb += carry.eq(prod[:c_shift] + addend[:c_shift])
         m.d.comb += [
-            cpu.ok.eq(c_lat_exists & (c_lat_off < c_limit) & (addend[RECIP_SHIFT:] == 0)
-                      & ~carry[RECIP_SHIFT]),
+            cpu.ok.eq(c_lat_exists & (c_lat_off < c_limit) & (addend[c_shift:] == 0)
+                      & ~carry[c_shift]),
             cpu.ro.eq(c_lat_ro),
-            cpu.slot.eq(prod[RECIP_SHIFT:]),
+            cpu.slot.eq(prod[c_shift:]),
             cpu.rdata.eq(vm.rdata),
             vm.a_en.eq(cpu.en),
-            vm.a_addr.eq(C[Field.VALUE_BASE] + c_off),
+            vm.a_addr.eq(add_aligned(C[Field.VALUE_BASE], c_off, 3)),
             vm.a_we.eq(cpu.we),
             vm.a_wdata.eq(cpu.wdata),
             vm.a_wmask.eq(Mux(c_lat_size == 0, 0x01, Mux(c_lat_size == 1, 0x03,
@@ -307,43 +357,54 @@ class MapMemory(wiring.Component):
             m.d.comb += key[byte].eq(Mux(src_host, hq.key[byte], rq.key[byte])
                                      & key_mask[j].replicate(8))
         index = key[:32]
+        in_range = Signal()                   # index < max_entries (<= value_bytes)
+        m.d.comb += in_range.eq((index[limit_bits:] == 0) & (index[:limit_bits] < maxe))
+        # The same, registered in DECODE: the states after it (key compare, LPM scan, key
+        # store, CRC from byte 1 on) start from a flip-flop, not from the request multiplexer.
+        key_r = Signal(kb)
 
         # --- slot space, key index, used bits ------------------------------------------------
         # No state reads and writes one memory in the same cycle: each memory's ports share one
-        # address and one adder (k_idx, s_idx: map-relative slots; b_idx: bucket).
+        # address and one adder (k_idx, s_idx: map-relative slots; b_idx: bucket), and no state
+        # uses what the cycle after a write reads, so the block RAMs need no read-during-write
+        # logic (registered_read_port, NO_RW_CHECK).
         k_idx = Signal(self.slot_bits)
         s_idx = Signal(self.slot_bits)
         b_idx = Signal(self.bucket_bits)
         if keyed:
-            kmem = Memory(shape=unsigned(kb), depth=self.slots, init=[])
+            kmem = Memory(shape=unsigned(kb), depth=self.slots, init=[], attrs=NO_RW_CHECK)
             m.submodules.kmem = kmem
-            k_r, k_w = kmem.read_port(transparent_for=()), kmem.write_port()
+            k_r, k_w = registered_read_port(m, kmem, "kmem"), kmem.write_port()
             k_addr = Signal(self.slot_bits)
-            m.d.comb += [k_r.en.eq(0), k_addr.eq(kbase + k_idx), k_r.addr.eq(k_addr),
+            m.d.comb += [k_r.en.eq(0), k_addr.eq(add_aligned(kbase, k_idx, 6)), k_r.addr.eq(k_addr),
                          k_w.addr.eq(k_addr)]
         stamp_layout = data.StructLayout({"stamp": 32, "home": self.bucket_bits})
         if has_lru:
-            smem = Memory(shape=stamp_layout, depth=self.slots, init=[])
+            smem = Memory(shape=stamp_layout, depth=self.slots, init=[], attrs=NO_RW_CHECK)
             cmem = Memory(shape=unsigned(32), depth=self.n_maps, init=[])
             m.submodules.smem, m.submodules.clocks = smem, cmem
-            s_r, s_w = smem.read_port(transparent_for=()), smem.write_port()
+            s_r, s_w = registered_read_port(m, smem, "smem"), smem.write_port()
             s_addr = Signal(self.slot_bits)
-            m.d.comb += [s_addr.eq(kbase + s_idx), s_r.addr.eq(s_addr), s_w.addr.eq(s_addr)]
+            m.d.comb += [s_addr.eq(add_aligned(kbase, s_idx, 6)), s_r.addr.eq(s_addr),
+                         s_w.addr.eq(s_addr)]
             c_r, c_w = cmem.read_port(domain="comb"), cmem.write_port()
             m.d.comb += [c_r.addr.eq(mapi), c_w.addr.eq(mapi)]
             lru_clock = c_r.data
         bucket = data.StructLayout({"valid": 1, "slot": self.slot_bits,
                                     "home": self.bucket_bits})
         if has_hash:
-            bmem = Memory(shape=bucket, depth=self.buckets, init=[])
+            bmem = Memory(shape=bucket, depth=self.buckets, init=[], attrs=NO_RW_CHECK)
             m.submodules.bmem = bmem
-            b_r, b_w = bmem.read_port(transparent_for=()), bmem.write_port()
+            b_r, b_w = registered_read_port(m, bmem, "bmem"), bmem.write_port()
             b_addr = Signal(self.bucket_bits)
-            m.d.comb += [b_addr.eq(D[Field.BUCKET_BASE] + b_idx), b_r.addr.eq(b_addr),
+            m.d.comb += [b_addr.eq(add_aligned(D[Field.BUCKET_BASE], b_idx, 3)),
+                         b_r.addr.eq(b_addr),
                          b_w.addr.eq(b_addr)]
 
-        # Used bits: 64-bit words in LUT RAM, read asynchronously; a write is a read-modify-write
-        # of the word in the same cycle (u_at selects the word and bit for both).
+        # Used bits: 64-bit words in LUT RAM, read asynchronously (u_at selects the word and
+        # bit). Each 4-bit LUT RAM of a word has its own write enable, so a write rewrites only
+        # the nibble of u_at: the new nibble, from the one nibble read, goes to all 16 and the
+        # enable picks (no 64-bit read-modify-write).
         u_at = Signal(self.slot_bits)        # map-relative slot
         u_we = Signal()
         u_wval = Signal()
@@ -353,14 +414,16 @@ class MapMemory(wiring.Component):
             word_bits = self.slot_bits - 6
             umem = Memory(shape=unsigned(64), depth=self.slots // 64, init=[])
             m.submodules.used = umem
-            u_r, u_w = umem.read_port(domain="comb"), umem.write_port()
+            u_r, u_w = umem.read_port(domain="comb"), umem.write_port(granularity=4)
             u_abs_word = (kbase[6:] + u_at[6:])[:word_bits]
-            onehot = Signal(64)
+            nibble = Signal(4)
             m.d.comb += [u_r.addr.eq(u_abs_word), u_word.eq(u_r.data),
-                         u_bit.eq(u_word.bit_select(u_at[:6], 1)),
-                         onehot.eq(Const(1, 64) << u_at[:6]),
-                         u_w.addr.eq(u_abs_word), u_w.en.eq(u_we),
-                         u_w.data.eq(Mux(u_wval, u_word | onehot, u_word & ~onehot))]
+                         nibble.eq(u_word.word_select(u_at[2:6], 4)),
+                         u_bit.eq(nibble.bit_select(u_at[:2], 1)),
+                         u_w.addr.eq(u_abs_word),
+                         u_w.en.eq(Mux(u_we, Const(1, 16) << u_at[2:6], 0)),
+                         u_w.data.eq(Cat(*(Mux(u_at[:2] == b, u_wval, nibble[b])
+                                           for b in range(4))).replicate(16))]
 
         def set_used(at, value):
             """Write used bit ``at`` (None: the one u_at already selects)."""
@@ -371,7 +434,8 @@ class MapMemory(wiring.Component):
         crc_j = Signal(6)
         if has_hash:
             m.submodules.crc = crc = Crc32Step()
-            m.d.comb += [crc.register.eq(crc_reg), crc.byte.eq(key.word_select(crc_j, 8))]
+            m.d.comb += [crc.register.eq(crc_reg), crc.byte.eq(Mux(crc_j == 0, key[:8],
+                                                          key_r.word_select(crc_j, 8)))]
             with m.If(crc_j != ksize):
                 m.d.sync += [crc_reg.eq(crc.next), crc_j.eq(crc_j + 1)]
 
@@ -382,8 +446,9 @@ class MapMemory(wiring.Component):
         o_data = Signal(64)
         o_keylo = Signal(32)
         key_from_mem = Signal()
-        slot = Signal(OFFSET_BITS)
-        sprod = Signal(OFFSET_BITS)           # slot * value_size, one cycle behind slot
+        # Slots and byte offsets of a map's values stay below value_bytes (limit_bits).
+        slot = Signal(limit_bits)
+        sprod = Signal(limit_bits)            # slot * value_size, one cycle behind slot
         m.d.sync += sprod.eq(slot * vsize)
         accepted = Signal()
 
@@ -400,7 +465,10 @@ class MapMemory(wiring.Component):
         hole = Signal(self.bucket_bits)
         phase = Signal(range(3))              # 0 request, 1 victim, 2 insert
         PH_REQ, PH_VICTIM, PH_INSERT = 0, 1, 2
-        i = Signal(OFFSET_BITS + 1)
+        i = Signal(max(limit_bits, self.bucket_bits, self.slot_bits) + 1)
+        i_past = Signal()                     # i >= max_entries
+        i_last = Signal()                     # i + 1 >= max_entries (one comparator for both)
+        m.d.comb += [i_past.eq(i >= maxe), i_last.eq(i_past | (i + 1 == maxe))]
         pend = Signal()
         minv = Signal(32)
         have_min = Signal()
@@ -411,10 +479,10 @@ class MapMemory(wiring.Component):
         have_best = Signal()
         best_slot = Signal(self.slot_bits)
         have_free = Signal()
-        free_slot = Signal(OFFSET_BITS)
+        free_slot = Signal(self.slot_bits)
         # value writer
         v_addr = Signal(self.vaddr_bits)
-        v_left = Signal(OFFSET_BITS + 1)
+        v_left = Signal(limit_bits)
         words = self.max_value_size // 8
         words_p2 = 1 << (words - 1).bit_length()
         v_word = Signal(range(words_p2))
@@ -423,8 +491,10 @@ class MapMemory(wiring.Component):
         AV_DONE, AV_TOUCH, AV_SHIFT, AV_CLEAR = 0, 1, 2, 3
         after_remove = Signal()               # 0 respond (delete), 1 re-probe for insert (victim)
         value_pad = Const(0, 64 * (words_p2 - words))
-        v_data = Cat(rq.value, value_pad, hq.value, value_pad).word_select(
-            Cat(v_word, src_host), 64)
+        # (An Array, not word_select: Yosys maps the $shiftx of word_select to about 140 LUTs
+        # more here.)
+        v_data = Array(Cat(rq.value, value_pad, hq.value, value_pad).word_select(w, 64)
+                       for w in range(2 * words_p2))[Cat(v_word, src_host)]
 
         def fail(code):
             return [o_err.eq(code)]
@@ -449,7 +519,7 @@ class MapMemory(wiring.Component):
             for j in range(self.max_key_size - 4):
                 for bit in range(8):
                     m.d.comb += pmask[8 * j + bit].eq(therm[8 * j + 7 - bit])
-            m.d.comb += e_match.eq(((lpm_row[32:] ^ key[32:]) & pmask) == 0)
+            m.d.comb += e_match.eq(((lpm_row[32:] ^ key_r[32:]) & pmask) == 0)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -458,17 +528,24 @@ class MapMemory(wiring.Component):
                 pick = rq.shape()(pick)
                 m.d.comb += [d_en.eq(1), d_addr.eq(pick.map)]
                 m.d.sync += [crc_reg.eq(0xFFFF_FFFF), crc_j.eq(0), accepted.eq(0)]
+                # The wide flag tests are reduced per stream, then picked: cheaper than
+                # picking 64 + 32 bits first.
+                def picked(test):
+                    return Mux(pick_host, test(hq), test(rq))
                 with m.If(self.req.valid | self.host_req.valid):
                     flags = pick.flags
                     m.d.sync += [src_host.eq(pick_host), op.eq(pick.op), mapi.eq(pick.map),
                                  f_noexist.eq(flags[0]), f_exist.eq(flags[1]),
                                  f_lock.eq(flags[2]),
-                                 f_bad.eq((flags[2:] != 0) | (flags[:2] == 3)),
-                                 f_array_bad.eq((flags[3:] != 0) | (flags[:2] == 3)),
-                                 f_dev_high.eq(pick.value[32:64] != 0)]
+                                 f_bad.eq(picked(lambda p: p.flags[3:] != 0)
+                                          | flags[2] | (flags[:2] == 3)),
+                                 f_array_bad.eq(picked(lambda p: p.flags[3:] != 0)
+                                                | (flags[:2] == 3)),
+                                 f_dev_high.eq(picked(lambda p: p.value[32:64] != 0))]
                     m.next = "DECODE"
 
             with m.State("DECODE"):
+                m.d.sync += key_r.eq(key)
                 m.d.sync += [o_status.eq(Status.OK), o_found.eq(0), o_err.eq(E_NONE),
                              key_from_mem.eq(0), slot.eq(0), phase.eq(PH_REQ), i.eq(0),
                              pend.eq(0), have_min.eq(0), have_best.eq(0), have_free.eq(0),
@@ -500,7 +577,10 @@ class MapMemory(wiring.Component):
                     m.next = "VWRITE"
                 with m.Elif(op == Op.NEXT):
                     m.d.sync += i.eq(p_addr)
-                    m.next = "NEXT"
+                    with m.If(p_addr[len(i):] != 0):  # past every map's max_entries
+                        m.next = "RESPOND"
+                    with m.Else():
+                        m.next = "NEXT"
                 with m.Elif(prog_side & (mtype == MapType.PROG_ARRAY) & (op == Op.LOOKUP)):
                     m.d.sync += o_status.eq(Status.FAULT)
                     m.next = "RESPOND"
@@ -510,12 +590,12 @@ class MapMemory(wiring.Component):
                     m.next = "RESPOND"
                 if has_array:
                     with m.Elif(mtype == MapType.ARRAY):
-                        self._array_decode(m, op, index, maxe, slot, o_found, fail,
+                        self._array_decode(m, op, index, in_range, slot, o_found, fail,
                                            f_array_bad, f_noexist, f_lock)
                 if has_fd:
                     with m.Elif(built(MapType.PROG_ARRAY, MapType.DEVMAP)):
                         m.d.comb += u_at.eq(index)
-                        present = (index < maxe) & u_bit
+                        present = in_range & u_bit
                         with m.Switch(op):
                             with m.Case(Op.LOOKUP, Op.PEEK):
                                 m.d.sync += [o_found.eq(present), slot.eq(index)]
@@ -525,7 +605,7 @@ class MapMemory(wiring.Component):
                                 with m.If(devmap & f_bad):
                                     m.d.sync += fail(E_INVAL)
                                     m.next = "RESPOND"
-                                with m.Elif(index >= maxe):
+                                with m.Elif(~in_range):
                                     m.d.sync += fail(E_2BIG)
                                     m.next = "RESPOND"
                                 with m.Elif(devmap & f_noexist):
@@ -539,7 +619,7 @@ class MapMemory(wiring.Component):
                                     m.d.comb += set_used(None, 1)
                                     m.next = "VALUE_SETUP"
                             with m.Default():
-                                with m.If(index >= maxe):
+                                with m.If(~in_range):
                                     m.d.sync += fail(E_2BIG)
                                     m.next = "RESPOND"
                                 with m.Elif(~present):
@@ -551,7 +631,8 @@ class MapMemory(wiring.Component):
                                     m.next = "VALUE_SETUP"
                 if has_lpm:
                     with m.Elif(mtype == MapType.LPM_TRIE):
-                        plen_bad = lpm_plen > lpm_max
+                        pb = (8 * (self.max_key_size - 4)).bit_length()   # lpm_max's width
+                        plen_bad = (lpm_plen[pb:] != 0) | (lpm_plen[:pb] > lpm_max)
                         with m.If((op == Op.UPDATE) & f_bad):
                             m.d.sync += fail(E_INVAL)
                             m.next = "RESPOND"
@@ -611,7 +692,7 @@ class MapMemory(wiring.Component):
                     with m.Else():
                         advance()
                 with m.State("FIND_KEY"):
-                    with m.If(k_r.data == key):
+                    with m.If(k_r.data == key_r):
                         m.d.sync += [hit.eq(1), found_b.eq(b), found_slot.eq(cand)]
                         m.next = "FOUND"
                     with m.Else():
@@ -673,7 +754,7 @@ class MapMemory(wiring.Component):
                         with m.If(pend):
                             take_min(s_r.data, i - 1)
                         m.d.sync += [i.eq(i + 1), pend.eq(1)]
-                        with m.If(i + 1 >= maxe):
+                        with m.If(i_last):
                             m.next = "STAMP_LAST"
                     with m.State("STAMP_LAST"):
                         take_min(s_r.data, i - 1)
@@ -688,7 +769,7 @@ class MapMemory(wiring.Component):
                     m.d.comb += [
                         b_idx.eq(empty_b), b_w.en.eq(1),
                         b_w.data.valid.eq(1), b_w.data.slot.eq(slot), b_w.data.home.eq(home),
-                        k_idx.eq(slot), k_w.en.eq(1), k_w.data.eq(key),
+                        k_idx.eq(slot), k_w.en.eq(1), k_w.data.eq(key_r),
                     ]
                     m.d.comb += set_used(slot, 1)
                     m.d.sync += [after_value.eq(AV_TOUCH), v_zero.eq(0)]
@@ -738,7 +819,7 @@ class MapMemory(wiring.Component):
                 # --- lpm_trie: one entry per cycle -------------------------------------------------
                 # Three-stage scan: read row i, register row i - 1 (with its used bit), compare
                 # row i - 2.
-                plen8 = lpm_plen[:8]
+                plen8 = key_r[:8]                 # the registered key: off the scan path
                 exact = (op == Op.UPDATE) | (op == Op.DELETE) | (op == Op.PEEK)
 
                 def lpm_capture():
@@ -764,7 +845,7 @@ class MapMemory(wiring.Component):
                     lpm_capture()
                     lpm_compare()
                     m.d.sync += [i.eq(i + 1), pend.eq(1)]
-                    with m.If(i + 1 >= maxe):
+                    with m.If(i_last):
                         m.next = "LPM_LAST"
                 with m.State("LPM_LAST"):
                     lpm_capture()
@@ -804,7 +885,7 @@ class MapMemory(wiring.Component):
                                 m.d.sync += slot.eq(free_slot)
                                 m.next = "LPM_STORE"
                 with m.State("LPM_STORE"):
-                    m.d.comb += [k_idx.eq(slot), k_w.en.eq(1), k_w.data.eq(key)]
+                    m.d.comb += [k_idx.eq(slot), k_w.en.eq(1), k_w.data.eq(key_r)]
                     m.d.comb += set_used(slot, 1)
                     m.next = "VALUE_SETUP"
 
@@ -821,7 +902,7 @@ class MapMemory(wiring.Component):
                         with m.Else():
                             m.d.sync += fail(E_2BIG)
                             m.next = "RESPOND"
-                    with m.Elif(((i + 1) << 6) >= maxe):
+                    with m.Elif(Cat(Const(0, 6), i[:word_bits] + 1) >= maxe[:self.slot_bits + 1]):
                         if has_lru:
                             with m.If(is_lru):
                                 m.d.sync += [i.eq(0), pend.eq(0), have_min.eq(0)]
@@ -839,20 +920,22 @@ class MapMemory(wiring.Component):
             with m.State("VALUE_SETUP"):              # sprod catches up with slot
                 m.next = "VALUE_ADDR"
             with m.State("VALUE_ADDR"):
-                m.d.sync += [v_addr.eq(D[Field.VALUE_BASE] + sprod), v_left.eq(vsize),
+                m.d.sync += [v_addr.eq(add_aligned(D[Field.VALUE_BASE], sprod, 3)),
+                             v_left.eq(vsize),
                              v_word.eq(0)]
                 m.next = "VALUE_WRITE"
             with m.State("VALUE_WRITE"):
+                v_whole = v_left[3:] != 0             # 8 bytes or more left
                 with m.If(v_left == 0):
                     m.next = "VALUE_DONE"
                 with m.Else():
                     m.d.comb += [vm.b_we.eq(1), vm.b_addr.eq(v_addr),
                                  vm.b_wdata.eq(Mux(v_zero, 0, v_data)),
-                                 vm.b_wmask.eq(Mux(v_left >= 8, 0xff,
-                                                   (Const(1, 9) << v_left[:3]) - 1))]
+                                 vm.b_wmask.eq(Mux(v_whole, 0xff, thermometer(v_left[:3], 8)))]
                     with m.If(vm.b_wgrant):
-                        m.d.sync += [v_addr.eq(v_addr + 8), v_word.eq(v_word + 1),
-                                     v_left.eq(Mux(v_left >= 8, v_left - 8, 0))]
+                        m.d.sync += [v_addr.eq(Cat(v_addr[:3], v_addr[3:] + 1)),
+                                     v_word.eq(v_word + 1),
+                                     v_left.eq(Mux(v_whole, Cat(v_left[:3], v_left[3:] - 1), 0))]
             with m.State("VALUE_DONE"):
                 with m.Switch(after_value):
                     with m.Case(AV_TOUCH):
@@ -886,19 +969,19 @@ class MapMemory(wiring.Component):
                 with m.State("CLEAR_SLOTS"):
                     # Up to the end of the map's last 64-slot word: slots past max_entries
                     # stay marked used, so the free-slot scan needs no bound per bit.
-                    beyond = i >= maxe
+                    beyond = i_past
                     if has_lru:
                         m.d.comb += [s_idx.eq(i), s_w.en.eq(~beyond),
                                      s_w.data.eq(0)]
                     m.d.comb += set_used(i, beyond)
                     m.d.sync += i.eq(i + 1)
-                    with m.If((i[:6] == 63) & (i + 1 >= maxe)):
+                    with m.If((i[:6] == 63) & i_last):
                         m.next = "RESPOND"
 
                 # --- iteration --------------------------------------------------------------------
                 with m.State("NEXT"):
                     m.d.comb += u_at.eq(i)
-                    with m.If(i >= maxe):
+                    with m.If(i_past):
                         m.next = "RESPOND"
                     with m.Elif(mtype == MapType.ARRAY):
                         m.d.sync += [o_found.eq(1), slot.eq(i), o_keylo.eq(i)]
@@ -915,22 +998,23 @@ class MapMemory(wiring.Component):
                     m.next = "RESULT"
             else:
                 with m.State("NEXT"):
-                    with m.If(i >= maxe):
+                    with m.If(i_past):
                         m.next = "RESPOND"
                     with m.Else():
                         m.d.sync += [o_found.eq(1), slot.eq(i), o_keylo.eq(i)]
                         m.next = "RESULT"
 
             # --- raw value access (host) -------------------------------------------------------
+            host_vaddr = add_aligned(D[Field.VALUE_BASE], p_addr, 3)
             with m.State("VREAD"):
-                m.d.comb += [vm.b_re.eq(1), vm.b_addr.eq(D[Field.VALUE_BASE] + p_addr)]
+                m.d.comb += [vm.b_re.eq(1), vm.b_addr.eq(host_vaddr)]
                 with m.If(vm.b_rgrant):
                     m.next = "VREAD_DATA"
             with m.State("VREAD_DATA"):
                 m.d.sync += o_data.eq(vm.rdata)
                 m.next = "RESPOND"
             with m.State("VWRITE"):
-                m.d.comb += [vm.b_we.eq(1), vm.b_addr.eq(D[Field.VALUE_BASE] + p_addr),
+                m.d.comb += [vm.b_we.eq(1), vm.b_addr.eq(host_vaddr),
                              vm.b_wdata.eq(p_data), vm.b_wmask.eq(p_wmask)]
                 with m.If(vm.b_wgrant):
                     m.next = "RESPOND"
@@ -957,17 +1041,17 @@ class MapMemory(wiring.Component):
                     m.next = "IDLE"
         return m
 
-    def _array_decode(self, m, op, index, maxe, slot, o_found, fail, f_array_bad, f_noexist,
+    def _array_decode(self, m, op, index, in_range, slot, o_found, fail, f_array_bad, f_noexist,
                       f_lock):
         with m.Switch(op):
             with m.Case(Op.LOOKUP, Op.PEEK):
-                m.d.sync += [o_found.eq(index < maxe), slot.eq(index)]
+                m.d.sync += [o_found.eq(in_range), slot.eq(index)]
                 m.next = "RESULT"
             with m.Case(Op.UPDATE):
                 with m.If(f_array_bad):
                     m.d.sync += fail(E_INVAL)
                     m.next = "RESPOND"
-                with m.Elif(index >= maxe):
+                with m.Elif(~in_range):
                     m.d.sync += fail(E_2BIG)
                     m.next = "RESPOND"
                 with m.Elif(f_noexist):

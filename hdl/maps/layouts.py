@@ -58,9 +58,9 @@ class Field(enum.Enum, shape=4):
     VALUE_SIZE = 3
     MAX_ENTRIES = 4
     VALUE_BASE = 5     #: byte offset of slot 0's value in the value memory (8-aligned)
-    SLOT_BASE = 6      #: first slot of the map in the slot space (keys, used bits, stamps)
-    BUCKET_BASE = 7    #: first bucket of the map's key index
-    BUCKET_MASK = 8    #: buckets - 1
+    SLOT_BASE = 6      #: first slot of the map (keys, used bits, stamps), 64-aligned
+    BUCKET_BASE = 7    #: first bucket of the map's key index (8-aligned: tables are >= 8)
+    BUCKET_MASK = 8    #: buckets - 1 (buckets a power of two >= 8)
     PROBE_LIMIT = 9
     CRC_INIT = 10      #: zlib.crc32(bytes(key_size)); unused by the engine (hashes bytewise)
     RECIP = 11         #: ceil(2**RECIP_SHIFT / value_size)
