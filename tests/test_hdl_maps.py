@@ -17,7 +17,8 @@ from amaranth.sim import Simulator
 from bpfcore.abi import MapType
 from bpfcore.hdl.maps.engine import MapMemory
 from bpfcore.hdl.maps.hash import Crc32Step
-from bpfcore.hdl.maps.layouts import Field, Op, RECIP_SHIFT, OFFSET_BITS, VALUE_SIZE_BITS
+from bpfcore.hdl.maps.layouts import (Field, Op, RECIP_SHIFT, OFFSET_BITS, VALUE_SIZE_BITS,
+                                     cpu_port_bits)
 from bpfcore.sim import maps as ref
 from bpfcore.sim.mapdrv import AmaranthPort, MapDriver, MapFault, plan
 from bpfcore.sim.maps import MapSpec, BPF_F_NO_PREALLOC
@@ -189,6 +190,26 @@ def test_reciprocal_is_exact():
             for x in (q * vs - 1, q * vs, q * vs + vs - 1):
                 if 0 <= x < limit:
                     assert (x * recip) >> RECIP_SHIFT == x // vs, (vs, x)
+
+
+@pytest.mark.parametrize("vaddr_bits", [4, 8, 12, 13, 16, 20, 24])
+def test_narrowed_reciprocal_is_exact(vaddr_bits):
+    """The CPU port's product, (offset * recip') >> c_shift with the host's reciprocal rounded
+    up to c_shift + 1 bits (``cpu_port_bits``), equals offset // value_size for every offset
+    below 2 ** (c_bits + 1) and every value size (checked around multiples)."""
+    _, c_bits, c_shift = cpu_port_bits(vaddr_bits)
+    drop = RECIP_SHIFT - c_shift
+    limit = 1 << (c_bits + 1)
+    for vs in range(1, 1 << VALUE_SIZE_BITS):
+        recip = -(-(1 << RECIP_SHIFT) // vs)
+        narrowed = -(-recip // (1 << drop))
+        assert narrowed < 1 << (c_shift + 1)
+        tops = [limit // vs - d for d in range(4)]
+        for q in list(range(0, 40)) + tops + list(range(0, limit // vs + 1,
+                                                         max(1, limit // vs // 100))):
+            for x in (q * vs - 1, q * vs, q * vs + vs - 1):
+                if 0 <= x < limit:
+                    assert (x * narrowed) >> c_shift == x // vs, (vaddr_bits, vs, x)
 
 
 def test_crc_matches_zlib(seed):

@@ -40,7 +40,7 @@ from bpfcore.abi import MapType
 from .bits import gt_const, thermometer, registered_read_port
 from .hash import Crc32Step
 from .layouts import (Op, Status, Field, FIELD_WIDTHS, request_layout, response_layout,
-                      OFFSET_BITS, RECIP_SHIFT, VALUE_SIZE_BITS)
+                      OFFSET_BITS, RECIP_SHIFT, VALUE_SIZE_BITS, cpu_port_bits)
 from .values import ValueMemory
 
 __all__ = ["MapMemory", "CpuValueSignature", "ALL_MAP_TYPES"]
@@ -227,15 +227,13 @@ class MapMemory(wiring.Component):
         # in the value memory, so max_entries and max_entries * value_size are <= value_bytes
         # (and < the 1 MiB window).
         widths = FIELD_WIDTHS(self.slot_bits, self.bucket_bits, self.vaddr_bits)
-        limit_bits = min(OFFSET_BITS - 1, self.vaddr_bits) + 1
+        limit_bits, c_bits, c_shift = cpu_port_bits(self.vaddr_bits)
         widths[Field.MAX_ENTRIES] = widths[Field.LIMIT] = limit_bits
         widths[Field.VALUE_SIZE] = VALUE_SIZE_BITS
         # The CPU port only needs offsets below value_bytes (anything above is past the limit):
         # c_bits of them, whose slot (offset * recip) >> c_shift is exact with the host's
-        # reciprocal rounded up to c_shift + 1 bits (test_reciprocal_is_exact's argument:
-        # offset + 7 < 2 ** (c_bits + 1), value size < 2 ** VALUE_SIZE_BITS).
-        c_bits = limit_bits - 1
-        c_shift = c_bits + 1 + VALUE_SIZE_BITS
+        # reciprocal rounded up to c_shift + 1 bits (cpu_port_bits; exact for offset + 7 <
+        # 2 ** (c_bits + 1), value size < 2 ** VALUE_SIZE_BITS: test_narrowed_reciprocal_is_exact).
         widths[Field.RECIP] = c_shift + 1
         readers = {
             Field.TYPE: "ei", Field.READ_ONLY: "eci", Field.KEY_SIZE: "ei",

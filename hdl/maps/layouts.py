@@ -9,7 +9,7 @@ are ignored.
 from amaranth.lib import data, enum
 
 __all__ = ["Op", "Status", "Field", "request_layout", "response_layout", "FIELD_WIDTHS",
-           "RECIP_SHIFT", "VALUE_SIZE_BITS", "OFFSET_BITS"]
+           "RECIP_SHIFT", "VALUE_SIZE_BITS", "OFFSET_BITS", "cpu_port_bits"]
 
 #: Value sizes are below ``1 << VALUE_SIZE_BITS`` bytes.
 VALUE_SIZE_BITS = 12
@@ -19,6 +19,18 @@ OFFSET_BITS = 21
 #: ``slot = (offset * recip) >> RECIP_SHIFT`` is exact for every offset below ``1 << OFFSET_BITS``
 #: when ``recip = ceil(2**RECIP_SHIFT / value_size)`` (the host computes ``recip``).
 RECIP_SHIFT = OFFSET_BITS + VALUE_SIZE_BITS
+
+
+def cpu_port_bits(vaddr_bits):
+    """``(limit_bits, c_bits, c_shift)`` of a map memory whose value memory has
+    ``2 ** vaddr_bits`` bytes: limits and slot offsets fit ``limit_bits``; the CPU port checks
+    offsets below ``2 ** c_bits`` (any higher one is past every limit), with
+    ``slot = (offset * recip') >> c_shift``, where ``recip'`` is the host's reciprocal
+    rounded up to ``c_shift + 1`` bits: ``ceil(recip / 2 ** (RECIP_SHIFT - c_shift))``.
+    """
+    limit_bits = min(OFFSET_BITS - 1, vaddr_bits) + 1
+    c_bits = limit_bits - 1
+    return limit_bits, c_bits, c_bits + 1 + VALUE_SIZE_BITS
 
 
 class Op(enum.Enum, shape=4):
