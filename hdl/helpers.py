@@ -340,6 +340,58 @@ class HelperUnits(wiring.Component):
             self.resp.payload.data_end.eq(Mux(o_ctx_we & o_tail, bound, self.data_end)),
         ]
 
+        # --- map ports ------------------------------------------------------------------------
+        is_tail_call = rq.id == Helper.TAIL_CALL
+        # A map handle is MAP_BASE + index * MAP_WINDOW: window number 16 + index, nothing in
+        # the low 20 bits. Each register is checked on its own (no 64-bit mux); only the few
+        # window bits that name the map pass through one (tail_call's prog_array is r2).
+        win_bits = (_MAP_BASE_WINDOW + self.n_maps - 1).bit_length()
+        log2_maps = (self.n_maps - 1).bit_length()
+
+        def window(reg):
+            return reg[_WINDOW_BITS:_WINDOW_BITS + win_bits]
+
+        def is_handle(reg):
+            w = window(reg)
+            if _MAP_BASE_WINDOW % self.n_maps == 0:
+                in_range = w[log2_maps:] == _MAP_BASE_WINDOW >> log2_maps
+            else:
+                in_range = (w >= _MAP_BASE_WINDOW) & (w < _MAP_BASE_WINDOW + self.n_maps)
+            return ((reg[:_WINDOW_BITS] == 0) & (reg[_WINDOW_BITS + win_bits:] == 0)
+                    & in_range)
+
+        def value_ptr(offset):
+            # The address of the value at ``offset`` in map r1's window (r1 passed is_handle,
+            # so its bits above the window number are 0).
+            return Cat(offset[:_WINDOW_BITS], window(r1))
+
+        handle_window = Mux(is_tail_call, window(r2), window(r1))
+        index = Signal(self.map_bits)
+        if _MAP_BASE_WINDOW % self.n_maps == 0:
+            m.d.comb += index.eq(handle_window)
+        else:
+            m.d.comb += index.eq(handle_window - _MAP_BASE_WINDOW)
+        map_ok = (Mux(is_tail_call, is_handle(r2), is_handle(r1))
+                  & (self.map_info_type != 0))
+        oversize = self.map_info_value_size > self.max_value_size
+        key_words = -(-self.max_key_size // 8)
+        key_buf = Signal(64 * key_words) if with_maps else Const(0, 64 * key_words)
+        val_buf = Signal(self.max_value_size * 8) if with_maps else Const(0, 8)
+        is_redirect_map = rq.id == Helper.REDIRECT_MAP
+        mreq = self.map_req.payload
+        m.d.comb += [
+            self.map_info_map.eq(index),
+            mreq.op.eq(op), mreq.map.eq(index), mreq.flags.eq(r4), mreq.addr.eq(bound),
+            mreq.data.eq(0),
+            mreq.key.eq(Cat(Mux(is_redirect_map, r2[:32],
+                                Mux(is_tail_call, r3[:32], key_buf[:32])),
+                            key_buf[32:8 * self.max_key_size])),
+            mreq.value.eq(val_buf),
+        ]
+        mresp = self.map_resp.payload
+        errno64 = Signal(64)
+        m.d.comb += errno64.eq(mresp.errno.as_signed())
+
         # --- one mem access: size from the bytes left, address = base + pos ----------------
         left = Signal(15)
         m.d.comb += left.eq(n - pos)
@@ -362,7 +414,7 @@ class HelperUnits(wiring.Component):
             with m.Case(SRC_R3):
                 m.d.comb += base.eq(r3)
             with m.Case(SRC_DST):
-                m.d.comb += base.eq(Cat(bound[:_WINDOW_BITS], r1[_WINDOW_BITS:]))
+                m.d.comb += base.eq(value_ptr(bound))
             with m.Case(SRC_END):
                 m.d.comb += base.eq(self.data_end)
         m.d.comb += [mem.addr.eq(base + pos), mem.we.eq(wr), mem.raw.eq(raw),
@@ -382,33 +434,6 @@ class HelperUnits(wiring.Component):
         m.d.comb += merged.eq(acc | (rdata << (pos[1:3] * 16)))
         word_done = (pos + csize)[:3] == 0
         widx = pos[3:]
-
-        # --- map ports ------------------------------------------------------------------------
-        is_tail_call = rq.id == Helper.TAIL_CALL
-        handle = Mux(is_tail_call, r2, r1)          # tail_call's prog_array is r2
-        hi = handle[_WINDOW_BITS:]
-        index = Signal(self.map_bits)
-        m.d.comb += index.eq(hi - _MAP_BASE_WINDOW)
-        map_ok = ((handle[:_WINDOW_BITS] == 0) & (hi >= _MAP_BASE_WINDOW)
-                  & (hi < _MAP_BASE_WINDOW + self.n_maps) & (self.map_info_type != 0))
-        oversize = self.map_info_value_size > self.max_value_size
-        key_words = -(-self.max_key_size // 8)
-        key_buf = Signal(64 * key_words) if with_maps else Const(0, 64 * key_words)
-        val_buf = Signal(self.max_value_size * 8) if with_maps else Const(0, 8)
-        is_redirect_map = rq.id == Helper.REDIRECT_MAP
-        mreq = self.map_req.payload
-        m.d.comb += [
-            self.map_info_map.eq(index),
-            mreq.op.eq(op), mreq.map.eq(index), mreq.flags.eq(r4), mreq.addr.eq(bound),
-            mreq.data.eq(0),
-            mreq.key.eq(Cat(Mux(is_redirect_map, r2[:32],
-                                Mux(is_tail_call, r3[:32], key_buf[:32])),
-                            key_buf[32:8 * self.max_key_size])),
-            mreq.value.eq(val_buf),
-        ]
-        mresp = self.map_resp.payload
-        errno64 = Signal(64)
-        m.d.comb += errno64.eq(mresp.errno.as_signed())
 
         # --- csum_diff -----------------------------------------------------------------------
         from_size = r2[:32]
@@ -699,8 +724,7 @@ class HelperUnits(wiring.Component):
                             with m.Else():
                                 finish(-ENOENT & _M64)
                         with m.Elif(rq.id == Helper.MAP_LOOKUP_ELEM):
-                            finish(Mux(mresp.found,
-                                       Cat(mresp.offset[:_WINDOW_BITS], r1[_WINDOW_BITS:]), 0))
+                            finish(Mux(mresp.found, value_ptr(mresp.offset), 0))
                         with m.Elif((rq.id == Helper.MAP_UPDATE_ELEM) & oversize):
                             # ArrayMap.update's order of checks.
                             with m.If((r4 & ~4 & _M64) > 2):
