@@ -448,18 +448,26 @@ class HelperUnits(wiring.Component):
         m.d.comb += [f16a.eq(acc[:16] + acc[16:32]), f16b.eq(f16a[:16] + f16a[16])]
 
         # --- xdp_adjust_head / tail ------------------------------------------------------------
+        # One adder and two compares serve both: the bound that moves (data for head,
+        # data_end for tail) plus the offset, checked against a constant (head: the frame
+        # start, tail: the frame limit) and against the other bound (at least ETH_HLEN apart).
         off = r2[:32].as_signed()
-        cur_data = Signal(signed(34))
-        cur_end = Signal(signed(34))
-        new_data = Signal(signed(34))
-        new_end = Signal(signed(34))
-        m.d.comb += [cur_data.eq(self.data), cur_end.eq(self.data_end),
-                     new_data.eq(cur_data + off), new_end.eq(cur_end + off)]
-        head_bad = ((new_data < abi.PKT_BASE + XDP_FRAME_SIZE)
-                    | (new_data > cur_end - ETH_HLEN))
+        is_adjust_tail = rq.id == Helper.XDP_ADJUST_TAIL
+        moving = Signal(signed(34))
+        other = Signal(signed(34))
+        new_bound = Signal(signed(34))
+        gap = Signal(signed(35))           # new bound - other bound
+        m.d.comb += [moving.eq(Mux(is_adjust_tail, self.data_end, self.data)),
+                     other.eq(Mux(is_adjust_tail, self.data, self.data_end)),
+                     new_bound.eq(moving + off),
+                     gap.eq(new_bound - other)]
         limit = self.frame_limit + (self.inject_bug == "tail_limit")
-        tail_bad = ((new_end > abi.PKT_BASE + limit)
-                    | (new_end < cur_data + ETH_HLEN))
+        # head: new < PKT_BASE + XDP_FRAME_SIZE or gap > -ETH_HLEN;
+        # tail: new > PKT_BASE + limit or gap < ETH_HLEN.
+        below = new_bound < Mux(is_adjust_tail, abi.PKT_BASE + limit + 1,
+                                abi.PKT_BASE + XDP_FRAME_SIZE)
+        close = gap < Mux(is_adjust_tail, ETH_HLEN, 1 - ETH_HLEN)
+        adjust_bad = (below ^ is_adjust_tail) | (close ^ ~is_adjust_tail)
         is_ctx = r1 == abi.CTX_BASE
 
         x = prandom ^ (prandom << 13)[:32]
@@ -558,23 +566,23 @@ class HelperUnits(wiring.Component):
                             with m.Case(int(Helper.XDP_ADJUST_HEAD)):
                                 with m.If(~is_ctx):
                                     fail(Fault.HELPER)
-                                with m.Elif(head_bad):
+                                with m.Elif(adjust_bad):
                                     finish(-EINVAL & _M64)
                                 with m.Else():
-                                    m.d.sync += [bound.eq(new_data), o_ctx_we.eq(1)]
+                                    m.d.sync += [bound.eq(new_bound), o_ctx_we.eq(1)]
                                     finish(0)
                         if Helper.XDP_ADJUST_TAIL in ids:
                             with m.Case(int(Helper.XDP_ADJUST_TAIL)):
                                 m.d.sync += o_tail.eq(1)
                                 with m.If(~is_ctx):
                                     fail(Fault.HELPER)
-                                with m.Elif(tail_bad):
+                                with m.Elif(adjust_bad):
                                     finish(-EINVAL & _M64)
                                 with m.Elif(off > 0):
-                                    m.d.sync += [bound.eq(new_end), raw.eq(1)]
+                                    m.d.sync += [bound.eq(new_bound), raw.eq(1)]
                                     start_buffer("ZERO_ISSUE", SRC_END, off, write=1)
                                 with m.Else():
-                                    m.d.sync += [bound.eq(new_end), o_ctx_we.eq(1)]
+                                    m.d.sync += [bound.eq(new_bound), o_ctx_we.eq(1)]
                                     finish(0)
                         for h, operation in ((Helper.MAP_LOOKUP_ELEM, Op.LOOKUP),
                                              (Helper.MAP_UPDATE_ELEM, Op.UPDATE),
