@@ -325,6 +325,7 @@ class HelperUnits(wiring.Component):
         raw = Signal()
         op = Signal(Op)
         sent = Signal()             # the map request was accepted, its response is due
+        copying = Signal()          # map_update_elem's copy of a wide array value
         SRC_R1, SRC_R2, SRC_R3, SRC_DST, SRC_END = range(5)
         src = Signal(range(5))
 
@@ -430,8 +431,9 @@ class HelperUnits(wiring.Component):
                              Mux(csize == 4, mem.rdata[:32],
                                  Mux(csize == 2, mem.rdata[:16], mem.rdata[:8]))))
         # Tail accesses (4, 2, 1 bytes) sit at even byte offsets inside their 64-bit word.
+        # (A copy reads into a cleared acc without the shift: the word is written back as read.)
         merged = Signal(64)
-        m.d.comb += merged.eq(acc | (rdata << (pos[1:3] * 16)))
+        m.d.comb += merged.eq(acc | (rdata << (Mux(copying, 0, pos[1:3]) * 16)))
         word_done = (pos + csize)[:3] == 0
         widx = pos[3:]
 
@@ -439,10 +441,16 @@ class HelperUnits(wiring.Component):
         from_size = r2[:32]
         to_size = r4[:32]
         seed32 = r5[:32]
-        csum_add = Signal(42)
-        m.d.comb += csum_add.eq(acc[:42] + rdata[:32] + rdata[32:])
+        # Sizes not multiples of 4, or more than 512 bytes together (in words: above 128).
+        csum_words = Signal(9)
+        m.d.comb += csum_words.eq(from_size[2:10] + to_size[2:10])
+        csum_sizes_bad = (((from_size | to_size)[:2] != 0) | (from_size[10:] != 0)
+                          | (to_size[10:] != 0) | (csum_words > 128))
+        # At most 512 bytes (128 words) plus a 33-bit start: 40 bits hold any sum.
+        csum_add = Signal(40)
+        m.d.comb += csum_add.eq(acc[:40] + rdata[:32] + rdata[32:])
         fold = Signal(33)
-        m.d.comb += fold.eq(acc[:32] + acc[32:42])
+        m.d.comb += fold.eq(acc[:32] + acc[32:40])
         f16a = Signal(17)
         f16b = Signal(17)
         m.d.comb += [f16a.eq(acc[:16] + acc[16:32]), f16b.eq(f16a[:16] + f16a[16])]
@@ -522,7 +530,7 @@ class HelperUnits(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.req.valid):
                     m.d.sync += [o_fault.eq(0), o_ctx_we.eq(0), o_tail.eq(0), o_tcall.eq(0),
-                                 raw.eq(0),
+                                 raw.eq(0), copying.eq(0),
                                  wr.eq(0), in_to.eq(0)]
                     with m.Switch(rq.id):
                         if Helper.KTIME_GET_NS in ids:
@@ -550,8 +558,7 @@ class HelperUnits(wiring.Component):
                                     finish(XdpAction.REDIRECT)
                         if Helper.CSUM_DIFF in ids:
                             with m.Case(int(Helper.CSUM_DIFF)):
-                                with m.If(((from_size | to_size)[:2] != 0)
-                                          | (from_size + to_size > 512)):
+                                with m.If(csum_sizes_bad):
                                     finish(-EINVAL & _M64)
                                 with m.Elif(from_size != 0):
                                     start_buffer("FROM_ISSUE", SRC_R1, from_size,
@@ -638,7 +645,7 @@ class HelperUnits(wiring.Component):
             read_states("FROM", csum_consume, csum_end)
             read_states("TO", csum_consume, csum_end)
             with m.State("FOLD"):
-                with m.If(acc[32:42] != 0):
+                with m.If(acc[32:40] != 0):
                     m.d.sync += acc.eq(fold)
                 with m.Elif(in_to):
                     m.next = "FOLD16"
@@ -744,7 +751,7 @@ class HelperUnits(wiring.Component):
                             with m.Elif(r4[2]):
                                 finish(-EINVAL & _M64)
                             with m.Else():
-                                m.d.sync += bound.eq(mresp.offset)
+                                m.d.sync += [bound.eq(mresp.offset), copying.eq(1)]
                                 start_buffer("COPY_RD_ISSUE", SRC_R3,
                                              self.map_info_value_size)
                         with m.Else():
@@ -758,7 +765,7 @@ class HelperUnits(wiring.Component):
                         with m.If(mem.fault):
                             fail(Fault.HELPER)
                         with m.Else():
-                            m.d.sync += [acc.eq(rdata), src.eq(SRC_DST), wr.eq(1)]
+                            m.d.sync += [acc.eq(merged), src.eq(SRC_DST), wr.eq(1)]
                             m.next = "COPY_WR_ISSUE"
                 with m.State("COPY_WR_ISSUE"):
                     m.d.comb += mem.en.eq(1)
@@ -771,7 +778,8 @@ class HelperUnits(wiring.Component):
                             m.d.sync += wr.eq(0)
                             finish(0)
                         with m.Else():
-                            m.d.sync += [pos.eq(pos + csize), src.eq(SRC_R3), wr.eq(0)]
+                            m.d.sync += [pos.eq(pos + csize), src.eq(SRC_R3), wr.eq(0),
+                                         acc.eq(0)]
                             m.next = "COPY_RD_ISSUE"
 
             with m.State("DONE"):
