@@ -337,8 +337,10 @@ class HelperUnits(wiring.Component):
             self.resp.payload.tail.eq(o_tcall),
             self.resp.payload.prog_base.eq(bound[:16]),
             self.resp.payload.prog_len.eq(bound[16:32]),
-            self.resp.payload.data.eq(Mux(o_ctx_we & ~o_tail, bound, self.data)),
-            self.resp.payload.data_end.eq(Mux(o_ctx_we & o_tail, bound, self.data_end)),
+            # (The CPU takes data/data_end only with ctx_we: the bound that did not move
+            # passes through.)
+            self.resp.payload.data.eq(Mux(o_tail, self.data, bound)),
+            self.resp.payload.data_end.eq(Mux(o_tail, bound, self.data_end)),
         ]
 
         # --- map ports ------------------------------------------------------------------------
