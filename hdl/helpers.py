@@ -428,14 +428,31 @@ class HelperUnits(wiring.Component):
         if self.inject_bug == "slot_check":
             bad = mem.fault
         # rdata is zero-extended by the CPU; masked again so a wide word never leaks bytes.
-        rdata = Signal(64)
-        m.d.comb += rdata.eq(Mux(csize == 8, mem.rdata,
-                             Mux(csize == 4, mem.rdata[:32],
-                                 Mux(csize == 2, mem.rdata[:16], mem.rdata[:8]))))
-        # Tail accesses (4, 2, 1 bytes) sit at even byte offsets inside their 64-bit word.
-        # (A copy reads into a cleared acc without the shift: the word is written back as read.)
+        # Accesses are 8 bytes while 8 are left, then 4, 2, 1: a tail access sits at byte
+        # offset 0 of its word (any size), 2 (1 byte), 4 (2 or 1 bytes) or 6 (1 byte), so
+        # each byte of the word being assembled has at most two candidates.
+        rb = [mem.rdata[8 * i:8 * i + 8] for i in range(8)]
+        at = [Signal(name=f"at{2 * k}") for k in range(4)]     # byte offset in the word
+        m.d.comb += [at[k].eq(pos[1:3] == k) for k in range(4)]
+        at0 = at[0] | copying        # a copy writes each chunk back as read, unshifted
+        c2 = csize >= 2
+        c4 = csize >= 4
+        c8 = csize == 8
+        chunk = Signal(64)           # the chunk placed at its offset in the word
+        m.d.comb += chunk.eq(Cat(
+            rb[0] & at0.replicate(8),
+            rb[1] & (at0 & c2).replicate(8),
+            (rb[2] & (at0 & c4).replicate(8)) | (rb[0] & (at[1] & ~copying).replicate(8)),
+            rb[3] & (at0 & c4).replicate(8),
+            (rb[4] & (at0 & c8).replicate(8)) | (rb[0] & (at[2] & ~copying).replicate(8)),
+            (rb[5] & (at0 & c8).replicate(8)) | (rb[1] & (at[2] & ~copying & c2).replicate(8)),
+            (rb[6] & (at0 & c8).replicate(8)) | (rb[0] & (at[3] & ~copying).replicate(8)),
+            rb[7] & (at0 & c8).replicate(8)))
         merged = Signal(64)
-        m.d.comb += merged.eq(acc | (rdata << (Mux(copying, 0, pos[1:3]) * 16)))
+        m.d.comb += merged.eq(acc | chunk)
+        # csum_diff reads 8 or 4 bytes at a time.
+        rdata_lo = mem.rdata[:32]
+        rdata_hi = mem.rdata[32:] & c8.replicate(32)
         word_done = (pos + csize)[:3] == 0
         widx = pos[3:]
 
@@ -450,7 +467,7 @@ class HelperUnits(wiring.Component):
                           | (to_size[10:] != 0) | (csum_words > 128))
         # At most 512 bytes (128 words) plus a 33-bit start: 40 bits hold any sum.
         csum_add = Signal(40)
-        m.d.comb += csum_add.eq(acc[:40] + rdata[:32] + rdata[32:])
+        m.d.comb += csum_add.eq(acc[:40] + (rdata_lo + rdata_hi))
         fold = Signal(33)
         m.d.comb += fold.eq(acc[:32] + acc[32:40])
         f16a = Signal(17)
