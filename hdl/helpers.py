@@ -460,6 +460,9 @@ class HelperUnits(wiring.Component):
         from_size = r2[:32]
         to_size = r4[:32]
         seed32 = r5[:32]
+        # After the "from" sum: seed + ~sum when a "to" buffer follows, else ~sum.
+        seed_not_acc = Signal(33)
+        m.d.comb += seed_not_acc.eq((seed32 & (to_size != 0).replicate(32)) + ~acc[:32])
         # Sizes not multiples of 4, or more than 512 bytes together (in words: above 128).
         csum_words = Signal(9)
         m.d.comb += csum_words.eq(from_size[2:10] + to_size[2:10])
@@ -671,9 +674,9 @@ class HelperUnits(wiring.Component):
                 with m.Elif(to_size != 0):
                     # to - from + seed: the "to" sum starts from seed + ~from_sum.
                     m.d.sync += in_to.eq(1)
-                    start_buffer("TO_ISSUE", SRC_R3, to_size, seed32 + ~acc[:32])
+                    start_buffer("TO_ISSUE", SRC_R3, to_size, seed_not_acc)
                 with m.Else():
-                    m.d.sync += acc.eq(~acc[:32])
+                    m.d.sync += acc.eq(seed_not_acc)
                     m.next = "FOLD16"
             with m.State("FOLD16"):
                 finish(f16b[:16])
