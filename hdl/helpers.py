@@ -399,11 +399,14 @@ class HelperUnits(wiring.Component):
         left = Signal(15)
         m.d.comb += left.eq(n - pos)
         csize = Signal(4)           # bytes of this access: 8, then 4, 2, 1 at the tail
-        with m.If(left >= 8):
+        c8 = left[3:] != 0
+        c4 = c8 | left[2]
+        c2 = c4 | left[1]
+        with m.If(c8):
             m.d.comb += [csize.eq(8), mem.size.eq(Size.DW)]
-        with m.Elif(left >= 4):
+        with m.Elif(c4):
             m.d.comb += [csize.eq(4), mem.size.eq(Size.W)]
-        with m.Elif(left >= 2):
+        with m.Elif(c2):
             m.d.comb += [csize.eq(2), mem.size.eq(Size.H)]
         with m.Else():
             m.d.comb += [csize.eq(1), mem.size.eq(Size.B)]
@@ -435,9 +438,6 @@ class HelperUnits(wiring.Component):
         at = [Signal(name=f"at{2 * k}") for k in range(4)]     # byte offset in the word
         m.d.comb += [at[k].eq(pos[1:3] == k) for k in range(4)]
         at0 = at[0] | copying        # a copy writes each chunk back as read, unshifted
-        c2 = csize >= 2
-        c4 = csize >= 4
-        c8 = csize == 8
         chunk = Signal(64)           # the chunk placed at its offset in the word
         m.d.comb += chunk.eq(Cat(
             rb[0] & at0.replicate(8),
@@ -764,7 +764,7 @@ class HelperUnits(wiring.Component):
                             finish(Mux(mresp.found, value_ptr(mresp.offset), 0))
                         with m.Elif((rq.id == Helper.MAP_UPDATE_ELEM) & oversize):
                             # ArrayMap.update's order of checks.
-                            with m.If((r4 & ~4 & _M64) > 2):
+                            with m.If((r4[3:] != 0) | (r4[0] & r4[1])):     # (r4 & ~4) > 2
                                 finish(-EINVAL & _M64)
                             with m.Elif(~mresp.found):
                                 finish(-E2BIG & _M64)
