@@ -583,11 +583,11 @@ class HelperUnits(wiring.Component):
                                 with m.If(csum_sizes_bad):
                                     finish(-EINVAL & _M64)
                                 with m.Elif(from_size != 0):
-                                    start_buffer("FROM_ISSUE", SRC_R1, from_size,
+                                    start_buffer("SUM_ISSUE", SRC_R1, from_size,
                                                  Mux(to_size != 0, 0, ~seed32))
                                 with m.Elif(to_size != 0):
                                     m.d.sync += in_to.eq(1)
-                                    start_buffer("TO_ISSUE", SRC_R3, to_size, seed32)
+                                    start_buffer("SUM_ISSUE", SRC_R3, to_size, seed32)
                                 with m.Else():
                                     m.d.sync += acc.eq(seed32)
                                     m.next = "FOLD16"
@@ -664,8 +664,7 @@ class HelperUnits(wiring.Component):
             def csum_end():
                 m.next = "FOLD"
 
-            read_states("FROM", csum_consume, csum_end)
-            read_states("TO", csum_consume, csum_end)
+            read_states("SUM", csum_consume, csum_end)     # "from", then "to" (in_to)
             with m.State("FOLD"):
                 with m.If(acc[32:40] != 0):
                     m.d.sync += acc.eq(fold)
@@ -674,7 +673,7 @@ class HelperUnits(wiring.Component):
                 with m.Elif(to_size != 0):
                     # to - from + seed: the "to" sum starts from seed + ~from_sum.
                     m.d.sync += in_to.eq(1)
-                    start_buffer("TO_ISSUE", SRC_R3, to_size, seed_not_acc)
+                    start_buffer("SUM_ISSUE", SRC_R3, to_size, seed_not_acc)
                 with m.Else():
                     m.d.sync += acc.eq(seed_not_acc)
                     m.next = "FOLD16"
@@ -712,19 +711,17 @@ class HelperUnits(wiring.Component):
             if with_maps:
                 def key_end():
                     with m.If(op == Op.UPDATE):
-                        with m.If(oversize):
-                            start_buffer("CHECK_ISSUE", SRC_R3, self.map_info_value_size)
-                        with m.Else():
-                            start_buffer("VALUE_ISSUE", SRC_R3, self.map_info_value_size)
+                        start_buffer("VALUE_ISSUE", SRC_R3, self.map_info_value_size)
                     with m.Else():
                         m.d.sync += sent.eq(0)
                         m.next = "MAP"
 
                 read_states("KEY", assemble(key_buf), key_end)
-                read_states("VALUE", assemble(val_buf), lambda: map_request(Op.UPDATE))
-                # An array value wider than the update port: first check that the whole value
-                # can be read (no effect before a fault), then LOOKUP, then copy.
-                read_states("CHECK", lambda: None, lambda: map_request(Op.LOOKUP))
+                # An array value wider than the update port: read the whole value first (no
+                # effect before a fault; the words past the buffer are not kept), then LOOKUP,
+                # then copy.
+                read_states("VALUE", assemble(val_buf),
+                            lambda: map_request(Mux(oversize, Op.LOOKUP, Op.UPDATE)))
 
                 with m.State("MAP"):
                     # Ready for the response from the start: a map memory may accept the
