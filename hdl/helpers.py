@@ -460,14 +460,17 @@ class HelperUnits(wiring.Component):
         from_size = r2[:32]
         to_size = r4[:32]
         seed32 = r5[:32]
-        # After the "from" sum: seed + ~sum when a "to" buffer follows, else ~sum.
-        seed_not_acc = Signal(33)
-        m.d.comb += seed_not_acc.eq((seed32 & (to_size != 0).replicate(32)) + ~acc[:32])
         # Sizes not multiples of 4, or more than 512 bytes together (in words: above 128).
         csum_words = Signal(9)
         m.d.comb += csum_words.eq(from_size[2:10] + to_size[2:10])
         csum_sizes_bad = (((from_size | to_size)[:2] != 0) | (from_size[10:] != 0)
                           | (to_size[10:] != 0) | (csum_words > 128))
+        # (Past that check the sizes are below 1024: their bits 2-9 tell them apart from 0.)
+        has_from = from_size[2:10] != 0
+        has_to = to_size[2:10] != 0
+        # After the "from" sum: seed + ~sum when a "to" buffer follows, else ~sum.
+        seed_not_acc = Signal(33)
+        m.d.comb += seed_not_acc.eq((seed32 & has_to.replicate(32)) + ~acc[:32])
         # At most 512 bytes (128 words) plus a 33-bit start: 40 bits hold any sum.
         csum_add = Signal(40)
         m.d.comb += csum_add.eq(acc[:40] + (rdata_lo + rdata_hi))
@@ -582,12 +585,12 @@ class HelperUnits(wiring.Component):
                             with m.Case(int(Helper.CSUM_DIFF)):
                                 with m.If(csum_sizes_bad):
                                     finish(-EINVAL & _M64)
-                                with m.Elif(from_size != 0):
-                                    start_buffer("SUM_ISSUE", SRC_R1, from_size,
-                                                 Mux(to_size != 0, 0, ~seed32))
-                                with m.Elif(to_size != 0):
+                                with m.Elif(has_from):
+                                    start_buffer("SUM_ISSUE", SRC_R1, from_size[:10],
+                                                 Mux(has_to, 0, ~seed32))
+                                with m.Elif(has_to):
                                     m.d.sync += in_to.eq(1)
-                                    start_buffer("SUM_ISSUE", SRC_R3, to_size, seed32)
+                                    start_buffer("SUM_ISSUE", SRC_R3, to_size[:10], seed32)
                                 with m.Else():
                                     m.d.sync += acc.eq(seed32)
                                     m.next = "FOLD16"
@@ -670,10 +673,10 @@ class HelperUnits(wiring.Component):
                     m.d.sync += acc.eq(fold)
                 with m.Elif(in_to):
                     m.next = "FOLD16"
-                with m.Elif(to_size != 0):
+                with m.Elif(has_to):
                     # to - from + seed: the "to" sum starts from seed + ~from_sum.
                     m.d.sync += in_to.eq(1)
-                    start_buffer("SUM_ISSUE", SRC_R3, to_size, seed_not_acc)
+                    start_buffer("SUM_ISSUE", SRC_R3, to_size[:10], seed_not_acc)
                 with m.Else():
                     m.d.sync += acc.eq(seed_not_acc)
                     m.next = "FOLD16"
