@@ -103,6 +103,9 @@ _M64 = (1 << 64) - 1
 _WINDOW_BITS = abi.MAP_WINDOW.bit_length() - 1          # 20
 _MAP_BASE_WINDOW = abi.MAP_BASE >> _WINDOW_BITS          # 16
 _PRANDOM_ZERO_SEED = 0x2545_f491
+# A buffer's address adds its offset (< 2**15) to the low word only (see elaborate).
+assert max(abi.CTX_BASE + abi.CTX_SIZE, abi.STACK_TOP, abi.PKT_BASE + abi.PKT_BUF_SIZE,
+           abi.MAP_BASE + abi.MAX_MAPS * abi.MAP_WINDOW) <= (1 << 32) - (1 << 15)
 
 
 class RedirectKind(enum.Enum, shape=2):
@@ -423,8 +426,11 @@ class HelperUnits(wiring.Component):
                 m.d.comb += base.eq(value_ptr(bound))
             with m.Case(SRC_END):
                 m.d.comb += base.eq(self.data_end)
-        m.d.comb += [mem.addr.eq(base + pos), mem.we.eq(wr), mem.raw.eq(raw),
-                     mem.wdata.eq(acc)]
+        # Only the low word adds pos: every region lies below 2**32 - 2**15, so a buffer whose
+        # first access (pos = 0, the exact base) passes never carries into the high word, and
+        # one whose first access faults has no second.
+        m.d.comb += [mem.addr.eq(Cat((base[:32] + pos)[:32], base[32:])), mem.we.eq(wr),
+                     mem.raw.eq(raw), mem.wdata.eq(acc)]
         # A buffer lies in one region (and one map value) if every access passes and reports
         # the first access's slot.
         bad = mem.fault | ((pos != 0) & (mem.slot != first_slot))
@@ -453,7 +459,9 @@ class HelperUnits(wiring.Component):
         # csum_diff reads 8 or 4 bytes at a time.
         rdata_lo = mem.rdata[:32]
         rdata_hi = mem.rdata[32:] & c8.replicate(32)
-        word_done = (pos + csize)[:3] == 0
+        # A word is complete after an 8-byte access only: the tail (4, 2, 1 bytes) starts at a
+        # word boundary and its bytes, fewer than 8, never fill the word.
+        word_done = c8
         widx = pos[3:]
 
         # --- csum_diff -----------------------------------------------------------------------
