@@ -395,8 +395,9 @@ class HelperUnits(wiring.Component):
             mreq.value.eq(val_buf),
         ]
         mresp = self.map_resp.payload
+        # errno is 0 or a negative errno (-4095..-1): bits 12-31 repeat its sign.
         errno64 = Signal(64)
-        m.d.comb += errno64.eq(mresp.errno.as_signed())
+        m.d.comb += errno64.eq(Cat(mresp.errno[:12], mresp.errno[31].replicate(52)))
 
         # --- one mem access: size from the bytes left, address = base + pos ----------------
         left = Signal(15)
