@@ -103,6 +103,9 @@ _M64 = (1 << 64) - 1
 _WINDOW_BITS = abi.MAP_WINDOW.bit_length() - 1          # 20
 _MAP_BASE_WINDOW = abi.MAP_BASE >> _WINDOW_BITS          # 16
 _PRANDOM_ZERO_SEED = 0x2545_f491
+# A buffer's address adds its offset (< 2**15) to the low word only (see elaborate).
+assert max(abi.CTX_BASE + abi.CTX_SIZE, abi.STACK_TOP, abi.PKT_BASE + abi.PKT_BUF_SIZE,
+           abi.MAP_BASE + abi.MAX_MAPS * abi.MAP_WINDOW) <= (1 << 32) - (1 << 15)
 
 
 class RedirectKind(enum.Enum, shape=2):
@@ -325,6 +328,7 @@ class HelperUnits(wiring.Component):
         raw = Signal()
         op = Signal(Op)
         sent = Signal()             # the map request was accepted, its response is due
+        copying = Signal()          # map_update_elem's copy of a wide array value
         SRC_R1, SRC_R2, SRC_R3, SRC_DST, SRC_END = range(5)
         src = Signal(range(5))
 
@@ -336,61 +340,45 @@ class HelperUnits(wiring.Component):
             self.resp.payload.tail.eq(o_tcall),
             self.resp.payload.prog_base.eq(bound[:16]),
             self.resp.payload.prog_len.eq(bound[16:32]),
-            self.resp.payload.data.eq(Mux(o_ctx_we & ~o_tail, bound, self.data)),
-            self.resp.payload.data_end.eq(Mux(o_ctx_we & o_tail, bound, self.data_end)),
+            # (The CPU takes data/data_end only with ctx_we: the bound that did not move
+            # passes through.)
+            self.resp.payload.data.eq(Mux(o_tail, self.data, bound)),
+            self.resp.payload.data_end.eq(Mux(o_tail, bound, self.data_end)),
         ]
-
-        # --- one mem access: size from the bytes left, address = base + pos ----------------
-        left = Signal(15)
-        m.d.comb += left.eq(n - pos)
-        csize = Signal(4)           # bytes of this access: 8, then 4, 2, 1 at the tail
-        with m.If(left >= 8):
-            m.d.comb += [csize.eq(8), mem.size.eq(Size.DW)]
-        with m.Elif(left >= 4):
-            m.d.comb += [csize.eq(4), mem.size.eq(Size.W)]
-        with m.Elif(left >= 2):
-            m.d.comb += [csize.eq(2), mem.size.eq(Size.H)]
-        with m.Else():
-            m.d.comb += [csize.eq(1), mem.size.eq(Size.B)]
-        last = left == csize
-        base = Signal(64)
-        with m.Switch(src):
-            with m.Case(SRC_R1):
-                m.d.comb += base.eq(r1)
-            with m.Case(SRC_R2):
-                m.d.comb += base.eq(r2)
-            with m.Case(SRC_R3):
-                m.d.comb += base.eq(r3)
-            with m.Case(SRC_DST):
-                m.d.comb += base.eq(Cat(bound[:_WINDOW_BITS], r1[_WINDOW_BITS:]))
-            with m.Case(SRC_END):
-                m.d.comb += base.eq(self.data_end)
-        m.d.comb += [mem.addr.eq(base + pos), mem.we.eq(wr), mem.raw.eq(raw),
-                     mem.wdata.eq(acc)]
-        # A buffer lies in one region (and one map value) if every access passes and reports
-        # the first access's slot.
-        bad = mem.fault | ((pos != 0) & (mem.slot != first_slot))
-        if self.inject_bug == "slot_check":
-            bad = mem.fault
-        # rdata is zero-extended by the CPU; masked again so a wide word never leaks bytes.
-        rdata = Signal(64)
-        m.d.comb += rdata.eq(Mux(csize == 8, mem.rdata,
-                             Mux(csize == 4, mem.rdata[:32],
-                                 Mux(csize == 2, mem.rdata[:16], mem.rdata[:8]))))
-        # Tail accesses (4, 2, 1 bytes) sit at even byte offsets inside their 64-bit word.
-        merged = Signal(64)
-        m.d.comb += merged.eq(acc | (rdata << (pos[1:3] * 16)))
-        word_done = (pos + csize)[:3] == 0
-        widx = pos[3:]
 
         # --- map ports ------------------------------------------------------------------------
         is_tail_call = rq.id == Helper.TAIL_CALL
-        handle = Mux(is_tail_call, r2, r1)          # tail_call's prog_array is r2
-        hi = handle[_WINDOW_BITS:]
+        # A map handle is MAP_BASE + index * MAP_WINDOW: window number 16 + index, nothing in
+        # the low 20 bits. Each register is checked on its own (no 64-bit mux); only the few
+        # window bits that name the map pass through one (tail_call's prog_array is r2).
+        win_bits = (_MAP_BASE_WINDOW + self.n_maps - 1).bit_length()
+        log2_maps = (self.n_maps - 1).bit_length()
+
+        def window(reg):
+            return reg[_WINDOW_BITS:_WINDOW_BITS + win_bits]
+
+        def is_handle(reg):
+            w = window(reg)
+            if _MAP_BASE_WINDOW % self.n_maps == 0:
+                in_range = w[log2_maps:] == _MAP_BASE_WINDOW >> log2_maps
+            else:
+                in_range = (w >= _MAP_BASE_WINDOW) & (w < _MAP_BASE_WINDOW + self.n_maps)
+            return ((reg[:_WINDOW_BITS] == 0) & (reg[_WINDOW_BITS + win_bits:] == 0)
+                    & in_range)
+
+        def value_ptr(offset):
+            # The address of the value at ``offset`` in map r1's window (r1 passed is_handle,
+            # so its bits above the window number are 0).
+            return Cat(offset[:_WINDOW_BITS], window(r1))
+
+        handle_window = Mux(is_tail_call, window(r2), window(r1))
         index = Signal(self.map_bits)
-        m.d.comb += index.eq(hi - _MAP_BASE_WINDOW)
-        map_ok = ((handle[:_WINDOW_BITS] == 0) & (hi >= _MAP_BASE_WINDOW)
-                  & (hi < _MAP_BASE_WINDOW + self.n_maps) & (self.map_info_type != 0))
+        if _MAP_BASE_WINDOW % self.n_maps == 0:
+            m.d.comb += index.eq(handle_window)
+        else:
+            m.d.comb += index.eq(handle_window - _MAP_BASE_WINDOW)
+        map_ok = (Mux(is_tail_call, is_handle(r2), is_handle(r1))
+                  & (self.map_info_type != 0))
         oversize = self.map_info_value_size > self.max_value_size
         key_words = -(-self.max_key_size // 8)
         key_buf = Signal(64 * key_words) if with_maps else Const(0, 64 * key_words)
@@ -407,34 +395,121 @@ class HelperUnits(wiring.Component):
             mreq.value.eq(val_buf),
         ]
         mresp = self.map_resp.payload
+        # errno is 0 or a negative errno (-4095..-1): bits 12-31 repeat its sign.
         errno64 = Signal(64)
-        m.d.comb += errno64.eq(mresp.errno.as_signed())
+        m.d.comb += errno64.eq(Cat(mresp.errno[:12], mresp.errno[31].replicate(52)))
+
+        # --- one mem access: size from the bytes left, address = base + pos ----------------
+        left = Signal(15)
+        m.d.comb += left.eq(n - pos)
+        csize = Signal(4)           # bytes of this access: 8, then 4, 2, 1 at the tail
+        c8 = left[3:] != 0
+        c4 = c8 | left[2]
+        c2 = c4 | left[1]
+        with m.If(c8):
+            m.d.comb += [csize.eq(8), mem.size.eq(Size.DW)]
+        with m.Elif(c4):
+            m.d.comb += [csize.eq(4), mem.size.eq(Size.W)]
+        with m.Elif(c2):
+            m.d.comb += [csize.eq(2), mem.size.eq(Size.H)]
+        with m.Else():
+            m.d.comb += [csize.eq(1), mem.size.eq(Size.B)]
+        last = left == csize
+        base = Signal(64)
+        with m.Switch(src):
+            with m.Case(SRC_R1):
+                m.d.comb += base.eq(r1)
+            with m.Case(SRC_R2):
+                m.d.comb += base.eq(r2)
+            with m.Case(SRC_R3):
+                m.d.comb += base.eq(r3)
+            with m.Case(SRC_DST):
+                m.d.comb += base.eq(value_ptr(bound))
+            with m.Case(SRC_END):
+                m.d.comb += base.eq(self.data_end)
+        # Only the low word adds pos: every region lies below 2**32 - 2**15, so a buffer whose
+        # first access (pos = 0, the exact base) passes never carries into the high word, and
+        # one whose first access faults has no second.
+        m.d.comb += [mem.addr.eq(Cat((base[:32] + pos)[:32], base[32:])), mem.we.eq(wr),
+                     mem.raw.eq(raw), mem.wdata.eq(acc)]
+        # A buffer lies in one region (and one map value) if every access passes and reports
+        # the first access's slot.
+        bad = mem.fault | ((pos != 0) & (mem.slot != first_slot))
+        if self.inject_bug == "slot_check":
+            bad = mem.fault
+        # rdata is zero-extended by the CPU; masked again so a wide word never leaks bytes.
+        # Accesses are 8 bytes while 8 are left, then 4, 2, 1: a tail access sits at byte
+        # offset 0 of its word (any size), 2 (1 byte), 4 (2 or 1 bytes) or 6 (1 byte), so
+        # each byte of the word being assembled has at most two candidates.
+        rb = [mem.rdata[8 * i:8 * i + 8] for i in range(8)]
+        at = [Signal(name=f"at{2 * k}") for k in range(4)]     # byte offset in the word
+        m.d.comb += [at[k].eq(pos[1:3] == k) for k in range(4)]
+        at0 = at[0] | copying        # a copy writes each chunk back as read, unshifted
+        chunk = Signal(64)           # the chunk placed at its offset in the word
+        m.d.comb += chunk.eq(Cat(
+            rb[0] & at0.replicate(8),
+            rb[1] & (at0 & c2).replicate(8),
+            (rb[2] & (at0 & c4).replicate(8)) | (rb[0] & (at[1] & ~copying).replicate(8)),
+            rb[3] & (at0 & c4).replicate(8),
+            (rb[4] & (at0 & c8).replicate(8)) | (rb[0] & (at[2] & ~copying).replicate(8)),
+            (rb[5] & (at0 & c8).replicate(8)) | (rb[1] & (at[2] & ~copying & c2).replicate(8)),
+            (rb[6] & (at0 & c8).replicate(8)) | (rb[0] & (at[3] & ~copying).replicate(8)),
+            rb[7] & (at0 & c8).replicate(8)))
+        merged = Signal(64)
+        m.d.comb += merged.eq(acc | chunk)
+        # csum_diff reads 8 or 4 bytes at a time.
+        rdata_lo = mem.rdata[:32]
+        rdata_hi = mem.rdata[32:] & c8.replicate(32)
+        # A word is complete after an 8-byte access only: the tail (4, 2, 1 bytes) starts at a
+        # word boundary and its bytes, fewer than 8, never fill the word.
+        word_done = c8
+        widx = pos[3:]
 
         # --- csum_diff -----------------------------------------------------------------------
         from_size = r2[:32]
         to_size = r4[:32]
         seed32 = r5[:32]
-        csum_add = Signal(42)
-        m.d.comb += csum_add.eq(acc[:42] + rdata[:32] + rdata[32:])
+        # Sizes not multiples of 4, or more than 512 bytes together (in words: above 128).
+        csum_words = Signal(9)
+        m.d.comb += csum_words.eq(from_size[2:10] + to_size[2:10])
+        csum_sizes_bad = (((from_size | to_size)[:2] != 0) | (from_size[10:] != 0)
+                          | (to_size[10:] != 0) | (csum_words > 128))
+        # (Past that check the sizes are below 1024: their bits 2-9 tell them apart from 0.)
+        has_from = from_size[2:10] != 0
+        has_to = to_size[2:10] != 0
+        # After the "from" sum: seed + ~sum when a "to" buffer follows, else ~sum.
+        seed_not_acc = Signal(33)
+        m.d.comb += seed_not_acc.eq((seed32 & has_to.replicate(32)) + ~acc[:32])
+        # At most 512 bytes (128 words) plus a 33-bit start: 40 bits hold any sum.
+        csum_add = Signal(40)
+        m.d.comb += csum_add.eq(acc[:40] + (rdata_lo + rdata_hi))
         fold = Signal(33)
-        m.d.comb += fold.eq(acc[:32] + acc[32:42])
+        m.d.comb += fold.eq(acc[:32] + acc[32:40])
         f16a = Signal(17)
         f16b = Signal(17)
         m.d.comb += [f16a.eq(acc[:16] + acc[16:32]), f16b.eq(f16a[:16] + f16a[16])]
 
         # --- xdp_adjust_head / tail ------------------------------------------------------------
+        # One adder and two compares serve both: the bound that moves (data for head,
+        # data_end for tail) plus the offset, checked against a constant (head: the frame
+        # start, tail: the frame limit) and against the other bound (at least ETH_HLEN apart).
         off = r2[:32].as_signed()
-        cur_data = Signal(signed(34))
-        cur_end = Signal(signed(34))
-        new_data = Signal(signed(34))
-        new_end = Signal(signed(34))
-        m.d.comb += [cur_data.eq(self.data), cur_end.eq(self.data_end),
-                     new_data.eq(cur_data + off), new_end.eq(cur_end + off)]
-        head_bad = ((new_data < abi.PKT_BASE + XDP_FRAME_SIZE)
-                    | (new_data > cur_end - ETH_HLEN))
+        is_adjust_tail = rq.id == Helper.XDP_ADJUST_TAIL
+        moving = Signal(signed(34))
+        other = Signal(signed(34))
+        new_bound = Signal(signed(34))
+        gap = Signal(signed(35))           # new bound - other bound
+        m.d.comb += [moving.eq(Mux(is_adjust_tail, self.data_end, self.data)),
+                     other.eq(Mux(is_adjust_tail, self.data, self.data_end)),
+                     new_bound.eq(moving + off),
+                     gap.eq(new_bound - other)]
         limit = self.frame_limit + (self.inject_bug == "tail_limit")
-        tail_bad = ((new_end > abi.PKT_BASE + limit)
-                    | (new_end < cur_data + ETH_HLEN))
+        # head: new < PKT_BASE + XDP_FRAME_SIZE or gap > -ETH_HLEN;
+        # tail: new > PKT_BASE + limit or gap < ETH_HLEN.
+        below = new_bound < Mux(is_adjust_tail, abi.PKT_BASE + limit + 1,
+                                abi.PKT_BASE + XDP_FRAME_SIZE)
+        close = gap < Mux(is_adjust_tail, ETH_HLEN, 1 - ETH_HLEN)
+        adjust_bad = (below ^ is_adjust_tail) | (close ^ ~is_adjust_tail)
         is_ctx = r1 == abi.CTX_BASE
 
         x = prandom ^ (prandom << 13)[:32]
@@ -489,7 +564,7 @@ class HelperUnits(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.req.valid):
                     m.d.sync += [o_fault.eq(0), o_ctx_we.eq(0), o_tail.eq(0), o_tcall.eq(0),
-                                 raw.eq(0),
+                                 raw.eq(0), copying.eq(0),
                                  wr.eq(0), in_to.eq(0)]
                     with m.Switch(rq.id):
                         if Helper.KTIME_GET_NS in ids:
@@ -517,15 +592,14 @@ class HelperUnits(wiring.Component):
                                     finish(XdpAction.REDIRECT)
                         if Helper.CSUM_DIFF in ids:
                             with m.Case(int(Helper.CSUM_DIFF)):
-                                with m.If(((from_size | to_size)[:2] != 0)
-                                          | (from_size + to_size > 512)):
+                                with m.If(csum_sizes_bad):
                                     finish(-EINVAL & _M64)
-                                with m.Elif(from_size != 0):
-                                    start_buffer("FROM_ISSUE", SRC_R1, from_size,
-                                                 Mux(to_size != 0, 0, ~seed32))
-                                with m.Elif(to_size != 0):
+                                with m.Elif(has_from):
+                                    start_buffer("SUM_ISSUE", SRC_R1, from_size[:10],
+                                                 Mux(has_to, 0, ~seed32))
+                                with m.Elif(has_to):
                                     m.d.sync += in_to.eq(1)
-                                    start_buffer("TO_ISSUE", SRC_R3, to_size, seed32)
+                                    start_buffer("SUM_ISSUE", SRC_R3, to_size[:10], seed32)
                                 with m.Else():
                                     m.d.sync += acc.eq(seed32)
                                     m.next = "FOLD16"
@@ -533,23 +607,23 @@ class HelperUnits(wiring.Component):
                             with m.Case(int(Helper.XDP_ADJUST_HEAD)):
                                 with m.If(~is_ctx):
                                     fail(Fault.HELPER)
-                                with m.Elif(head_bad):
+                                with m.Elif(adjust_bad):
                                     finish(-EINVAL & _M64)
                                 with m.Else():
-                                    m.d.sync += [bound.eq(new_data), o_ctx_we.eq(1)]
+                                    m.d.sync += [bound.eq(new_bound), o_ctx_we.eq(1)]
                                     finish(0)
                         if Helper.XDP_ADJUST_TAIL in ids:
                             with m.Case(int(Helper.XDP_ADJUST_TAIL)):
                                 m.d.sync += o_tail.eq(1)
                                 with m.If(~is_ctx):
                                     fail(Fault.HELPER)
-                                with m.Elif(tail_bad):
+                                with m.Elif(adjust_bad):
                                     finish(-EINVAL & _M64)
                                 with m.Elif(off > 0):
-                                    m.d.sync += [bound.eq(new_end), raw.eq(1)]
+                                    m.d.sync += [bound.eq(new_bound), raw.eq(1)]
                                     start_buffer("ZERO_ISSUE", SRC_END, off, write=1)
                                 with m.Else():
-                                    m.d.sync += [bound.eq(new_end), o_ctx_we.eq(1)]
+                                    m.d.sync += [bound.eq(new_bound), o_ctx_we.eq(1)]
                                     finish(0)
                         for h, operation in ((Helper.MAP_LOOKUP_ELEM, Op.LOOKUP),
                                              (Helper.MAP_UPDATE_ELEM, Op.UPDATE),
@@ -602,19 +676,18 @@ class HelperUnits(wiring.Component):
             def csum_end():
                 m.next = "FOLD"
 
-            read_states("FROM", csum_consume, csum_end)
-            read_states("TO", csum_consume, csum_end)
+            read_states("SUM", csum_consume, csum_end)     # "from", then "to" (in_to)
             with m.State("FOLD"):
-                with m.If(acc[32:42] != 0):
+                with m.If(acc[32:40] != 0):
                     m.d.sync += acc.eq(fold)
                 with m.Elif(in_to):
                     m.next = "FOLD16"
-                with m.Elif(to_size != 0):
+                with m.Elif(has_to):
                     # to - from + seed: the "to" sum starts from seed + ~from_sum.
                     m.d.sync += in_to.eq(1)
-                    start_buffer("TO_ISSUE", SRC_R3, to_size, seed32 + ~acc[:32])
+                    start_buffer("SUM_ISSUE", SRC_R3, to_size[:10], seed_not_acc)
                 with m.Else():
-                    m.d.sync += acc.eq(~acc[:32])
+                    m.d.sync += acc.eq(seed_not_acc)
                     m.next = "FOLD16"
             with m.State("FOLD16"):
                 finish(f16b[:16])
@@ -650,19 +723,17 @@ class HelperUnits(wiring.Component):
             if with_maps:
                 def key_end():
                     with m.If(op == Op.UPDATE):
-                        with m.If(oversize):
-                            start_buffer("CHECK_ISSUE", SRC_R3, self.map_info_value_size)
-                        with m.Else():
-                            start_buffer("VALUE_ISSUE", SRC_R3, self.map_info_value_size)
+                        start_buffer("VALUE_ISSUE", SRC_R3, self.map_info_value_size)
                     with m.Else():
                         m.d.sync += sent.eq(0)
                         m.next = "MAP"
 
                 read_states("KEY", assemble(key_buf), key_end)
-                read_states("VALUE", assemble(val_buf), lambda: map_request(Op.UPDATE))
-                # An array value wider than the update port: first check that the whole value
-                # can be read (no effect before a fault), then LOOKUP, then copy.
-                read_states("CHECK", lambda: None, lambda: map_request(Op.LOOKUP))
+                # An array value wider than the update port: read the whole value first (no
+                # effect before a fault; the words past the buffer are not kept), then LOOKUP,
+                # then copy.
+                read_states("VALUE", assemble(val_buf),
+                            lambda: map_request(Mux(oversize, Op.LOOKUP, Op.UPDATE)))
 
                 with m.State("MAP"):
                     # Ready for the response from the start: a map memory may accept the
@@ -699,11 +770,10 @@ class HelperUnits(wiring.Component):
                             with m.Else():
                                 finish(-ENOENT & _M64)
                         with m.Elif(rq.id == Helper.MAP_LOOKUP_ELEM):
-                            finish(Mux(mresp.found,
-                                       Cat(mresp.offset[:_WINDOW_BITS], r1[_WINDOW_BITS:]), 0))
+                            finish(Mux(mresp.found, value_ptr(mresp.offset), 0))
                         with m.Elif((rq.id == Helper.MAP_UPDATE_ELEM) & oversize):
                             # ArrayMap.update's order of checks.
-                            with m.If((r4 & ~4 & _M64) > 2):
+                            with m.If((r4[3:] != 0) | (r4[0] & r4[1])):     # (r4 & ~4) > 2
                                 finish(-EINVAL & _M64)
                             with m.Elif(~mresp.found):
                                 finish(-E2BIG & _M64)
@@ -712,7 +782,7 @@ class HelperUnits(wiring.Component):
                             with m.Elif(r4[2]):
                                 finish(-EINVAL & _M64)
                             with m.Else():
-                                m.d.sync += bound.eq(mresp.offset)
+                                m.d.sync += [bound.eq(mresp.offset), copying.eq(1)]
                                 start_buffer("COPY_RD_ISSUE", SRC_R3,
                                              self.map_info_value_size)
                         with m.Else():
@@ -726,7 +796,7 @@ class HelperUnits(wiring.Component):
                         with m.If(mem.fault):
                             fail(Fault.HELPER)
                         with m.Else():
-                            m.d.sync += [acc.eq(rdata), src.eq(SRC_DST), wr.eq(1)]
+                            m.d.sync += [acc.eq(merged), src.eq(SRC_DST), wr.eq(1)]
                             m.next = "COPY_WR_ISSUE"
                 with m.State("COPY_WR_ISSUE"):
                     m.d.comb += mem.en.eq(1)
@@ -739,7 +809,8 @@ class HelperUnits(wiring.Component):
                             m.d.sync += wr.eq(0)
                             finish(0)
                         with m.Else():
-                            m.d.sync += [pos.eq(pos + csize), src.eq(SRC_R3), wr.eq(0)]
+                            m.d.sync += [pos.eq(pos + csize), src.eq(SRC_R3), wr.eq(0),
+                                         acc.eq(0)]
                             m.next = "COPY_RD_ISSUE"
 
             with m.State("DONE"):
