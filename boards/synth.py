@@ -239,6 +239,7 @@ def synthesize(target="cpu", part=DEFAULT_PART, freq_mhz=50, seed=1, factory=Non
         raise BpfcoreError(f"cannot read the nextpnr report in {folder}: {error}") from None
     summary = parse_report(report, part, target)
     summary["freq_constraint_mhz"] = freq_mhz
+    summary["seed"] = seed
     summary["meets_constraint"] = summary["fmax_mhz"] is not None and \
         summary["fmax_mhz"] >= freq_mhz
     summary_path.write_text(json.dumps(summary, indent=1) + "\n")
@@ -252,6 +253,9 @@ def add_commands(subparsers):
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--freq", type=int, default=50, metavar="MHZ",
                    help="clock constraint for nextpnr (default 50)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="nextpnr placement seed (default 1); routed Fmax moves by a few MHz "
+                        "from one seed to the next, so compare designs over several seeds")
     p.add_argument("--force", action="store_true", help="ignore a cached report")
     p.set_defaults(func=_command)
 
@@ -259,13 +263,15 @@ def add_commands(subparsers):
 def _command(args):
     if args.freq <= 0:
         raise BpfcoreError(f"--freq must be positive, got {args.freq}")
-    summary = synthesize(args.target, freq_mhz=args.freq, force=args.force)
+    if args.seed <= 0:
+        raise BpfcoreError(f"--seed must be positive, got {args.seed}")
+    summary = synthesize(args.target, freq_mhz=args.freq, seed=args.seed, force=args.force)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items()}, sort_keys=False))
         return 0
     fmax = "n/a" if summary["fmax_mhz"] is None else f"{summary['fmax_mhz']:.2f} MHz"
     print(f"{summary['target']} on {summary['device']}-{summary['speed']} "
-          f"{summary['package']}: fmax {fmax}")
+          f"{summary['package']}: fmax {fmax} (placement seed {summary.get('seed', args.seed)})")
     for key in ("lut4", "ff", "bram", "dsp"):
         print(f"  {key:5} {summary[key]:6d} / {summary[key + '_available']}")
     return 0

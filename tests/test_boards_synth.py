@@ -71,6 +71,29 @@ def test_synth_report_command(tmp_path, monkeypatch, capsys):
     assert cli.main(["synth-report", "--target", "counter", "--freq", "-1"]) == 1
     assert capsys.readouterr().err.strip() == \
         "bpfcore synth-report: --freq must be positive, got -1"
+    assert cli.main(["synth-report", "--target", "counter", "--seed", "0"]) == 1
+    assert capsys.readouterr().err.strip() == \
+        "bpfcore synth-report: --seed must be positive, got 0"
+
+
+def test_synth_report_places_with_the_seed_asked_for(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BPFCORE_BUILD", str(tmp_path))
+    placements = []
+    run = synth._run
+
+    def spy(cmd, log, cwd):
+        if "--seed" in cmd:
+            placements.append(cmd[cmd.index("--seed") + 1])
+        return run(cmd, log, cwd)
+
+    monkeypatch.setattr(synth, "_run", spy)
+    for seed in (1, 2, 2):
+        assert cli.main(["synth-report", "--target", "counter", "--seed", str(seed),
+                         "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["seed"] == seed
+    # nextpnr ran once per seed (the repeat came from the cache), each result cached apart.
+    assert placements == ["1", "2"]
+    assert len(list(tmp_path.glob("synth/counter-*/summary.json"))) == 2
 
 
 @pytest.mark.skipif(not os.environ.get("BPFCORE_SYNTH_CPU"),
