@@ -30,7 +30,7 @@ from bpfcore.errors import BpfcoreError
 from bpfcore.hdl.helpers import BUILDABLE_HELPERS
 
 __all__ = ["Part", "DEFAULT_PART", "TARGETS", "Counter", "BoardCpu", "BoardXdpCore", "parse_report",
-           "synthesize", "add_commands"]
+           "cache_folder", "synthesize", "add_commands"]
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,27 @@ def _run(cmd, log, cwd):
                            f"{' | '.join(errors) or 'see ' + str(log)}; log: {log}")
 
 
+def _spec_and_folder(target, part, freq_mhz, seed, factory=None, kwargs=None):
+    """The design to build for ``target`` and its cache folder, keyed by the design sources,
+    this flow, the part, the constraint and the seed."""
+    from bpfcore.sim.rtl.verilog import TopSpec, build_root, design_sources
+    if factory is None:
+        if target not in TARGETS:
+            raise BpfcoreError(f"unknown target {target!r}; choose {', '.join(TARGETS)}")
+        factory, kwargs = TARGETS[target]
+    spec = TopSpec(factory, dict(kwargs or {}), target,
+                   design_sources() + [Path(__file__)])
+    key = hashlib.sha256(json.dumps([spec.digest(), part.device, part.package, part.speed,
+                                     freq_mhz, seed]).encode()).hexdigest()[:16]
+    return spec, build_root() / "synth" / f"{target}-{key}"
+
+
+def cache_folder(target, part=DEFAULT_PART, freq_mhz=50, seed=1):
+    """Where :func:`synthesize` keeps (or would keep) the results of ``target`` for the current
+    design with these settings."""
+    return _spec_and_folder(target, part, freq_mhz, seed)[1]
+
+
 def synthesize(target="cpu", part=DEFAULT_PART, freq_mhz=50, seed=1, factory=None, kwargs=None,
                force=False):
     """Synthesise, place and route ``target``; return :func:`parse_report`'s summary.
@@ -205,16 +226,7 @@ def synthesize(target="cpu", part=DEFAULT_PART, freq_mhz=50, seed=1, factory=Non
         Rerun even if a cached report for the same inputs exists.
     """
     from amaranth.back import rtlil
-    from bpfcore.sim.rtl.verilog import TopSpec, build_root, design_sources
-    if factory is None:
-        if target not in TARGETS:
-            raise BpfcoreError(f"unknown target {target!r}; choose {', '.join(TARGETS)}")
-        factory, kwargs = TARGETS[target]
-    spec = TopSpec(factory, dict(kwargs or {}), target,
-                   design_sources() + [Path(__file__)])
-    key = hashlib.sha256(json.dumps([spec.digest(), part.device, part.package, part.speed,
-                                     freq_mhz, seed]).encode()).hexdigest()[:16]
-    folder = build_root() / "synth" / f"{target}-{key}"
+    spec, folder = _spec_and_folder(target, part, freq_mhz, seed, factory, kwargs)
     summary_path = folder / "summary.json"
     if summary_path.exists() and not force:
         return json.loads(summary_path.read_text())
@@ -271,7 +283,7 @@ def _command(args):
         return 0
     fmax = "n/a" if summary["fmax_mhz"] is None else f"{summary['fmax_mhz']:.2f} MHz"
     print(f"{summary['target']} on {summary['device']}-{summary['speed']} "
-          f"{summary['package']}: fmax {fmax} (placement seed {summary.get('seed', args.seed)})")
+          f"{summary['package']}: fmax {fmax} (placement seed {summary['seed']})")
     for key in ("lut4", "ff", "bram", "dsp"):
         print(f"  {key:5} {summary[key]:6d} / {summary[key + '_available']}")
     return 0

@@ -625,9 +625,6 @@ class Cpu(wiring.Component):
                                     & (region.x_region == Region.MAP)),
                          maps.addr.eq(_map_offset(region.x_addr)), maps.size.eq(x_log2)]
 
-        # A store's value goes to memory as it is (the byte enables pick its bytes); the
-        # retire record shows it cut to the access size.
-        store_value = op_b
         result = Signal(64)
         with m.Switch(x.kind):
             with m.Case(Kind.ALU):
@@ -647,7 +644,9 @@ class Cpu(wiring.Component):
             with m.Case(Kind.CALL, Kind.CALLX):
                 m.d.comb += result.eq(helper.x_r0)
             with m.Case(Kind.STORE_IMM, Kind.STORE_REG, Kind.ATOMIC):
-                m.d.comb += result.eq(store_value)
+                # The store value as it is (the byte enables pick its bytes); the retire record
+                # shows it cut to the access size.
+                m.d.comb += result.eq(op_b)
 
         # The access, helper and return flags are not qualified by execute's fault: the memory
         # stage drops their effects (and clears the record) when ``xm.fault`` is set, so the

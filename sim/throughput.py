@@ -431,21 +431,6 @@ def _run_host_with_maps(subject, frames, indices, out, repeat, rounds):
 CLOCK_TARGETS = ("xdp_core_board", "xdp_core", "cpu")
 
 
-def _synth_folder_key(target, freq_mhz=50, seed=1):
-    """The cache folder ``bpfcore synth-report --target TARGET`` uses for the current design
-    (the key :func:`bpfcore.boards.synth.synthesize` computes)."""
-    import hashlib
-    from bpfcore.boards import synth
-    from .rtl.verilog import TopSpec, build_root, design_sources
-    factory, kwargs = synth.TARGETS[target]
-    spec = TopSpec(factory, dict(kwargs or {}), target,
-                   design_sources() + [Path(synth.__file__)])
-    part = synth.DEFAULT_PART
-    key = hashlib.sha256(json.dumps([spec.digest(), part.device, part.package, part.speed,
-                                     freq_mhz, seed]).encode()).hexdigest()[:16]
-    return build_root() / "synth", f"{target}-{key}"
-
-
 def _read_fmax(folder):
     summary = folder / "summary.json"
     try:
@@ -468,12 +453,14 @@ def clock_figure(clock_mhz=None):
         if not clock_mhz > 0:
             raise BpfcoreError(f"--clock-mhz must be positive, got {clock_mhz}")
         return float(clock_mhz), "given with --clock-mhz"
+    from bpfcore.boards.synth import cache_folder
     for target in CLOCK_TARGETS:
-        root, current = _synth_folder_key(target)       # (root is the same for every target)
-        fmax = _read_fmax(root / current)
+        current = cache_folder(target)
+        fmax = _read_fmax(current)
         if fmax:
             return float(fmax), (f"Fmax of this design's {target} on LFE5U-25F-6 "
-                                 f"(build/synth/{current})")
+                                 f"(build/synth/{current.name})")
+    root = current.parent
     for target in CLOCK_TARGETS:
         older = sorted(root.glob(f"{target}-*"), key=lambda p: p.stat().st_mtime,
                        reverse=True) if root.exists() else []

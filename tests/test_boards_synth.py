@@ -94,6 +94,8 @@ def test_synth_report_places_with_the_seed_asked_for(tmp_path, monkeypatch, caps
     # nextpnr ran once per seed (the repeat came from the cache), each result cached apart.
     assert placements == ["1", "2"]
     assert len(list(tmp_path.glob("synth/counter-*/summary.json"))) == 2
+    assert all((synth.cache_folder("counter", seed=seed) / "summary.json").exists()
+               for seed in (1, 2))
 
 
 @pytest.mark.skipif(not os.environ.get("BPFCORE_SYNTH_CPU"),
@@ -127,4 +129,3 @@ def test_board_cores_have_every_port_but_the_trace(board_class, core_path, port)
              if line.startswith("  wire") and (" input " in line or " output " in line)]
     assert "\\prog_we" in ports and port in ports
     assert not any("trace" in p for p in ports)
-    assert not [port for port in ports if port.startswith("\\trace")]

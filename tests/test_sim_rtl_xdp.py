@@ -89,7 +89,6 @@ def test_cli_run_engine_rtl_json(capsys, tmp_path, seed):
     assert "--simulator chooses the simulator of --engine rtl" in capsys.readouterr().err
 
 
-
 def test_cli_maps_dump_engine_rtl_reads_the_core_back(capsys, monkeypatch):
     """Without a capture, ``maps dump --engine rtl`` loads the maps into the core and reads them
     back through its host port (one simulation with no packet): the same entries as the VM's."""
@@ -112,6 +111,7 @@ def test_cli_maps_dump_engine_rtl_reads_the_core_back(capsys, monkeypatch):
     assert main(args) == 0
     vm = json.loads(capsys.readouterr().out)
     assert rtl == vm and any(m["entries"] for m in vm.values())
+
 
 PRINTK_C = r"""
 typedef unsigned char __u8; typedef unsigned int __u32; typedef long long __s64;

@@ -111,10 +111,11 @@ def test_line_rate_and_clock():
 
 
 def test_clock_is_the_xdp_core_fmax_from_the_synthesis_cache(tmp_path, monkeypatch):
+    from bpfcore.boards.synth import cache_folder
     monkeypatch.setenv("BPFCORE_BUILD", str(tmp_path))
 
     def cache(target, fmax, folder=None):
-        folder = tmp_path / "synth" / (folder or throughput._synth_folder_key(target)[1])
+        folder = tmp_path / "synth" / (folder or cache_folder(target).name)
         folder.mkdir(parents=True)
         (folder / "summary.json").write_text(json.dumps({"fmax_mhz": fmax}))
 
@@ -125,7 +126,7 @@ def test_clock_is_the_xdp_core_fmax_from_the_synthesis_cache(tmp_path, monkeypat
     cache("cpu", 50.1)
     assert throughput.clock_figure()[0] == 50.1
     cache("xdp_core", 39.2)
-    folder = throughput._synth_folder_key("xdp_core")[1]
+    folder = cache_folder("xdp_core").name
     assert throughput.clock_figure() == (
         39.2, f"Fmax of this design's xdp_core on LFE5U-25F-6 (build/synth/{folder})")
     cache("xdp_core_board", 40.0)

@@ -12,7 +12,11 @@ from types import SimpleNamespace
 
 from amaranth import Cat, Const, Signal, Value
 
-__all__ = ["gt_const", "thermometer", "registered_read_port"]
+__all__ = ["gt_const", "thermometer", "registered_read_port", "NO_RW_CHECK"]
+
+#: Memory attributes of a block RAM that no used read meets a write in (see
+#: :func:`registered_read_port`).
+NO_RW_CHECK = {"no_rw_check": 1}
 
 
 def gt_const(x, c):

@@ -37,7 +37,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bpfcore.abi import MapType
-from .bits import gt_const, thermometer, registered_read_port
+from .bits import NO_RW_CHECK, gt_const, thermometer, registered_read_port
 from .hash import Crc32Step
 from .layouts import (Op, Status, Field, FIELD_WIDTHS, request_layout, response_layout,
                       OFFSET_BITS, RECIP_SHIFT, VALUE_SIZE_BITS, cpu_port_bits)
@@ -49,9 +49,6 @@ EINVAL, ENOENT, E2BIG, EEXIST, ENOSPC = 22, 2, 7, 17, 28
 #: Response errno codes (a 3-bit register expanded at the response).
 _ERRNOS = [0, EINVAL, ENOENT, E2BIG, EEXIST, ENOSPC]
 E_NONE, E_INVAL, E_NOENT, E_2BIG, E_EXIST, E_NOSPC = range(6)
-
-#: Block RAMs that no used read meets a write in (see bits.registered_read_port).
-NO_RW_CHECK = {"no_rw_check": 1}
 
 #: The map types a default build supports.
 ALL_MAP_TYPES = frozenset(MapType)
@@ -814,7 +811,7 @@ class MapMemory(wiring.Component):
                         m.next = "CLEAR_SLOTS"
 
             if has_lpm:
-                # --- lpm_trie: one entry per cycle -------------------------------------------------
+                # --- lpm_trie: one entry per cycle ---------------------------------------------
                 # Three-stage scan: read row i, register row i - 1 (with its used bit), compare
                 # row i - 2.
                 plen8 = key_r[:8]                 # the registered key: off the scan path

@@ -13,12 +13,12 @@ old word on a collision costs a delayed write and a bypass multiplexer (about 18
 150 LUTs) on ECP5 block RAM.
 """
 
-from amaranth import Module, Signal, Cat, Mux, unsigned
+from amaranth import Module, Signal, Mux, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .bits import thermometer, registered_read_port
+from .bits import NO_RW_CHECK, thermometer, registered_read_port
 
 __all__ = ["ValueMemory"]
 
@@ -59,7 +59,7 @@ class ValueMemory(wiring.Component):
         depth = self.size // 16
         banks = []
         for name in ("even", "odd"):
-            mem = Memory(shape=unsigned(64), depth=depth, init=[], attrs={"no_rw_check": 1})
+            mem = Memory(shape=unsigned(64), depth=depth, init=[], attrs=NO_RW_CHECK)
             m.submodules[name] = mem
             banks.append((registered_read_port(m, mem, name), mem.write_port(granularity=8)))
         (even_r, even_w), (odd_r, odd_w) = banks

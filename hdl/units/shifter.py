@@ -1,6 +1,6 @@
 """Shifter: lsh, rsh, arsh (RFC 9669 section 4.1) with the amount masked to 6 or 5 bits."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
