@@ -190,6 +190,37 @@ TARGETED = [
         ldxdw %r2, [%r10-8]
         add %r0, %r2
         exit""", b""),
+    # Calls and returns back to back: a callee whose first instruction calls or exits, a return
+    # to an exit. The frame stack reads its top frame from block RAM, valid two cycles after a
+    # push or pop: these are the closest a later return comes.
+    ("frames_back_to_back", """
+        mov %r6, 1
+        mov %r7, 2
+        mov %r8, 3
+        mov %r9, 4
+        call local a
+        lsh %r7, 8
+        lsh %r8, 16
+        lsh %r9, 24
+        or %r0, %r6
+        or %r0, %r7
+        or %r0, %r8
+        or %r0, %r9
+        exit
+        a:
+        call local b
+        exit
+        b:
+        mov %r6, 0x10
+        mov %r9, 0x40
+        call local c
+        mov %r0, %r6
+        lsh %r0, 32
+        or %r0, %r9
+        call local c
+        exit
+        c:
+        exit""", b""),
     ("div_chain", """
         lddw %r1, 0xfedcba9876543210
         mov %r2, 3

@@ -37,7 +37,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from bpfcore.abi import MapType
-from .bits import NO_RW_CHECK, gt_const, thermometer, registered_read_port
+from ..ram import NO_RW_CHECK, registered_read_port
+from .bits import gt_const, thermometer
 from .hash import Crc32Step
 from .layouts import (Op, Status, Field, FIELD_WIDTHS, request_layout, response_layout,
                       OFFSET_BITS, RECIP_SHIFT, VALUE_SIZE_BITS, cpu_port_bits)

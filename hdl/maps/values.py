@@ -18,7 +18,8 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .bits import NO_RW_CHECK, thermometer, registered_read_port
+from ..ram import NO_RW_CHECK, registered_read_port
+from .bits import thermometer
 
 __all__ = ["ValueMemory"]
 
