@@ -7,7 +7,7 @@ digits are iterated:
 start     latch |a|, |b| (cut to the width), the signs and the operation
 norm      ``k = msb(|a|) - msb(|b|)``; |b| == 0 or k < 0 finish at once (q = 0, r = |a|);
           else the divisor shifts left by ``k`` rounded up to odd
-iterate   two quotient bits per cycle: compare the remainder with D, 2D, 3D
+iterate   two quotient bits per cycle: subtract 2D if it fits, then D if it fits
 done      ``x_result``: the quotient or remainder with its sign fixed, cut to the width
 ========  ===========================================================================
 
@@ -117,12 +117,19 @@ class Divider(wiring.Component):
         shift = Signal(6)
         m.d.comb += shift.eq(Cat(0, k[1:6]))     # (k | 1) - 1: the low bit pair starts at bit 0
 
-        # One radix-4 step: the largest multiple of D (0..3) not above the remainder. 3D is not
-        # stored: r - D - 2D is one carry-save layer in front of the subtraction.
-        t1 = Signal(68)
+        # One radix-4 step: the largest multiple of D (0..3) not above the remainder, as two
+        # restoring radix-2 steps in a row (2D, then D): two subtractions and two 2-way
+        # selects, where comparing with D, 2D and 3D at once costs three and a 4-way select.
         t2 = Signal(68)
-        t3 = Signal(68)
-        m.d.comb += [t1.eq(na - d1), t2.eq(na - (d1 << 1)), t3.eq(na - d1 - (d1 << 1))]
+        r_hi = Signal(64)
+        t1 = Signal(68)
+        r_lo = Signal(64)
+        m.d.comb += [
+            t2.eq(na - (d1 << 1)),
+            r_hi.eq(Mux(t2[67], na, t2)),
+            t1.eq(r_hi - d1),
+            r_lo.eq(Mux(t1[67], r_hi, t1)),
+        ]
 
         # |b| << shift fits in 64 bits: shift <= msb(|a|) - msb(|b|).
         shifted = Signal(64)
@@ -152,15 +159,8 @@ class Divider(wiring.Component):
                 with m.If(self.x_start):
                     m.next = "NORM"
             with m.State("ITER"):
-                with m.If(~t3[67]):
-                    m.d.sync += [na.eq(t3), q.eq((q << 2) | 3)]
-                with m.Elif(~t2[67]):
-                    m.d.sync += [na.eq(t2), q.eq((q << 2) | 2)]
-                with m.Elif(~t1[67]):
-                    m.d.sync += [na.eq(t1), q.eq((q << 2) | 1)]
-                with m.Else():
-                    m.d.sync += q.eq(q << 2)
-                m.d.sync += [d1.eq(d1 >> 2), steps.eq(steps - 1)]
+                m.d.sync += [na.eq(r_lo), q.eq(Cat(~t1[67], ~t2[67], q)),
+                             d1.eq(d1 >> 2), steps.eq(steps - 1)]
                 with m.If(steps == 1):
                     m.next = "DONE"
                 with m.If(self.x_start):
