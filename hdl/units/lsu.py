@@ -16,8 +16,10 @@ map        inside one value of an existing map     ``LOAD_OOB`` / ``STORE_OOB`` 
 Accesses may be unaligned. Stack and packet are each stored as two banks of 64-bit words (even
 and odd word addresses), read together, so any access of up to 8 bytes is one read of the word
 pair ``{w, w+1}`` and one shift. The read address is issued from execute (``x_addr``), the data is
-aligned in memory (``m_*``), and stores write at the end of the memory stage; the read ports are
-transparent to the writes, so a load right behind a store sees the stored bytes.
+aligned in memory (``m_*``), and stores write at the end of the memory stage. A load right behind
+a store to the same word pair reads in the cycle of the write: the bytes written then come from
+one copy of the store's data, picked byte by byte after the region's banks are chosen (block
+RAM ports transparent to the write would each need their own copy and multiplexer).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -28,6 +30,7 @@ from bpfcore import abi
 from bpfcore.abi import Fault
 from bpfcore.isa import Size
 from ..layouts import Region
+from ..ram import NO_RW_CHECK, registered_read_port
 
 __all__ = ["RegionCheck", "Lsu", "size_mask"]
 
@@ -187,7 +190,7 @@ class Lsu(wiring.Component):
     pkt_addr : In(range(PKT_BUF_SIZE // 8))
     pkt_wdata : In(64)
     pkt_rdata : Out(64)
-        The word at ``pkt_addr`` of the previous cycle.
+        The word at ``pkt_addr`` of the previous cycle (undefined if that cycle also wrote it).
     """
 
     x_addr: In(32)
@@ -213,10 +216,12 @@ class Lsu(wiring.Component):
         def banks(name, rows):
             ports = []
             for parity in ("even", "odd"):
-                mem = memory.Memory(shape=64, depth=rows, init=[])
+                # A read meeting a CPU write is mended by the bypass below; the host reads
+                # and writes the packet port one at a time.
+                mem = memory.Memory(shape=64, depth=rows, init=[], attrs=NO_RW_CHECK)
                 m.submodules[f"{name}_{parity}"] = mem
                 wp = mem.write_port(granularity=8)
-                rp = mem.read_port(transparent_for=(wp,))
+                rp = registered_read_port(m, mem, f"{name}_{parity}")
                 ports.append((rp, wp))
             return ports
 
@@ -254,17 +259,29 @@ class Lsu(wiring.Component):
         # The context's words: 0 and 2 in the even bank (rows 0, 1), 1 (and 3, zero) in the odd.
         ctx_even = Mux(self.m_addr[3] | self.m_addr[4], Cat(ctx[4], ctx[5]), Cat(ctx[0], ctx[1]))
         ctx_odd = Mux(self.m_addr[4], 0, Cat(ctx[2], ctx[3]))
+        # Stack or packet: the word pair read, with the bytes that the memory stage wrote in the
+        # cycle of the read taken from the bypass (see the writes below).
+        bypass = Signal(64)
+        hit = {name: Signal(8, name=f"hit_{name}") for name in ("s_ev", "s_od", "p_ev", "p_od")}
+        banked = Signal(128)
+        banked_hit = Signal(16)
+        with m.If(self.m_region == Region.STACK):
+            m.d.comb += [banked.eq(Cat(s_ev_r.data, s_od_r.data)),
+                         banked_hit.eq(Cat(hit["s_ev"], hit["s_od"]))]
+        with m.Else():
+            m.d.comb += [banked.eq(Cat(p_ev_r.data, p_od_r.data)),
+                         banked_hit.eq(Cat(hit["p_ev"], hit["p_od"]))]
+        mended = Cat(*(Mux(banked_hit[i], bypass.word_select(i % 8, 8), banked.word_select(i, 8))
+                       for i in range(16)))
         even = Signal(64)
         odd = Signal(64)
         with m.Switch(self.m_region):
-            with m.Case(Region.STACK):
-                m.d.comb += [even.eq(s_ev_r.data), odd.eq(s_od_r.data)]
-            with m.Case(Region.PACKET):
-                m.d.comb += [even.eq(p_ev_r.data), odd.eq(p_od_r.data)]
             with m.Case(Region.CTX):
                 m.d.comb += [even.eq(ctx_even), odd.eq(ctx_odd)]
             with m.Case(Region.MAP):
                 m.d.comb += even.eq(self.map_rdata)
+            with m.Default():
+                m.d.comb += [even.eq(mended[:64]), odd.eq(mended[64:])]
         start = Mux(self.m_region == Region.MAP, 0, self.m_addr[:4])
         window = Cat(even, odd)
         for i, keep in ((3, 120), (2, 88), (1, 72), (0, 64)):
@@ -298,6 +315,14 @@ class Lsu(wiring.Component):
         m_p_even, m_p_odd = rows(self.m_addr, p_bits)
         to_stack = self.m_we & (self.m_region == Region.STACK)
         to_pkt = self.m_we & (self.m_region == Region.PACKET)
+        # The bypass: the write data (the same word for both banks) and, per bank, the bytes
+        # written in the row that the read of this cycle names.
+        m.d.sync += bypass.eq(even_data)
+        for name, go, mask, w_row, r_row in (("s_ev", to_stack, even_mask, m_s_even, x_s_even),
+                                             ("s_od", to_stack, odd_mask, m_s_odd, x_s_odd),
+                                             ("p_ev", to_pkt, even_mask, m_p_even, x_p_even),
+                                             ("p_od", to_pkt, odd_mask, m_p_odd, x_p_odd)):
+            m.d.sync += hit[name].eq(Mux(go & (w_row == r_row), mask, 0))
 
         # Stack clearing at start: only rows at or above the lowest row written since.
         low = Signal(range(STACK_ROWS + 1), init=STACK_ROWS)
