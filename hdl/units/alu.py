@@ -37,20 +37,22 @@ class Alu(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         a, b = self.x_a, self.x_b
+        op = self.x_op
+        # add, sub and neg share one adder: a + b, a + ~b + 1, 0 + ~a + 1.
+        neg = op == AluOp.NEG
+        invert = op.as_value().matches(AluOp.SUB, AluOp.NEG)
+        sum_ = Signal(64)
+        m.d.comb += sum_.eq(Mux(neg, 0, a) + (Mux(neg, a, b) ^ invert.replicate(64)) + invert)
         raw = Signal(64)
-        with m.Switch(self.x_op):
-            with m.Case(AluOp.ADD):
-                m.d.comb += raw.eq(a + b)
-            with m.Case(AluOp.SUB):
-                m.d.comb += raw.eq(a - b)
+        with m.Switch(op):
+            with m.Case(AluOp.ADD, AluOp.SUB, AluOp.NEG):
+                m.d.comb += raw.eq(sum_)
             with m.Case(AluOp.OR):
                 m.d.comb += raw.eq(a | b)
             with m.Case(AluOp.AND):
                 m.d.comb += raw.eq(a & b)
             with m.Case(AluOp.XOR):
                 m.d.comb += raw.eq(a ^ b)
-            with m.Case(AluOp.NEG):
-                m.d.comb += raw.eq(-a)
             with m.Case(AluOp.MOV):
                 with m.Switch(self.x_off):
                     with m.Case(8):
