@@ -22,7 +22,7 @@ one copy of the store's data, picked byte by byte after the region's banks are c
 RAM ports transparent to the write would each need their own copy and multiplexer).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -30,6 +30,7 @@ from bpfcore import abi
 from bpfcore.abi import Fault
 from bpfcore.isa import Size
 from ..layouts import Region
+from ..attrs import KEEP
 from ..ram import NO_RW_CHECK, registered_read_port
 
 __all__ = ["RegionCheck", "Lsu", "size_mask"]
@@ -103,8 +104,7 @@ class RegionCheck(wiring.Component):
         # The address's upper half is zero ("low") when the base's upper half and the carry out
         # of the 32-bit add make it so: no carry chain through the upper half.
         sum_lo = Signal(33)
-        m.d.comb += sum_lo.eq(self.x_base[:32] + self.x_off.as_signed().as_unsigned()
-                              + Const(0xffff0000, 32) * self.x_off[15])
+        m.d.comb += sum_lo.eq(self.x_base[:32] + Cat(self.x_off, self.x_off[15].replicate(16)))
         addr = sum_lo[:32]
         carry = sum_lo[32]
         hi = self.x_base[32:]
@@ -119,8 +119,9 @@ class RegionCheck(wiring.Component):
                     m.d.comb += nbytes.eq(n)
         # The end address comes from its own adder (base + (off + nbytes)), beside the one that
         # gives the address, not behind it. It is taken modulo 2**32: exact whenever the address
-        # lies in one of the regions that compare it (all far from 0 and 2**32).
-        off_end = Signal(range(-(1 << 15), (1 << 15) + 8))
+        # lies in one of the regions that compare it (all far from 0 and 2**32). off + nbytes
+        # is summed first (KEEP), from registers, while the base comes through forwarding.
+        off_end = Signal(range(-(1 << 15), (1 << 15) + 8), attrs=KEEP)
         m.d.comb += off_end.eq(self.x_off.as_signed() + nbytes)
         end = Signal(32)
         m.d.comb += end.eq(self.x_base[:32] + off_end)

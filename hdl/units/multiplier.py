@@ -7,9 +7,11 @@ A 32-bit multiply uses the same unit (the low 32 bits of the product only depend
 bits of the operands); the caller zero-extends.
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from ..attrs import KEEP
 
 __all__ = ["Multiplier", "LATENCY"]
 
@@ -47,9 +49,31 @@ class Multiplier(wiring.Component):
                 m.d.sync += p.eq(a[i] * b[j])
                 products[i, j] = p
         step = Signal(range(LATENCY + 1))
-        total = 0
-        for (i, j), p in products.items():
-            total = total + (p << (16 * (i + j)))
+        # The sum, column by column (weights 2**16k), with adders no wider than the bits that
+        # reach the low 64, each kept a ripple adder (KEEP): summed in one expression, Yosys
+        # builds the ten products' sum from carry-save LUT layers (460 against 237 COMB).
+        pr = products
+        s16 = Signal(33, attrs=KEEP)            # weight 16
+        s32a = Signal(32, attrs=KEEP)
+        s32 = Signal(32, attrs=KEEP)            # weight 32
+        s48a = Signal(16, attrs=KEEP)
+        s48b = Signal(16, attrs=KEEP)
+        s48 = Signal(16, attrs=KEEP)            # weight 48
+        u = Signal(34, attrs=KEEP)              # bits 16..49
+        v = Signal(33, attrs=KEEP)              # bits 32..64
+        w = Signal(17, attrs=KEEP)              # bits 48..64
+        m.d.comb += [
+            s16.eq(pr[0, 1] + pr[1, 0]),
+            s32a.eq(pr[0, 2] + pr[1, 1]),
+            s32.eq(s32a + pr[2, 0]),
+            s48a.eq(pr[0, 3] + pr[1, 2]),
+            s48b.eq(pr[2, 1] + pr[3, 0]),
+            s48.eq(s48a + s48b),
+            u.eq(pr[0, 0][16:] + s16),
+            v.eq(u[16:] + s32),
+            w.eq(v[16:32] + s48),
+        ]
+        total = Cat(pr[0, 0][:16], u[:16], v[:16], w[:16])
         with m.If(self.x_start):
             m.d.sync += step.eq(1)
         with m.Elif(step == 1):
