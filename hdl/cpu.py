@@ -28,7 +28,7 @@ from .units.bswap import ByteSwap
 from .units.callstack import CallStack
 from .units.divider import Divider
 from .units.helper import HelperPort
-from .units.lsu import Lsu, RegionCheck, size_mask
+from .units.lsu import MAP_END, Lsu, RegionCheck, size_mask
 from .units.multiplier import Multiplier
 from .units.shifter import Shifter
 
@@ -610,10 +610,15 @@ class Cpu(wiring.Component):
             region.x_data.eq(Mux(h_raw, abi.PKT_BASE, data_lo)),
             region.x_data_end.eq(Mux(h_raw, abi.PKT_BASE + abi.PKT_BUF_SIZE, data_hi)),
         ]
-        m.d.comb += [maps.addr.eq(_map_offset(region.x_addr)),
-                     maps.size.eq(_log2_size(m, region.x_size, "log2_size"))]
+        # The helper units' map accesses bypass the check's adder (their offset is 0): the
+        # helper's address logic and the map memory's value address are long paths already.
+        x_log2 = _log2_size(m, x.size, "x_log2_size")
+        h_log2 = _log2_size(m, hmem.size, "h_log2_size")
+        h_in_map = ((hmem.addr[32:] == 0) & (hmem.addr[:32] >= abi.MAP_BASE)
+                    & (hmem.addr[:32] < MAP_END))
         with m.If(hmem.en):
-            m.d.comb += maps.en.eq(region.x_region == Region.MAP)
+            m.d.comb += [maps.en.eq(h_in_map), maps.addr.eq(_map_offset(hmem.addr)),
+                         maps.size.eq(h_log2)]
         with m.Else():
             # (A map region access has no region fault: ``ok`` reduces to the early causes.)
             # The access is issued whether or not execute fires: a stalled instruction issues it
@@ -623,8 +628,9 @@ class Cpu(wiring.Component):
             # that must not be disturbed is an atomic's: it writes in its second memory cycle
             # at the address of its ``en``.
             atomic_hold = xm.valid & xm.atomic & ~phase
-            m.d.comb += maps.en.eq(x_valid & ~early_any & is_mem & ~atomic_hold
-                                   & (region.x_region == Region.MAP))
+            m.d.comb += [maps.en.eq(x_valid & ~early_any & is_mem & ~atomic_hold
+                                    & (region.x_region == Region.MAP)),
+                         maps.addr.eq(_map_offset(region.x_addr)), maps.size.eq(x_log2)]
 
         result = Signal(64)
         with m.Switch(x.kind):
