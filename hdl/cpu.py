@@ -28,7 +28,7 @@ from .units.bswap import ByteSwap
 from .units.callstack import CallStack
 from .units.divider import Divider
 from .units.helper import HelperPort
-from .units.lsu import MAP_END, Lsu, RegionCheck, size_mask
+from .units.lsu import Lsu, RegionCheck, address, in_map_window, size_mask
 from .units.multiplier import Multiplier
 from .units.shifter import Shifter
 
@@ -610,12 +610,13 @@ class Cpu(wiring.Component):
             region.x_data.eq(Mux(h_raw, abi.PKT_BASE, data_lo)),
             region.x_data_end.eq(Mux(h_raw, abi.PKT_BASE + abi.PKT_BUF_SIZE, data_hi)),
         ]
-        # The helper units' map accesses bypass the check's adder (their offset is 0): the
-        # helper's address logic and the map memory's value address are long paths already.
+        # The map port's address, though, has an adder of its own for execute (and the helper
+        # units' accesses, whose offset is 0, need none): through the shared adder, the helper's
+        # address logic would lie in front of the map memory's value address, both long paths.
         x_log2 = _log2_size(m, x.size, "x_log2_size")
         h_log2 = _log2_size(m, hmem.size, "h_log2_size")
-        h_in_map = ((hmem.addr[32:] == 0) & (hmem.addr[:32] >= abi.MAP_BASE)
-                    & (hmem.addr[:32] < MAP_END))
+        h_in_map = (hmem.addr[32:] == 0) & in_map_window(hmem.addr[:32])
+        x_map_addr, x_map_low = address(m, fwd_a, dx.off, "x_map_addr")
         with m.If(hmem.en):
             m.d.comb += [maps.en.eq(h_in_map), maps.addr.eq(_map_offset(hmem.addr)),
                          maps.size.eq(h_log2)]
@@ -629,8 +630,8 @@ class Cpu(wiring.Component):
             # at the address of its ``en``.
             atomic_hold = xm.valid & xm.atomic & ~phase
             m.d.comb += [maps.en.eq(x_valid & ~early_any & is_mem & ~atomic_hold
-                                    & (region.x_region == Region.MAP)),
-                         maps.addr.eq(_map_offset(region.x_addr)), maps.size.eq(x_log2)]
+                                    & x_map_low & in_map_window(x_map_addr)),
+                         maps.addr.eq(_map_offset(x_map_addr)), maps.size.eq(x_log2)]
 
         result = Signal(64)
         with m.Switch(x.kind):
