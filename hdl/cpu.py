@@ -28,7 +28,7 @@ from .units.bswap import ByteSwap
 from .units.callstack import CallStack
 from .units.divider import Divider
 from .units.helper import HelperPort
-from .units.lsu import Lsu, RegionCheck, address, in_map_window, size_mask
+from .units.lsu import Lsu, RegionCheck, size_mask
 from .units.multiplier import Multiplier
 from .units.shifter import Shifter
 
@@ -505,7 +505,9 @@ class Cpu(wiring.Component):
             branch.x_op.eq(x.jmp_op), branch.x_a.eq(fwd_a), branch.x_b.eq(op_b),
             branch.x_w64.eq(x.w64),
             mul.x_a.eq(fwd_a), mul.x_b.eq(op_b),
-            region.x_fp.eq(cs.fp),
+            region.x_base.eq(fwd_a), region.x_off.eq(dx.off), region.x_size.eq(x.size),
+            region.x_write.eq(is_write), region.x_data.eq(data_lo),
+            region.x_data_end.eq(data_hi), region.x_fp.eq(cs.fp),
         ]
 
         # Multi-cycle units: started once per instruction, when its operands are ready.
@@ -598,28 +600,18 @@ class Cpu(wiring.Component):
         # while a helper works, on behalf of the helper units).
         maps = self.maps
         hmem = self.hmem
-        # One region check serves both: while a helper works, the helper call waits in execute
-        # and no memory instruction is there. A raw access (the helper's own buffers) may reach
-        # the whole packet buffer.
-        h_raw = hmem.en & hmem.raw
+        m.submodules.hregion = hregion = RegionCheck()
         m.d.comb += [
-            region.x_base.eq(Mux(hmem.en, hmem.addr, fwd_a)),
-            region.x_off.eq(Mux(hmem.en, 0, dx.off)),
-            region.x_size.eq(Mux(hmem.en, hmem.size, x.size)),
-            region.x_write.eq(Mux(hmem.en, hmem.we, is_write)),
-            region.x_data.eq(Mux(h_raw, abi.PKT_BASE, data_lo)),
-            region.x_data_end.eq(Mux(h_raw, abi.PKT_BASE + abi.PKT_BUF_SIZE, data_hi)),
+            hregion.x_base.eq(hmem.addr), hregion.x_off.eq(0), hregion.x_size.eq(hmem.size),
+            hregion.x_write.eq(hmem.we), hregion.x_fp.eq(cs.fp),
+            hregion.x_data.eq(Mux(hmem.raw, abi.PKT_BASE, data_lo)),
+            hregion.x_data_end.eq(Mux(hmem.raw, abi.PKT_BASE + abi.PKT_BUF_SIZE, data_hi)),
         ]
-        # The map port's address, though, has an adder of its own for execute (and the helper
-        # units' accesses, whose offset is 0, need none): through the shared adder, the helper's
-        # address logic would lie in front of the map memory's value address, both long paths.
         x_log2 = _log2_size(m, x.size, "x_log2_size")
         h_log2 = _log2_size(m, hmem.size, "h_log2_size")
-        h_in_map = (hmem.addr[32:] == 0) & in_map_window(hmem.addr[:32])
-        x_map_addr, x_map_low = address(m, fwd_a, dx.off, "x_map_addr")
         with m.If(hmem.en):
-            m.d.comb += [maps.en.eq(h_in_map), maps.addr.eq(_map_offset(hmem.addr)),
-                         maps.size.eq(h_log2)]
+            m.d.comb += [maps.en.eq(hregion.x_region == Region.MAP),
+                         maps.addr.eq(_map_offset(hmem.addr)), maps.size.eq(h_log2)]
         with m.Else():
             # (A map region access has no region fault: ``ok`` reduces to the early causes.)
             # The access is issued whether or not execute fires: a stalled instruction issues it
@@ -630,8 +622,8 @@ class Cpu(wiring.Component):
             # at the address of its ``en``.
             atomic_hold = xm.valid & xm.atomic & ~phase
             m.d.comb += [maps.en.eq(x_valid & ~early_any & is_mem & ~atomic_hold
-                                    & x_map_low & in_map_window(x_map_addr)),
-                         maps.addr.eq(_map_offset(x_map_addr)), maps.size.eq(x_log2)]
+                                    & (region.x_region == Region.MAP)),
+                         maps.addr.eq(_map_offset(region.x_addr)), maps.size.eq(x_log2)]
 
         result = Signal(64)
         with m.Switch(x.kind):
@@ -810,9 +802,9 @@ class Cpu(wiring.Component):
         h_fault = Signal(4)
         m.d.sync += h_pending.eq(hmem.en)
         with m.If(hmem.en):
-            m.d.sync += [h_addr.eq(region.x_addr), h_size.eq(hmem.size), h_we.eq(hmem.we),
-                         h_wdata.eq(hmem.wdata), h_region.eq(region.x_region),
-                         h_fault.eq(region.x_fault)]
+            m.d.sync += [h_addr.eq(hregion.x_addr), h_size.eq(hmem.size), h_we.eq(hmem.we),
+                         h_wdata.eq(hmem.wdata), h_region.eq(hregion.x_region),
+                         h_fault.eq(hregion.x_fault)]
         a_region = Signal(3)
         a_size = Signal(Size)
         m.d.comb += [a_region.eq(Mux(h_pending, h_region, xm.region)),
@@ -854,7 +846,7 @@ class Cpu(wiring.Component):
             hmem.slot.eq(Mux(h_map, maps.slot, 0)),
         ]
         m.d.comb += [
-            lsu.x_addr.eq(region.x_addr),
+            lsu.x_addr.eq(Mux(hmem.en, hregion.x_addr, region.x_addr)),
             lsu.m_addr.eq(Mux(h_pending, h_addr, xm.addr)),
             lsu.m_region.eq(a_region),
             lsu.m_size.eq(a_size),

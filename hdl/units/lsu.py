@@ -33,7 +33,7 @@ from ..layouts import Region
 from ..attrs import KEEP
 from ..ram import NO_RW_CHECK, registered_read_port
 
-__all__ = ["RegionCheck", "Lsu", "size_mask", "address", "in_map_window"]
+__all__ = ["RegionCheck", "Lsu", "size_mask"]
 
 STACK_ROWS = abi.STACK_SIZE // 16
 PKT_ROWS = abi.PKT_BUF_SIZE // 16
