@@ -2,8 +2,9 @@
 
 Amaranth emits ``read_port(transparent_for=())`` as a read-first port; on ECP5 block RAM Yosys
 emulates that with a delayed copy of the write data and a bypass multiplexer, as wide as the
-memory. Where no cycle reads the row that it writes, :func:`registered_read_port` and
-:data:`NO_RW_CHECK` leave that collision undefined and cost nothing beside the RAM.
+memory. Where no cycle reads the row that it writes (or the design mends such a read itself,
+as the load/store unit's bypass does), :func:`registered_read_port` and :data:`NO_RW_CHECK`
+leave that collision undefined and cost nothing beside the RAM.
 """
 
 from types import SimpleNamespace
@@ -24,8 +25,8 @@ def registered_read_port(m, mem, name):
     Amaranth emits ``read_port(transparent_for=())`` as a read-first port, which Yosys emulates
     on ECP5 block RAM with a delayed write and a bypass multiplexer. Built this way, Yosys merges
     the register into the block RAM and, with ``no_rw_check`` on the memory, leaves the
-    collision undefined. Use it only where no cycle reads and writes the memory at once
-    (the simulation still returns the old word).
+    collision undefined. Use it only where no cycle reads the row it writes, or where the
+    design replaces the bytes such a read gets (the simulation still returns the old word).
     """
     rp = mem.read_port(domain="comb")
     en = Signal(init=1, name=f"{name}_ren")

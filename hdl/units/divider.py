@@ -159,7 +159,7 @@ class Divider(wiring.Component):
                 with m.If(self.x_start):
                     m.next = "NORM"
             with m.State("ITER"):
-                m.d.sync += [na.eq(r_lo), q.eq(Cat(~t1[67], ~t2[67], q)),
+                m.d.sync += [na.eq(r_lo), q.eq(Cat(~t1[67], ~t2[67], q)),   # q << 2 | digit
                              d1.eq(d1 >> 2), steps.eq(steps - 1)]
                 with m.If(steps == 1):
                     m.next = "DONE"

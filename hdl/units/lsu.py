@@ -227,8 +227,10 @@ class Lsu(wiring.Component):
         def banks(name, rows):
             ports = []
             for parity in ("even", "odd"):
-                # A read meeting a CPU write is mended by the bypass below; the host reads
-                # and writes the packet port one at a time.
+                # A read of the row that a CPU store writes is mended by the bypass below:
+                # the bytes written come from the bypass, the others from the RAM (what Yosys
+                # builds for a transparent port: the same use of the RAM, one copy for all
+                # four banks). The host reads and writes the packet port one at a time.
                 mem = memory.Memory(shape=64, depth=rows, init=[], attrs=NO_RW_CHECK)
                 m.submodules[f"{name}_{parity}"] = mem
                 wp = mem.write_port(granularity=8)
