@@ -454,13 +454,14 @@ def clock_figure(clock_mhz=None):
             raise BpfcoreError(f"--clock-mhz must be positive, got {clock_mhz}")
         return float(clock_mhz), "given with --clock-mhz"
     from bpfcore.boards.synth import cache_folder
+    from .rtl.verilog import build_root
     for target in CLOCK_TARGETS:
         current = cache_folder(target)
         fmax = _read_fmax(current)
         if fmax:
             return float(fmax), (f"Fmax of this design's {target} on LFE5U-25F-6 "
                                  f"(build/synth/{current.name})")
-    root = current.parent
+    root = build_root() / "synth"
     for target in CLOCK_TARGETS:
         older = sorted(root.glob(f"{target}-*"), key=lambda p: p.stat().st_mtime,
                        reverse=True) if root.exists() else []

@@ -57,25 +57,6 @@ def size_mask(m, size, name="bmask"):
     return mask
 
 
-def address(m, base, off, name="addr"):
-    """``base + off`` (64-bit base, signed 16-bit offset) as (its low 32 bits, whether its upper
-    32 bits are zero). The upper half is zero when the base's upper half and the carry out of
-    the 32-bit add make it so: no carry chain through the upper half."""
-    sum_lo = Signal(33, name=f"{name}_sum")
-    m.d.comb += sum_lo.eq(base[:32] + Cat(off, off[15].replicate(16)))
-    carry = sum_lo[32]
-    hi = base[32:]
-    low = Signal(name=f"{name}_low")
-    m.d.comb += low.eq(Mux(off[15], Mux(carry, hi == 0, hi == 1),
-                           Mux(carry, hi == 0xffff_ffff, hi == 0)))
-    return sum_lo[:32], low
-
-
-def in_map_window(addr):
-    """A 32-bit address lies in some map's window (the map memory decides the rest)."""
-    return (addr >= abi.MAP_BASE) & (addr < MAP_END)
-
-
 class RegionCheck(wiring.Component):
     """Execute-stage address generation and region check.
 
@@ -120,7 +101,16 @@ class RegionCheck(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        addr, low = address(m, self.x_base, self.x_off)
+        # The address's upper half is zero ("low") when the base's upper half and the carry out
+        # of the 32-bit add make it so: no carry chain through the upper half.
+        sum_lo = Signal(33, name="addr_sum")
+        m.d.comb += sum_lo.eq(self.x_base[:32] + Cat(self.x_off, self.x_off[15].replicate(16)))
+        addr = sum_lo[:32]
+        carry = sum_lo[32]
+        hi = self.x_base[32:]
+        low = Signal(name="addr_low")
+        m.d.comb += low.eq(Mux(self.x_off[15], Mux(carry, hi == 0, hi == 1),
+                               Mux(carry, hi == 0xffff_ffff, hi == 0)))
         m.d.comb += self.x_addr.eq(addr)
         nbytes = Signal(4)
         with m.Switch(self.x_size):
@@ -152,7 +142,7 @@ class RegionCheck(wiring.Component):
         ok_ctx = end[:5] <= abi.CTX_SIZE
         # The map region is only decoded here: whether the access lies inside one value of an
         # existing map (and may write it) is the map memory's answer, in the memory stage.
-        in_map = low & in_map_window(addr)
+        in_map = low & ((addr >= abi.MAP_BASE) & (addr < MAP_END))
 
         with m.If(in_stack & ok_stack):
             m.d.comb += self.x_region.eq(Region.STACK)
