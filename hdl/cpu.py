@@ -872,15 +872,9 @@ class Cpu(wiring.Component):
         m.d.comb += [lsu.m_we.eq(m_we), lsu.m_wdata.eq(m_wdata), maps.wdata.eq(m_wdata)]
 
         rec = Signal(MwLayout)
-        # Sign extension ORs fill bits onto the zero-extended data: one level behind the sign
-        # bit instead of a width switch.
+        # The loaded value, sign-extended by the load/store unit beside its alignment.
         loaded = Signal(64)
-        sign_b = xm.sext & (xm.size == Size.B) & m_rdata[7]
-        sign_h = xm.sext & (xm.size == Size.H) & m_rdata[15]
-        sign_w = xm.sext & (xm.size == Size.W) & m_rdata[31]
-        m.d.comb += loaded.eq(m_rdata | Cat(Const(0, 8), sign_b.replicate(8),
-                                            (sign_b | sign_h).replicate(16),
-                                            (sign_b | sign_h | sign_w).replicate(32)))
+        m.d.comb += [lsu.m_sext.eq(xm.sext & ~h_pending), loaded.eq(lsu.m_loaded)]
         r = rec.rec
         m.d.comb += [
             rec.valid.eq(xm.valid & ~m_stall & ~m_late),
@@ -917,9 +911,12 @@ class Cpu(wiring.Component):
                 with m.If(xm.rd_valid & (xm.insn[4:8] == AluOp.ADD.value)
                           & ((xm.insn[0:3] == 4) | (xm.insn[0:3] == 7))):
                     m.d.comb += r.rd.eq(xm.rd ^ 1)
+        # A faulting instruction's record carries no effects. rd_value and mem_rdata, the
+        # loaded bytes, are zeroed at the trace port instead (below), off the load path; no
+        # other reader uses them when rd_valid is low or the record faults.
         with m.If(m_fault != 0):
-            m.d.comb += [r.rd_valid.eq(0), r.rd_value.eq(0), r.mem_addr.eq(0),
-                         r.mem_rmask.eq(0), r.mem_rdata.eq(0), r.mem_wmask.eq(0),
+            m.d.comb += [r.rd_valid.eq(0), r.mem_addr.eq(0),
+                         r.mem_rmask.eq(0), r.mem_wmask.eq(0),
                          r.mem_wdata.eq(0), r.helper_valid.eq(0), r.helper_id.eq(0),
                          r.helper_r0.eq(0), r.ret_valid.eq(0), r.ret.eq(0)]
         with m.If(~r.rd_valid):
@@ -932,6 +929,10 @@ class Cpu(wiring.Component):
                 with m.If(mw.rec.rd == i):
                     m.d.sync += reg.eq(mw.rec.rd_value)
         m.d.comb += [self.trace.valid.eq(mw.valid), self.trace.record.eq(mw.rec)]
+        with m.If(~mw.rec.rd_valid):
+            m.d.comb += self.trace.record.rd_value.eq(0)
+        with m.If(mw.rec.fault != 0):
+            m.d.comb += self.trace.record.mem_rdata.eq(0)
         m.d.comb += w_term.eq(mw.valid & ((mw.rec.fault != 0) | mw.rec.ret_valid))
         with m.If(w_term):
             m.d.sync += [

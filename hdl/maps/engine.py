@@ -345,19 +345,20 @@ class MapMemory(wiring.Component):
         ]
 
         # --- the request key, masked to key_size bytes ------------------------------------------
+        # key_r takes the picked request's key in IDLE, as it is; DECODE reads it through the
+        # key-size mask (``key``) and clears the bytes past key_size, so every state after
+        # IDLE (array index, used bits, key compare, LPM scan, key store, CRC) starts from a
+        # flip-flop, not from the request multiplexer behind the helper units.
+        key_r = Signal(kb)
         key = Signal(kb)
         key_mask = Signal(self.max_key_size)
         m.d.comb += key_mask.eq(thermometer(ksize, self.max_key_size))
         for j in range(self.max_key_size):
             byte = slice(8 * j, 8 * j + 8)
-            m.d.comb += key[byte].eq(Mux(src_host, hq.key[byte], rq.key[byte])
-                                     & key_mask[j].replicate(8))
+            m.d.comb += key[byte].eq(key_r[byte] & key_mask[j].replicate(8))
         index = key[:32]
         in_range = Signal()                   # index < max_entries (<= value_bytes)
         m.d.comb += in_range.eq((index[limit_bits:] == 0) & (index[:limit_bits] < maxe))
-        # The same, registered in DECODE: the states after it (key compare, LPM scan, key
-        # store, CRC from byte 1 on) start from a flip-flop, not from the request multiplexer.
-        key_r = Signal(kb)
 
         # --- slot space, key index, used bits ------------------------------------------------
         # No state reads and writes one memory in the same cycle: each memory's ports share one
@@ -531,6 +532,7 @@ class MapMemory(wiring.Component):
                 with m.If(self.req.valid | self.host_req.valid):
                     flags = pick.flags
                     m.d.sync += [src_host.eq(pick_host), op.eq(pick.op), mapi.eq(pick.map),
+                                 key_r.eq(pick.key),
                                  f_noexist.eq(flags[0]), f_exist.eq(flags[1]),
                                  f_lock.eq(flags[2]),
                                  f_bad.eq(picked(lambda p: p.flags[3:] != 0)
@@ -541,7 +543,12 @@ class MapMemory(wiring.Component):
                     m.next = "DECODE"
 
             with m.State("DECODE"):
-                m.d.sync += key_r.eq(key)
+                # (The bytes past key_size are cleared, not the whole key rewritten with the
+                # masked one: a clear is the flip-flops' synchronous reset, a rewrite a
+                # multiplexer per bit.)
+                for j in range(self.max_key_size):
+                    with m.If(~key_mask[j]):
+                        m.d.sync += key_r[8 * j:8 * j + 8].eq(0)
                 m.d.sync += [o_status.eq(Status.OK), o_found.eq(0), o_err.eq(E_NONE),
                              key_from_mem.eq(0), slot.eq(0), phase.eq(PH_REQ), i.eq(0),
                              pend.eq(0), have_min.eq(0), have_best.eq(0), have_free.eq(0),

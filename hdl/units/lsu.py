@@ -173,8 +173,12 @@ class Lsu(wiring.Component):
         Address of the access in the memory stage.
     m_region : In(3)
     m_size : In(Size)
+    m_sext : In(1)
+        The load sign-extends (``m_loaded``).
     m_rdata : Out(64)
         The bytes read, LSB-aligned, zero-extended from the access size.
+    m_loaded : Out(64)
+        The same, sign-extended from the access size when ``m_sext``.
     map_rdata : In(64)
         A map value access's bytes (``Region.MAP``), from the map memory, LSB-aligned.
     m_we : In(1)
@@ -198,7 +202,9 @@ class Lsu(wiring.Component):
     m_addr: In(32)
     m_region: In(3)
     m_size: In(Size)
+    m_sext: In(1)
     m_rdata: Out(64)
+    m_loaded: Out(64)
     map_rdata: In(64)
     m_we: In(1)
     m_wdata: In(64)
@@ -276,26 +282,55 @@ class Lsu(wiring.Component):
                          banked_hit.eq(Cat(hit["p_ev"], hit["p_od"]))]
         mended = Cat(*(Mux(banked_hit[i], bypass.word_select(i % 8, 8), banked.word_select(i, 8))
                        for i in range(16)))
+        # A map value enters beside the ring, not through it (it comes aligned: the ring is zero
+        # for the map region and the value is ORed in behind the rotation, one level before
+        # the end instead of five).
         even = Signal(64)
         odd = Signal(64)
+        is_map = self.m_region == Region.MAP
         with m.Switch(self.m_region):
             with m.Case(Region.CTX):
                 m.d.comb += [even.eq(ctx_even), odd.eq(ctx_odd)]
             with m.Case(Region.MAP):
-                m.d.comb += even.eq(self.map_rdata)
+                pass
             with m.Default():
                 m.d.comb += [even.eq(mended[:64]), odd.eq(mended[64:])]
-        start = Mux(self.m_region == Region.MAP, 0, self.m_addr[:4])
-        window = Cat(even, odd)
+        start = self.m_addr[:4]
+        ring = Cat(even, odd)
+        window = ring
         for i, keep in ((3, 120), (2, 88), (1, 72), (0, 64)):
             k = 8 << i
             stage = Signal(keep, name=f"align{i}")
             rotated = Cat(window[k:], window[:k])
             m.d.comb += stage.eq(Mux(start[i], rotated[:keep], window[:keep]))
             window = stage
+        map_word = Signal(64)
+        m.d.comb += map_word.eq(Mux(is_map, self.map_rdata, 0))
         bmask = size_mask(m, self.m_size)
         mask64 = Cat(*(bmask[i].replicate(8) for i in range(8)))
-        m.d.comb += self.m_rdata.eq(window & mask64)
+        m.d.comb += self.m_rdata.eq((window | map_word) & mask64)
+
+        # Sign extension beside the alignment: the sign bit is bit 7 of the access's last byte,
+        # ring byte ``start + bytes - 1`` (picked by a one-hot select worked out from the
+        # registered address and size while the block RAMs answer), or of the map value; each
+        # loaded bit is then one LUT: its byte's mask bit picks the data or the fill.
+        extra = Signal(3)                     # bytes - 1
+        with m.Switch(self.m_size):
+            for size, n in ((Size.B, 0), (Size.H, 1), (Size.W, 3), (Size.DW, 7)):
+                with m.Case(size):
+                    m.d.comb += extra.eq(n)
+        last_hot = Signal(16)                 # the ring's byte (0 for a map value)
+        map_last_hot = Signal(8)              # the map value's byte (0 for the ring)
+        m.d.comb += [last_hot.eq(Mux(is_map, 0, 1 << (start + extra)[:4])),
+                     map_last_hot.eq(Mux(is_map, 1 << extra, 0))]
+        sign = Signal()
+        m.d.comb += sign.eq(Cat(*(ring[8 * j + 7] & last_hot[j] for j in range(16))).any()
+                            | Cat(*(self.map_rdata[8 * j + 7] & map_last_hot[j]
+                                    for j in range(8))).any())
+        fill = Signal()
+        m.d.comb += fill.eq(self.m_sext & sign)
+        m.d.comb += self.m_loaded.eq(Cat(*(Mux(bmask[j], (window | map_word).word_select(j, 8),
+                                               fill.replicate(8)) for j in range(8))))
 
         # Writes, at the end of the memory stage.
         offset = self.m_addr[:3]
