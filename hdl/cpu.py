@@ -872,9 +872,8 @@ class Cpu(wiring.Component):
         m.d.comb += [lsu.m_we.eq(m_we), lsu.m_wdata.eq(m_wdata), maps.wdata.eq(m_wdata)]
 
         rec = Signal(MwLayout)
-        # The loaded value, sign-extended by the load/store unit beside its alignment.
-        loaded = Signal(64)
-        m.d.comb += [lsu.m_sext.eq(xm.sext & ~h_pending), loaded.eq(lsu.m_loaded)]
+        # (The load/store unit sign-extends a load beside its alignment: lsu.m_loaded.)
+        m.d.comb += lsu.m_sext.eq(xm.sext & ~h_pending)
         r = rec.rec
         m.d.comb += [
             rec.valid.eq(xm.valid & ~m_stall & ~m_late),
@@ -890,7 +889,7 @@ class Cpu(wiring.Component):
             m.d.comb += [r.helper_id.eq(xm.helper_id), r.helper_r0.eq(xm.helper_r0)]
         with m.If(xm.load):
             m.d.comb += [
-                r.rd_valid.eq(1), r.rd_value.eq(loaded),
+                r.rd_valid.eq(1), r.rd_value.eq(lsu.m_loaded),
                 r.mem_addr.eq(xm.addr), r.mem_rmask.eq(mmask), r.mem_rdata.eq(m_rdata),
             ]
         with m.Elif(xm.store):
@@ -899,21 +898,20 @@ class Cpu(wiring.Component):
                                                           for i in range(8))))]
         with m.Elif(xm.atomic):
             m.d.comb += [
-                r.rd_valid.eq(xm.rd_valid), r.rd_value.eq(Mux(xm.rd_valid, old, 0)),
+                r.rd_valid.eq(xm.rd_valid), r.rd_value.eq(old),
                 r.mem_addr.eq(xm.addr), r.mem_rmask.eq(mmask), r.mem_rdata.eq(old),
             ]
             with m.If(atomics.m_store):
                 m.d.comb += [r.mem_wmask.eq(mmask), r.mem_wdata.eq(atomics.m_new)]
         with m.Else():
-            m.d.comb += [r.rd_valid.eq(xm.rd_valid),
-                         r.rd_value.eq(Mux(xm.rd_valid, xm.result, 0))]
+            m.d.comb += [r.rd_valid.eq(xm.rd_valid), r.rd_value.eq(xm.result)]
             if self.inject_bug == "wrong_rd":
                 with m.If(xm.rd_valid & (xm.insn[4:8] == AluOp.ADD.value)
                           & ((xm.insn[0:3] == 4) | (xm.insn[0:3] == 7))):
                     m.d.comb += r.rd.eq(xm.rd ^ 1)
-        # A faulting instruction's record carries no effects. rd_value and mem_rdata, the
-        # loaded bytes, are zeroed at the trace port instead (below), off the load path; no
-        # other reader uses them when rd_valid is low or the record faults.
+        # A faulting instruction's record carries no effects. rd_value (whenever rd_valid is
+        # low) and mem_rdata are zeroed at the trace port instead (below), off the load path;
+        # no other reader uses them then.
         with m.If(m_fault != 0):
             m.d.comb += [r.rd_valid.eq(0), r.mem_addr.eq(0),
                          r.mem_rmask.eq(0), r.mem_wmask.eq(0),

@@ -42,6 +42,10 @@ CTX_END = abi.CTX_BASE + abi.CTX_SIZE
 MAP_END = abi.MAP_BASE + abi.MAX_MAPS * abi.MAP_WINDOW
 
 
+#: Bytes of each access size.
+SIZE_BYTES = ((Size.B, 1), (Size.H, 2), (Size.W, 4), (Size.DW, 8))
+
+
 def size_mask(m, size, name="bmask"):
     """Byte mask (0x1, 0x3, 0xf, 0xff) of a :class:`Size` value."""
     mask = Signal(8, name=name)
@@ -114,7 +118,7 @@ class RegionCheck(wiring.Component):
         m.d.comb += self.x_addr.eq(addr)
         nbytes = Signal(4)
         with m.Switch(self.x_size):
-            for size, n in ((Size.B, 1), (Size.H, 2), (Size.W, 4), (Size.DW, 8)):
+            for size, n in SIZE_BYTES:
                 with m.Case(size):
                     m.d.comb += nbytes.eq(n)
         # The end address comes from its own adder (base + (off + nbytes)), beside the one that
@@ -261,8 +265,8 @@ class Lsu(wiring.Component):
         # pair make a 16-byte ring (even word first); the access starts at byte
         # ``m_addr[:4]`` of it (the odd word when ``m_addr[3]``), so one rotation by 0-15
         # bytes, trimmed at each step to the bytes that can still reach the 8 kept, aligns
-        # every region. A map value comes aligned already: it enters as the even word with
-        # no rotation.
+        # the stack, the packet and the context. A map value comes aligned already: it joins
+        # behind the rotation (below).
         ctx = self.ctx
         assert len(ctx) == 6 and abi.CTX_SIZE == 24
         # The context's words: 0 and 2 in the even bank (rows 0, 1), 1 (and 3, zero) in the odd.
@@ -282,9 +286,8 @@ class Lsu(wiring.Component):
                          banked_hit.eq(Cat(hit["p_ev"], hit["p_od"]))]
         mended = Cat(*(Mux(banked_hit[i], bypass.word_select(i % 8, 8), banked.word_select(i, 8))
                        for i in range(16)))
-        # A map value enters beside the ring, not through it (it comes aligned: the ring is zero
-        # for the map region and the value is ORed in behind the rotation, one level before
-        # the end instead of five).
+        # A map value does not pass through the rotation: the ring is zero for the map region and
+        # the value is ORed in behind it.
         even = Signal(64)
         odd = Signal(64)
         is_map = self.m_region == Region.MAP
@@ -304,11 +307,11 @@ class Lsu(wiring.Component):
             rotated = Cat(window[k:], window[:k])
             m.d.comb += stage.eq(Mux(start[i], rotated[:keep], window[:keep]))
             window = stage
-        map_word = Signal(64)
-        m.d.comb += map_word.eq(Mux(is_map, self.map_rdata, 0))
+        aligned = Signal(64)
+        m.d.comb += aligned.eq(window | Mux(is_map, self.map_rdata, 0))
         bmask = size_mask(m, self.m_size)
         mask64 = Cat(*(bmask[i].replicate(8) for i in range(8)))
-        m.d.comb += self.m_rdata.eq((window | map_word) & mask64)
+        m.d.comb += self.m_rdata.eq(aligned & mask64)
 
         # Sign extension beside the alignment: the sign bit is bit 7 of the access's last byte,
         # ring byte ``start + bytes - 1`` (picked by a one-hot select worked out from the
@@ -316,9 +319,9 @@ class Lsu(wiring.Component):
         # loaded bit is then one LUT: its byte's mask bit picks the data or the fill.
         extra = Signal(3)                     # bytes - 1
         with m.Switch(self.m_size):
-            for size, n in ((Size.B, 0), (Size.H, 1), (Size.W, 3), (Size.DW, 7)):
+            for size, n in SIZE_BYTES:
                 with m.Case(size):
-                    m.d.comb += extra.eq(n)
+                    m.d.comb += extra.eq(n - 1)
         last_hot = Signal(16)                 # the ring's byte (0 for a map value)
         map_last_hot = Signal(8)              # the map value's byte (0 for the ring)
         m.d.comb += [last_hot.eq(Mux(is_map, 0, 1 << (start + extra)[:4])),
@@ -329,7 +332,7 @@ class Lsu(wiring.Component):
                                     for j in range(8))).any())
         fill = Signal()
         m.d.comb += fill.eq(self.m_sext & sign)
-        m.d.comb += self.m_loaded.eq(Cat(*(Mux(bmask[j], (window | map_word).word_select(j, 8),
+        m.d.comb += self.m_loaded.eq(Cat(*(Mux(bmask[j], aligned.word_select(j, 8),
                                                fill.replicate(8)) for j in range(8))))
 
         # Writes, at the end of the memory stage.
