@@ -872,7 +872,7 @@ class Cpu(wiring.Component):
         m.d.comb += [lsu.m_we.eq(m_we), lsu.m_wdata.eq(m_wdata), maps.wdata.eq(m_wdata)]
 
         rec = Signal(MwLayout)
-        # (The load/store unit sign-extends a load beside its alignment.)
+        # (The load/store unit sign-extends a load beside its alignment: lsu.m_loaded.)
         m.d.comb += lsu.m_sext.eq(xm.sext & ~h_pending)
         r = rec.rec
         m.d.comb += [
@@ -889,7 +889,7 @@ class Cpu(wiring.Component):
             m.d.comb += [r.helper_id.eq(xm.helper_id), r.helper_r0.eq(xm.helper_r0)]
         with m.If(xm.load):
             m.d.comb += [
-                r.rd_valid.eq(1), r.rd_value.eq(m_rdata),
+                r.rd_valid.eq(1), r.rd_value.eq(lsu.m_loaded),
                 r.mem_addr.eq(xm.addr), r.mem_rmask.eq(mmask), r.mem_rdata.eq(m_rdata),
             ]
         with m.Elif(xm.store):
@@ -909,10 +909,9 @@ class Cpu(wiring.Component):
                 with m.If(xm.rd_valid & (xm.insn[4:8] == AluOp.ADD.value)
                           & ((xm.insn[0:3] == 4) | (xm.insn[0:3] == 7))):
                     m.d.comb += r.rd.eq(xm.rd ^ 1)
-        # A faulting instruction's record carries no effects. rd_value and mem_rdata are
-        # finished at the trace port (below), off the load path: rd_value is zeroed when
-        # rd_valid is low, mem_rdata is masked by mem_rmask (zero when the record faults; a
-        # sign-extended load's record shows the bytes read). No other reader uses them then.
+        # A faulting instruction's record carries no effects. rd_value (whenever rd_valid is
+        # low) and mem_rdata are zeroed at the trace port instead (below), off the load path;
+        # no other reader uses them then.
         with m.If(m_fault != 0):
             m.d.comb += [r.rd_valid.eq(0), r.mem_addr.eq(0),
                          r.mem_rmask.eq(0), r.mem_wmask.eq(0),
@@ -930,8 +929,8 @@ class Cpu(wiring.Component):
         m.d.comb += [self.trace.valid.eq(mw.valid), self.trace.record.eq(mw.rec)]
         with m.If(~mw.rec.rd_valid):
             m.d.comb += self.trace.record.rd_value.eq(0)
-        m.d.comb += self.trace.record.mem_rdata.eq(
-            mw.rec.mem_rdata & Cat(*(mw.rec.mem_rmask[i].replicate(8) for i in range(8))))
+        with m.If(mw.rec.fault != 0):
+            m.d.comb += self.trace.record.mem_rdata.eq(0)
         m.d.comb += w_term.eq(mw.valid & ((mw.rec.fault != 0) | mw.rec.ret_valid))
         with m.If(w_term):
             m.d.sync += [

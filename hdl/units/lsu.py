@@ -178,10 +178,11 @@ class Lsu(wiring.Component):
     m_region : In(3)
     m_size : In(Size)
     m_sext : In(1)
-        The load sign-extends.
+        The load sign-extends (``m_loaded``).
     m_rdata : Out(64)
-        The bytes read, LSB-aligned, extended from the access size: sign-extended when
-        ``m_sext``, else zero-extended.
+        The bytes read, LSB-aligned, zero-extended from the access size.
+    m_loaded : Out(64)
+        The same, sign-extended from the access size when ``m_sext``.
     map_rdata : In(64)
         A map value access's bytes (``Region.MAP``), from the map memory, LSB-aligned.
     m_we : In(1)
@@ -207,6 +208,7 @@ class Lsu(wiring.Component):
     m_size: In(Size)
     m_sext: In(1)
     m_rdata: Out(64)
+    m_loaded: Out(64)
     map_rdata: In(64)
     m_we: In(1)
     m_wdata: In(64)
@@ -308,6 +310,8 @@ class Lsu(wiring.Component):
         aligned = Signal(64)
         m.d.comb += aligned.eq(window | Mux(is_map, self.map_rdata, 0))
         bmask = size_mask(m, self.m_size)
+        mask64 = Cat(*(bmask[i].replicate(8) for i in range(8)))
+        m.d.comb += self.m_rdata.eq(aligned & mask64)
 
         # Sign extension beside the alignment: the sign bit is bit 7 of the access's last byte,
         # ring byte ``start + bytes - 1`` (picked by a one-hot select worked out from the
@@ -328,7 +332,7 @@ class Lsu(wiring.Component):
                                     for j in range(8))).any())
         fill = Signal()
         m.d.comb += fill.eq(self.m_sext & sign)
-        m.d.comb += self.m_rdata.eq(Cat(*(Mux(bmask[j], aligned.word_select(j, 8),
+        m.d.comb += self.m_loaded.eq(Cat(*(Mux(bmask[j], aligned.word_select(j, 8),
                                                fill.replicate(8)) for j in range(8))))
 
         # Writes, at the end of the memory stage.
