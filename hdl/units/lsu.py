@@ -265,8 +265,8 @@ class Lsu(wiring.Component):
         # pair make a 16-byte ring (even word first); the access starts at byte
         # ``m_addr[:4]`` of it (the odd word when ``m_addr[3]``), so one rotation by 0-15
         # bytes, trimmed at each step to the bytes that can still reach the 8 kept, aligns
-        # the stack, the packet and the context. A map value comes aligned already: it joins
-        # behind the rotation (below).
+        # every region. A map value comes aligned already: it enters as the even word with
+        # no rotation.
         ctx = self.ctx
         assert len(ctx) == 6 and abi.CTX_SIZE == 24
         # The context's words: 0 and 2 in the even bank (rows 0, 1), 1 (and 3, zero) in the odd.
@@ -286,8 +286,6 @@ class Lsu(wiring.Component):
                          banked_hit.eq(Cat(hit["p_ev"], hit["p_od"]))]
         mended = Cat(*(Mux(banked_hit[i], bypass.word_select(i % 8, 8), banked.word_select(i, 8))
                        for i in range(16)))
-        # A map value does not pass through the rotation: the ring is zero for the map region and
-        # the value is ORed in behind it.
         even = Signal(64)
         odd = Signal(64)
         is_map = self.m_region == Region.MAP
@@ -295,10 +293,10 @@ class Lsu(wiring.Component):
             with m.Case(Region.CTX):
                 m.d.comb += [even.eq(ctx_even), odd.eq(ctx_odd)]
             with m.Case(Region.MAP):
-                pass
+                m.d.comb += even.eq(self.map_rdata)
             with m.Default():
                 m.d.comb += [even.eq(mended[:64]), odd.eq(mended[64:])]
-        start = self.m_addr[:4]
+        start = Mux(is_map, 0, self.m_addr[:4])
         ring = Cat(even, odd)
         window = ring
         for i, keep in ((3, 120), (2, 88), (1, 72), (0, 64)):
@@ -307,32 +305,26 @@ class Lsu(wiring.Component):
             rotated = Cat(window[k:], window[:k])
             m.d.comb += stage.eq(Mux(start[i], rotated[:keep], window[:keep]))
             window = stage
-        aligned = Signal(64)
-        m.d.comb += aligned.eq(window | Mux(is_map, self.map_rdata, 0))
         bmask = size_mask(m, self.m_size)
         mask64 = Cat(*(bmask[i].replicate(8) for i in range(8)))
-        m.d.comb += self.m_rdata.eq(aligned & mask64)
+        m.d.comb += self.m_rdata.eq(window & mask64)
 
         # Sign extension beside the alignment: the sign bit is bit 7 of the access's last byte,
-        # ring byte ``start + bytes - 1`` (picked by a one-hot select worked out from the
-        # registered address and size while the block RAMs answer), or of the map value; each
-        # loaded bit is then one LUT: its byte's mask bit picks the data or the fill.
+        # ring byte ``start + bytes - 1``, picked by a one-hot select worked out from the
+        # registered address and size while the block RAMs answer; each loaded bit is then one
+        # LUT: its byte's mask bit picks the data or the fill.
         extra = Signal(3)                     # bytes - 1
         with m.Switch(self.m_size):
             for size, n in SIZE_BYTES:
                 with m.Case(size):
                     m.d.comb += extra.eq(n - 1)
-        last_hot = Signal(16)                 # the ring's byte (0 for a map value)
-        map_last_hot = Signal(8)              # the map value's byte (0 for the ring)
-        m.d.comb += [last_hot.eq(Mux(is_map, 0, 1 << (start + extra)[:4])),
-                     map_last_hot.eq(Mux(is_map, 1 << extra, 0))]
+        last_hot = Signal(16)
+        m.d.comb += last_hot.eq(1 << (start + extra)[:4])
         sign = Signal()
-        m.d.comb += sign.eq(Cat(*(ring[8 * j + 7] & last_hot[j] for j in range(16))).any()
-                            | Cat(*(self.map_rdata[8 * j + 7] & map_last_hot[j]
-                                    for j in range(8))).any())
+        m.d.comb += sign.eq(Cat(*(ring[8 * j + 7] & last_hot[j] for j in range(16))).any())
         fill = Signal()
         m.d.comb += fill.eq(self.m_sext & sign)
-        m.d.comb += self.m_loaded.eq(Cat(*(Mux(bmask[j], aligned.word_select(j, 8),
+        m.d.comb += self.m_loaded.eq(Cat(*(Mux(bmask[j], window.word_select(j, 8),
                                                fill.replicate(8)) for j in range(8))))
 
         # Writes, at the end of the memory stage.
