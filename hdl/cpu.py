@@ -811,7 +811,7 @@ class Cpu(wiring.Component):
                      a_size.eq(Mux(h_pending, h_size, xm.size))]
         mmask = size_mask(m, a_size, "m_bmask")
         m_rdata = Signal(64)
-        m.d.comb += [lsu.map_rdata.eq(maps.rdata), m_rdata.eq(lsu.m_rdata)]
+        m.d.comb += [lsu.map_ring.eq(maps.ring), lsu.map_rot.eq(maps.rot), m_rdata.eq(lsu.m_rdata)]
 
         # Map accesses learn in the memory stage whether they are allowed (the VM's order: out
         # of bounds first, then read-only).
@@ -859,7 +859,7 @@ class Cpu(wiring.Component):
             # file holds r0.
             atomics.m_cmp.eq(regs[0]),
         ]
-        atomic_store = xm.atomic & phase & atomics.m_store
+        atomic_store = xm.atomic & phase        # (a failed cmpxchg writes the old value back)
         m_we = Signal()
         m_wdata = Signal(64)
         with m.If(h_pending):

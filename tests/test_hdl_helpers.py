@@ -20,7 +20,7 @@ from amaranth.sim import Simulator
 from bpfcore import abi
 from bpfcore.abi import Fault, Helper, MapType
 from bpfcore.hdl.helpers import BUILDABLE_HELPERS, DEFAULT_HELPERS, HelperUnits, RedirectKind
-from bpfcore.hdl.maps.engine import MapMemory
+from bpfcore.hdl.maps.engine import MapMemory, ring_bytes
 from bpfcore.isa import SIZE_BYTES, Size
 from bpfcore.sim.helpers import BPF_F_BROADCAST, ETH_HLEN, XDP_FRAME_SIZE, XdpEnv
 from bpfcore.sim.mapdrv import AmaranthPort, MapDriver, plan
@@ -234,7 +234,8 @@ class TB:
                 await ctx.tick()
                 ctx.set(cpu.en, 0)
                 ok, ro = ctx.get(cpu.ok), ctx.get(cpu.ro)
-                rdata, slot = ctx.get(cpu.rdata) & ((1 << 8 * n) - 1), ctx.get(cpu.slot)
+                rdata = ring_bytes(ctx.get(cpu.ring), ctx.get(cpu.rot), n)
+                slot = ctx.get(cpu.slot)
                 if not ok or we and ro:
                     fault, rdata, slot = 1, 0, 0
                 elif we:

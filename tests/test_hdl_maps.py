@@ -15,7 +15,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from bpfcore.abi import MapType
-from bpfcore.hdl.maps.engine import MapMemory
+from bpfcore.hdl.maps.engine import MapMemory, ring_bytes
 from bpfcore.hdl.maps.hash import Crc32Step
 from bpfcore.hdl.maps.layouts import (Field, Op, RECIP_SHIFT, OFFSET_BITS, VALUE_SIZE_BITS,
                                      cpu_port_bits)
@@ -431,7 +431,7 @@ def test_cpu_value_port(dut, seed):
             assert ctx.get(cpu.ro) == m.read_only, what
             assert ctx.get(cpu.slot) == offset // SPECS[index].value_size, what
             want = int.from_bytes(m.values[offset:offset + size], "little")
-            assert ctx.get(cpu.rdata) & ((1 << 8 * size) - 1) == want, what
+            assert ring_bytes(ctx.get(cpu.ring), ctx.get(cpu.rot), size) == want, what
             if not m.read_only and rng.random() < 0.5:
                 data = rng.getrandbits(64)
                 ctx.set(cpu.we, 1)

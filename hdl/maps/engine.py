@@ -44,7 +44,7 @@ from .layouts import (Op, Status, Field, FIELD_WIDTHS, request_layout, response_
                       OFFSET_BITS, RECIP_SHIFT, VALUE_SIZE_BITS, cpu_port_bits)
 from .values import ValueMemory
 
-__all__ = ["MapMemory", "CpuValueSignature", "ALL_MAP_TYPES"]
+__all__ = ["MapMemory", "CpuValueSignature", "ring_bytes", "ALL_MAP_TYPES"]
 
 EINVAL, ENOENT, E2BIG, EEXIST, ENOSPC = 22, 2, 7, 17, 28
 #: Response errno codes (a 3-bit register expanded at the response).
@@ -85,7 +85,9 @@ def CpuValueSignature():
 
     ``en`` with ``addr`` (``address - abi.MAP_BASE``: map index in bits 20.., byte offset in the
     window below) and ``size`` (log2 of the byte count) starts an access; one cycle later
-    ``rdata`` (the bytes from ``addr`` on, LSB first), ``ok`` (inside one value of an existing
+    ``ring`` and ``rot`` (the value memory's two words and the ring byte where the access
+    starts: the bytes from ``addr`` on, LSB first, are ``ring`` rotated right by ``rot``
+    bytes, :func:`ring_bytes`), ``ok`` (inside one value of an existing
     map: the VM's rule) and ``ro`` (the map is read-only to programs) are valid, and ``we`` in
     that cycle (or any later one, until the next ``en``) stores ``wdata``'s ``size`` low bytes
     at that address. The CPU must not assert ``we`` unless ``ok & ~ro``.
@@ -97,8 +99,14 @@ def CpuValueSignature():
     """
     return wiring.Signature({
         "en": Out(1), "addr": Out(26), "size": Out(2), "we": Out(1), "wdata": Out(64),
-        "rdata": In(64), "ok": In(1), "ro": In(1), "slot": In(OFFSET_BITS),
+        "ring": In(128), "rot": In(4), "ok": In(1), "ro": In(1), "slot": In(OFFSET_BITS),
     })
+
+
+def ring_bytes(ring, rot, n=8):
+    """The ``n`` bytes (an int, LSB first) that a CPU port answer ``ring``/``rot`` holds."""
+    rotated = (ring >> (8 * rot)) | (ring << (128 - 8 * rot))
+    return rotated & ((1 << 8 * n) - 1)
 
 
 class MapMemory(wiring.Component):
@@ -335,7 +343,7 @@ class MapMemory(wiring.Component):
                       & ~carry[c_shift]),
             cpu.ro.eq(c_lat_ro),
             cpu.slot.eq(prod[c_shift:]),
-            cpu.rdata.eq(vm.rdata),
+            cpu.ring.eq(vm.ring), cpu.rot.eq(vm.rot),
             vm.a_en.eq(cpu.en),
             vm.a_addr.eq(add_aligned(C[Field.VALUE_BASE], c_off, 3)),
             vm.a_we.eq(cpu.we),

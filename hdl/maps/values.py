@@ -13,7 +13,7 @@ old word on a collision costs a delayed write and a bypass multiplexer (about 18
 150 LUTs) on ECP5 block RAM.
 """
 
-from amaranth import Module, Signal, Mux, unsigned
+from amaranth import Cat, Module, Signal, Mux, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -40,6 +40,11 @@ class ValueMemory(wiring.Component):
         ``b_wgrant`` say it happened this cycle (a read's data is on ``rdata`` next cycle).
     rdata : Out(64)
         Data of the read granted in the previous cycle (port a or b).
+    ring, rot : Out(128), Out(4)
+        The same read unaligned: the two banks' words (even bank first) and the byte of the
+        ring where the access starts (the address's low four bits): ``rdata`` is ``ring``
+        rotated right by ``rot`` bytes. The CPU's load unit aligns it with its own rotation,
+        so a map value load goes through one rotation, not two.
     """
 
     def __init__(self, size):
@@ -52,7 +57,7 @@ class ValueMemory(wiring.Component):
             "a_wmask": In(8),
             "b_re": In(1), "b_we": In(1), "b_addr": In(self.addr_bits), "b_wdata": In(64),
             "b_wmask": In(8), "b_rgrant": Out(1), "b_wgrant": Out(1),
-            "rdata": Out(64),
+            "rdata": Out(64), "ring": Out(128), "rot": Out(4),
         })
 
     def elaborate(self, platform):
@@ -86,7 +91,9 @@ class ValueMemory(wiring.Component):
         m.d.comb += [even_r.addr.eq((rword + 1) >> 1), odd_r.addr.eq(rword >> 1)]
         r_byte = Signal(3)
         r_from_odd = Signal(8)           # per lane: the odd bank holds it
-        m.d.sync += [r_byte.eq(raddr[:3]),
+        r_odd = Signal()                 # the first word is in the odd bank (ring bytes 8..15)
+        m.d.comb += [self.ring.eq(Cat(even_r.data, odd_r.data)), self.rot.eq(Cat(r_byte, r_odd))]
+        m.d.sync += [r_byte.eq(raddr[:3]), r_odd.eq(rword[0]),
                      r_from_odd.eq(lane_below(raddr[:3]) ^ Mux(rword[0], 0xff, 0))]
         lanes = Signal(64)
         for lane in range(8):

@@ -183,8 +183,10 @@ class Lsu(wiring.Component):
         The bytes read, LSB-aligned, zero-extended from the access size.
     m_loaded : Out(64)
         The same, sign-extended from the access size when ``m_sext``.
-    map_rdata : In(64)
-        A map value access's bytes (``Region.MAP``), from the map memory, LSB-aligned.
+    map_ring : In(128)
+    map_rot : In(4)
+        A map value access's answer (``Region.MAP``), from the map memory: its value memory's
+        two words and the byte of them where the access starts (``CpuValueSignature``).
     m_we : In(1)
         Write ``m_wdata`` (LSB-aligned) at ``m_addr`` (stack or packet region) this cycle.
     m_wdata : In(64)
@@ -209,7 +211,8 @@ class Lsu(wiring.Component):
     m_sext: In(1)
     m_rdata: Out(64)
     m_loaded: Out(64)
-    map_rdata: In(64)
+    map_ring: In(128)
+    map_rot: In(4)
     m_we: In(1)
     m_wdata: In(64)
     ctx: In(data.ArrayLayout(32, 6))
@@ -265,8 +268,8 @@ class Lsu(wiring.Component):
         # pair make a 16-byte ring (even word first); the access starts at byte
         # ``m_addr[:4]`` of it (the odd word when ``m_addr[3]``), so one rotation by 0-15
         # bytes, trimmed at each step to the bytes that can still reach the 8 kept, aligns
-        # every region. A map value comes aligned already: it enters as the even word with
-        # no rotation.
+        # every region. A map value's ring is the map memory's two banks, started at the byte
+        # it names (``map_rot``).
         ctx = self.ctx
         assert len(ctx) == 6 and abi.CTX_SIZE == 24
         # The context's words: 0 and 2 in the even bank (rows 0, 1), 1 (and 3, zero) in the odd.
@@ -293,10 +296,10 @@ class Lsu(wiring.Component):
             with m.Case(Region.CTX):
                 m.d.comb += [even.eq(ctx_even), odd.eq(ctx_odd)]
             with m.Case(Region.MAP):
-                m.d.comb += even.eq(self.map_rdata)
+                m.d.comb += [even.eq(self.map_ring[:64]), odd.eq(self.map_ring[64:])]
             with m.Default():
                 m.d.comb += [even.eq(mended[:64]), odd.eq(mended[64:])]
-        start = Mux(is_map, 0, self.m_addr[:4])
+        start = Mux(is_map, self.map_rot, self.m_addr[:4])
         ring = Cat(even, odd)
         window = ring
         for i, keep in ((3, 120), (2, 88), (1, 72), (0, 64)):
