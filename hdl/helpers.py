@@ -395,6 +395,9 @@ class HelperUnits(wiring.Component):
             mreq.value.eq(val_buf),
         ]
         mresp = self.map_resp.payload
+        # A VALUE_READ answers the 8-byte word that holds byte ``bound``; the u32 values read
+        # (prog_array, devmap: value sizes 4 or 8) start 4-aligned.
+        value_u32 = Mux(bound[2], mresp.data[32:], mresp.data[:32])
         # errno is 0 or a negative errno (-4095..-1): bits 12-31 repeat its sign.
         errno64 = Signal(64)
         m.d.comb += errno64.eq(Cat(mresp.errno[:12], mresp.errno[31].replicate(52)))
@@ -747,7 +750,7 @@ class HelperUnits(wiring.Component):
                         with m.Elif(is_redirect_map):
                             with m.If(op == Op.VALUE_READ):
                                 m.d.sync += [rkind.eq(RedirectKind.DEVMAP),
-                                             self.redirect_ifindex.eq(mresp.data[:32]),
+                                             self.redirect_ifindex.eq(value_u32),
                                              self.redirect_map.eq(index),
                                              self.redirect_slot.eq(r2[:32])]
                                 finish(XdpAction.REDIRECT)
@@ -761,7 +764,7 @@ class HelperUnits(wiring.Component):
                             # A prog_array value: the program's first slot (bits 0-15) and
                             # length (16-31) in program memory.
                             with m.If(op == Op.VALUE_READ):
-                                m.d.sync += [bound.eq(mresp.data[:32]), o_tcall.eq(1),
+                                m.d.sync += [bound.eq(value_u32), o_tcall.eq(1),
                                              tail_calls.eq(tail_calls + 1)]
                                 finish(0)
                             with m.Elif(mresp.found):

@@ -198,11 +198,13 @@ class MapDriver:
         return resp.slot, (resp.key & ((1 << 8 * ks) - 1)).to_bytes(ks, "little")
 
     async def read_bytes(self, index, offset, n):
+        # VALUE_READ answers the 8-byte word that holds the byte asked for.
         out = bytearray()
-        while len(out) < n:
-            resp = await self._call(op=Op.VALUE_READ, map=index, addr=offset + len(out))
+        skip = offset % 8
+        for word in range(offset - skip, offset + n, 8):
+            resp = await self._call(op=Op.VALUE_READ, map=index, addr=word)
             out += resp.data.to_bytes(8, "little")
-        return bytes(out[:n])
+        return bytes(out[skip:skip + n])
 
     async def write_bytes(self, index, offset, blob):
         for at in range(0, len(blob), 8):

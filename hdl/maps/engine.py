@@ -92,7 +92,7 @@ def CpuValueSignature():
     that cycle (or any later one, until the next ``en``) stores ``wdata``'s ``size`` low bytes
     at that address. The CPU must not assert ``we`` unless ``ok & ~ro``.
 
-    ``slot`` (valid with ``rdata``/``ok``) is the index of the value the access's first byte
+    ``slot`` (valid with ``ring``/``ok``) is the index of the value the access's first byte
     falls in (``offset // value_size``, meaningful when ``ok``): accesses with equal ``slot``
     that are each ``ok`` lie inside one value, so a buffer read in several accesses can be
     proven to stay in one value.
@@ -1022,7 +1022,7 @@ class MapMemory(wiring.Component):
                 with m.If(vm.b_rgrant):
                     m.next = "VREAD_DATA"
             with m.State("VREAD_DATA"):
-                m.d.sync += o_data.eq(vm.rdata)
+                m.d.sync += o_data.eq(vm.word)
                 m.next = "RESPOND"
             with m.State("VWRITE"):
                 m.d.comb += [vm.b_we.eq(1), vm.b_addr.eq(host_vaddr),

@@ -30,21 +30,22 @@ class ValueMemory(wiring.Component):
     Members
     -------
     a_en : In(1)
-        Read the 8 bytes at ``a_addr``; ``rdata`` holds them (byte 0 = ``a_addr``) next cycle.
+        Read the 8 bytes at ``a_addr``; ``ring``/``rot`` hold them next cycle.
     a_addr : In(addr_bits)
     a_we : In(1)
         Write ``a_wdata`` under ``a_wmask`` (LSB-aligned: bit ``i`` enables byte ``addr + i``)
         at the address of the most recent ``a_en`` cycle.
     b_re, b_we : In(1)
         Engine read / write request at ``b_addr`` (write: immediate address). ``b_rgrant`` /
-        ``b_wgrant`` say it happened this cycle (a read's data is on ``rdata`` next cycle).
-    rdata : Out(64)
-        Data of the read granted in the previous cycle (port a or b).
+        ``b_wgrant`` say it happened this cycle (a read's data is on ``ring`` next cycle).
     ring, rot : Out(128), Out(4)
-        The same read unaligned: the two banks' words (even bank first) and the byte of the
-        ring where the access starts (the address's low four bits): ``rdata`` is ``ring``
-        rotated right by ``rot`` bytes. The CPU's load unit aligns it with its own rotation,
-        so a map value load goes through one rotation, not two.
+        Data of the read granted in the previous cycle (port a or b), unaligned: the two
+        banks' words (even bank first) and the byte of the ring where the access starts (the
+        address's low four bits): the bytes from the address on are ``ring`` rotated right by
+        ``rot`` bytes. The CPU's load unit aligns them with its own rotation.
+    word : Out(64)
+        The 8-aligned word that holds the read's first byte (the bytes from ``address & ~7``
+        on), for readers that pick their bytes themselves (the engine's ``VALUE_READ``).
     """
 
     def __init__(self, size):
@@ -57,7 +58,7 @@ class ValueMemory(wiring.Component):
             "a_wmask": In(8),
             "b_re": In(1), "b_we": In(1), "b_addr": In(self.addr_bits), "b_wdata": In(64),
             "b_wmask": In(8), "b_rgrant": Out(1), "b_wgrant": Out(1),
-            "rdata": Out(64), "ring": Out(128), "rot": Out(4),
+            "ring": Out(128), "rot": Out(4), "word": Out(64),
         })
 
     def elaborate(self, platform):
@@ -81,8 +82,9 @@ class ValueMemory(wiring.Component):
             m.d.comb += lanes.eq(thermometer(k, 8))
             return lanes
 
-        # Reads: data on rdata one cycle later, rotated back by k.
-        a_latched = Signal(self.addr_bits)
+        # Reads: the word pair on ``ring`` one cycle later. (No rotation here: the CPU's load
+        # unit has one, and an 8:1 byte rotation costs about 270 LUT4.)
+        a_latched = Signal(self.addr_bits)    # port a's address, for its write
         with m.If(self.a_en):
             m.d.sync += a_latched.eq(self.a_addr)
         raddr = Mux(self.a_en, self.a_addr, self.b_addr)
@@ -90,19 +92,10 @@ class ValueMemory(wiring.Component):
         rword = raddr[3:]
         m.d.comb += [even_r.addr.eq((rword + 1) >> 1), odd_r.addr.eq(rword >> 1)]
         r_byte = Signal(3)
-        r_from_odd = Signal(8)           # per lane: the odd bank holds it
         r_odd = Signal()                 # the first word is in the odd bank (ring bytes 8..15)
-        m.d.comb += [self.ring.eq(Cat(even_r.data, odd_r.data)), self.rot.eq(Cat(r_byte, r_odd))]
-        m.d.sync += [r_byte.eq(raddr[:3]), r_odd.eq(rword[0]),
-                     r_from_odd.eq(lane_below(raddr[:3]) ^ Mux(rword[0], 0xff, 0))]
-        lanes = Signal(64)
-        for lane in range(8):
-            bits = slice(8 * lane, 8 * lane + 8)
-            m.d.comb += lanes[bits].eq(Mux(r_from_odd[lane], odd_r.data[bits],
-                                           even_r.data[bits]))
-        for i in range(8):                   # byte i of the access is lane (k + i) & 7
-            m.d.comb += self.rdata.word_select(i, 8).eq(
-                lanes.word_select((r_byte + i)[:3], 8))
+        m.d.sync += [r_byte.eq(raddr[:3]), r_odd.eq(rword[0])]
+        m.d.comb += [self.ring.eq(Cat(even_r.data, odd_r.data)), self.rot.eq(Cat(r_byte, r_odd)),
+                     self.word.eq(Mux(r_odd, odd_r.data, even_r.data))]
 
         # Writes: the data rotated by k into lanes; each lane's byte enable goes to one bank.
         m.d.comb += self.b_wgrant.eq(self.b_we & ~self.a_we & ~self.a_en)
