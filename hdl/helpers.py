@@ -496,22 +496,27 @@ class HelperUnits(wiring.Component):
         # One adder and two compares serve both: the bound that moves (data for head,
         # data_end for tail) plus the offset, checked against a constant (head: the frame
         # start, tail: the frame limit) and against the other bound (at least ETH_HLEN apart).
+        # The offset (r2) is compared with thresholds worked out from the bounds alone
+        # (new < C  <=>  off < C - moving), so each check is one carry chain on r2, not an
+        # adder, a subtractor and a compare in a row.
         off = r2[:32].as_signed()
         is_adjust_tail = rq.id == Helper.XDP_ADJUST_TAIL
         moving = Signal(signed(34))
         other = Signal(signed(34))
         new_bound = Signal(signed(34))
-        gap = Signal(signed(35))           # new bound - other bound
         m.d.comb += [moving.eq(Mux(is_adjust_tail, self.data_end, self.data)),
                      other.eq(Mux(is_adjust_tail, self.data, self.data_end)),
-                     new_bound.eq(moving + off),
-                     gap.eq(new_bound - other)]
+                     new_bound.eq(moving + off)]
         limit = self.frame_limit + (self.inject_bug == "tail_limit")
-        # head: new < PKT_BASE + XDP_FRAME_SIZE or gap > -ETH_HLEN;
-        # tail: new > PKT_BASE + limit or gap < ETH_HLEN.
-        below = new_bound < Mux(is_adjust_tail, abi.PKT_BASE + limit + 1,
-                                abi.PKT_BASE + XDP_FRAME_SIZE)
-        close = gap < Mux(is_adjust_tail, ETH_HLEN, 1 - ETH_HLEN)
+        # head: new < PKT_BASE + XDP_FRAME_SIZE or new - other > -ETH_HLEN;
+        # tail: new > PKT_BASE + limit or new - other < ETH_HLEN.
+        below_at = Signal(signed(36))      # off < below_at  <=>  new < the constant
+        close_at = Signal(signed(36))      # off < close_at  <=>  new - other < the constant
+        m.d.comb += [below_at.eq(Mux(is_adjust_tail, abi.PKT_BASE + limit + 1,
+                                     abi.PKT_BASE + XDP_FRAME_SIZE) - moving),
+                     close_at.eq(Mux(is_adjust_tail, ETH_HLEN, 1 - ETH_HLEN) + other - moving)]
+        below = off < below_at
+        close = off < close_at
         adjust_bad = (below ^ is_adjust_tail) | (close ^ ~is_adjust_tail)
         is_ctx = r1 == abi.CTX_BASE
 
