@@ -52,8 +52,8 @@ memory latency, from the first cycle of ``map_req.valid`` to the first cycle of
 ==========================================  =============================================
 ktime, prandom, smp_processor_id, redirect  1
 unknown id, bad map handle or context,      1
-csum_diff size error, adjust head/tail
-error, redirect_map flag checks
+csum_diff size error, redirect_map flag
+checks
 map_lookup_elem, map_delete_elem            2 + c(key) (L + 1) + E
 map_update_elem                             2 + (c(key) + c(value)) (L + 1) + E
 map_update_elem, array wider than the port  2 + (c(key) + 3 c(value)) (L + 1) + E
@@ -61,8 +61,9 @@ redirect_map                                3 + E(lookup) + E(value read); empty
 csum_diff                                   2 + sum over the non-empty buffers of
                                             (c(size) (L + 1) + 1 + folds), folds <= 2
                                             (512 bytes at L = 1: at most 136)
-xdp_adjust_head                             1
-xdp_adjust_tail                             1 + c(g) (L + 1) when growing by g bytes, else 1
+xdp_adjust_head                             2 (1 when r1 is not the context)
+xdp_adjust_tail                             2 + c(g) (L + 1) when growing by g bytes, else 2
+                                            (1 when r1 is not the context)
 trace_printk                                1 + the formatter's (:mod:`bpfcore.hdl.printk`)
 ==========================================  =============================================
 """
@@ -493,30 +494,24 @@ class HelperUnits(wiring.Component):
         m.d.comb += [f16a.eq(acc[:16] + acc[16:32]), f16b.eq(f16a[:16] + f16a[16])]
 
         # --- xdp_adjust_head / tail ------------------------------------------------------------
-        # One adder and two compares serve both: the bound that moves (data for head,
-        # data_end for tail) plus the offset, checked against a constant (head: the frame
-        # start, tail: the frame limit) and against the other bound (at least ETH_HLEN apart).
-        # The offset (r2) is compared with thresholds worked out from the bounds alone
-        # (new < C  <=>  off < C - moving), so each check is one carry chain on r2, not an
-        # adder, a subtractor and a compare in a row.
+        # Two cycles. The request's cycle registers the bound that moves (data for head,
+        # data_end for tail) plus the offset, and the other bound plus the gap they must keep
+        # (ETH_HLEN); the next cycle compares the new bound with a constant (head: the frame
+        # start, tail: the frame limit) and with that sum. Each cycle has one carry chain
+        # (worked out in one, the add, the subtract and the compares were a row of four).
         off = r2[:32].as_signed()
         is_adjust_tail = rq.id == Helper.XDP_ADJUST_TAIL
-        moving = Signal(signed(34))
-        other = Signal(signed(34))
-        new_bound = Signal(signed(34))
-        m.d.comb += [moving.eq(Mux(is_adjust_tail, self.data_end, self.data)),
-                     other.eq(Mux(is_adjust_tail, self.data, self.data_end)),
-                     new_bound.eq(moving + off)]
+        adj_new = Signal(signed(34))       # the moving bound + off
+        adj_close = Signal(signed(35))     # new < adj_close: the bounds are too close
+        m.d.sync += [adj_new.eq(Mux(is_adjust_tail, self.data_end, self.data) + off),
+                     adj_close.eq(Mux(is_adjust_tail, self.data + ETH_HLEN,
+                                      self.data_end - (ETH_HLEN - 1)))]
         limit = self.frame_limit + (self.inject_bug == "tail_limit")
-        # head: new < PKT_BASE + XDP_FRAME_SIZE or new - other > -ETH_HLEN;
-        # tail: new > PKT_BASE + limit or new - other < ETH_HLEN.
-        below_at = Signal(signed(36))      # off < below_at  <=>  new < the constant
-        close_at = Signal(signed(36))      # off < close_at  <=>  new - other < the constant
-        m.d.comb += [below_at.eq(Mux(is_adjust_tail, abi.PKT_BASE + limit + 1,
-                                     abi.PKT_BASE + XDP_FRAME_SIZE) - moving),
-                     close_at.eq(Mux(is_adjust_tail, ETH_HLEN, 1 - ETH_HLEN) + other - moving)]
-        below = off < below_at
-        close = off < close_at
+        # head: new < PKT_BASE + XDP_FRAME_SIZE or new > data_end - ETH_HLEN;
+        # tail: new > PKT_BASE + limit or new < data + ETH_HLEN.
+        below = adj_new < Mux(is_adjust_tail, abi.PKT_BASE + limit + 1,
+                              abi.PKT_BASE + XDP_FRAME_SIZE)
+        close = adj_new < adj_close
         adjust_bad = (below ^ is_adjust_tail) | (close ^ ~is_adjust_tail)
         is_ctx = r1 == abi.CTX_BASE
 
@@ -611,28 +606,16 @@ class HelperUnits(wiring.Component):
                                 with m.Else():
                                     m.d.sync += acc.eq(seed32)
                                     m.next = "FOLD16"
-                        if Helper.XDP_ADJUST_HEAD in ids:
-                            with m.Case(int(Helper.XDP_ADJUST_HEAD)):
+                        for h in (Helper.XDP_ADJUST_HEAD, Helper.XDP_ADJUST_TAIL):
+                            if h not in ids:
+                                continue
+                            with m.Case(int(h)):
+                                if h == Helper.XDP_ADJUST_TAIL:
+                                    m.d.sync += o_tail.eq(1)
                                 with m.If(~is_ctx):
                                     fail(Fault.HELPER)
-                                with m.Elif(adjust_bad):
-                                    finish(-EINVAL & _M64)
                                 with m.Else():
-                                    m.d.sync += [bound.eq(new_bound), o_ctx_we.eq(1)]
-                                    finish(0)
-                        if Helper.XDP_ADJUST_TAIL in ids:
-                            with m.Case(int(Helper.XDP_ADJUST_TAIL)):
-                                m.d.sync += o_tail.eq(1)
-                                with m.If(~is_ctx):
-                                    fail(Fault.HELPER)
-                                with m.Elif(adjust_bad):
-                                    finish(-EINVAL & _M64)
-                                with m.Elif(off > 0):
-                                    m.d.sync += [bound.eq(new_bound), raw.eq(1)]
-                                    start_buffer("ZERO_ISSUE", SRC_END, off, write=1)
-                                with m.Else():
-                                    m.d.sync += [bound.eq(new_bound), o_ctx_we.eq(1)]
-                                    finish(0)
+                                    m.next = "ADJUST"
                         for h, operation in ((Helper.MAP_LOOKUP_ELEM, Op.LOOKUP),
                                              (Helper.MAP_UPDATE_ELEM, Op.UPDATE),
                                              (Helper.MAP_DELETE_ELEM, Op.DELETE)):
@@ -676,6 +659,16 @@ class HelperUnits(wiring.Component):
                                     map_request(Op.PEEK)
                         with m.Default():
                             fail(Fault.BAD_CALL)
+
+            with m.State("ADJUST"):                # adj_new, adj_close registered
+                with m.If(adjust_bad):
+                    finish(-EINVAL & _M64)
+                with m.Elif(is_adjust_tail & (off > 0)):
+                    m.d.sync += [bound.eq(adj_new), raw.eq(1)]
+                    start_buffer("ZERO_ISSUE", SRC_END, off, write=1)
+                with m.Else():
+                    m.d.sync += [bound.eq(adj_new), o_ctx_we.eq(1)]
+                    finish(0)
 
             # --- csum_diff ---------------------------------------------------------------------
             def csum_consume():
