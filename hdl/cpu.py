@@ -859,7 +859,7 @@ class Cpu(wiring.Component):
             # file holds r0.
             atomics.m_cmp.eq(regs[0]),
         ]
-        atomic_store = xm.atomic & phase        # (a failed cmpxchg writes the old value back)
+        atomic_store = xm.atomic & phase & atomics.m_store
         m_we = Signal()
         m_wdata = Signal(64)
         with m.If(h_pending):

@@ -7,7 +7,7 @@ Storage:
   byte ``VALUE_BASE_i + k * value_size``;
 * slot space (``slots`` entries, shared by the maps that have entries): key memory (one key per
   row, ``8 * max_key_size`` bits wide) and LRU {stamp, home bucket} rows in block RAM; used bits
-  as 64-bit words in LUT RAM;
+  as 32-bit words in LUT RAM;
 * key index: ``buckets`` rows of {valid, slot, home bucket} in block RAM; storing the home
   bucket makes the backward-shift delete need no rehash, and the LRU victim is found from its
   stored home bucket by its slot (no key read, no rehash);
@@ -23,7 +23,7 @@ key's, ``n`` = max_entries, ``v = ceil(value_size / 8)``; the key is hashed one 
 array lookup        3
 hash lookup         key_size + 4 + 2p + k (+1 LRU stamp); p <= probe_limit (measured
                     exactly by tests/test_hdl_maps.py::test_latency_bounds)
-hash update (new)   as lookup + ceil(n / 64) (free slot) + v + 5 (+1)
+hash update (new)   as lookup + ceil(n / 32) (free slot) + v + 5 (+1)
 lru update (full)   + n + 2 (oldest stamp) + a probe for the victim's slot + its delete + a
                     second probe run
 hash delete         as lookup + v + 6 + 2 * (cluster length after the entry)
@@ -43,6 +43,10 @@ from .hash import Crc32Step
 from .layouts import (Op, Status, Field, FIELD_WIDTHS, request_layout, response_layout,
                       OFFSET_BITS, RECIP_SHIFT, VALUE_SIZE_BITS, cpu_port_bits)
 from .values import ValueMemory
+
+#: Used bits per LUT-RAM word (the free-slot scan looks at one word per cycle).
+USED_WORD = 32
+USED_SHIFT = USED_WORD.bit_length() - 1
 
 __all__ = ["MapMemory", "CpuValueSignature", "ring_bytes", "ALL_MAP_TYPES"]
 
@@ -406,29 +410,31 @@ class MapMemory(wiring.Component):
                          b_r.addr.eq(b_addr),
                          b_w.addr.eq(b_addr)]
 
-        # Used bits: 64-bit words in LUT RAM, read asynchronously (u_at selects the word and
+        # Used bits: 32-bit words in LUT RAM, read asynchronously (u_at selects the word and
         # bit). Each 4-bit LUT RAM of a word has its own write enable, so a write rewrites only
-        # the nibble of u_at: the new nibble, from the one nibble read, goes to all 16 and the
-        # enable picks (no 64-bit read-modify-write).
+        # the nibble of u_at: the new nibble, from the one nibble read, goes to all 8 and the
+        # enable picks (no 32-bit read-modify-write). (32, not 64: a 16-deep LUT RAM holds
+        # slots // 32 words, so 64-bit words would leave half of every LUT RAM empty.)
         u_at = Signal(self.slot_bits)        # map-relative slot
         u_we = Signal()
         u_wval = Signal()
-        u_word = Signal(64)
+        u_word = Signal(USED_WORD)
         u_bit = Signal()
+        nibbles = USED_WORD // 4
         if keyed:
-            word_bits = self.slot_bits - 6
-            umem = Memory(shape=unsigned(64), depth=self.slots // 64, init=[])
+            word_bits = self.slot_bits - USED_SHIFT
+            umem = Memory(shape=unsigned(USED_WORD), depth=self.slots // USED_WORD, init=[])
             m.submodules.used = umem
             u_r, u_w = umem.read_port(domain="comb"), umem.write_port(granularity=4)
-            u_abs_word = (kbase[6:] + u_at[6:])[:word_bits]
+            u_abs_word = (kbase[USED_SHIFT:] + u_at[USED_SHIFT:])[:word_bits]
             nibble = Signal(4)
             m.d.comb += [u_r.addr.eq(u_abs_word), u_word.eq(u_r.data),
-                         nibble.eq(u_word.word_select(u_at[2:6], 4)),
+                         nibble.eq(u_word.word_select(u_at[2:USED_SHIFT], 4)),
                          u_bit.eq(nibble.bit_select(u_at[:2], 1)),
                          u_w.addr.eq(u_abs_word),
-                         u_w.en.eq(Mux(u_we, Const(1, 16) << u_at[2:6], 0)),
+                         u_w.en.eq(Mux(u_we, Const(1, nibbles) << u_at[2:USED_SHIFT], 0)),
                          u_w.data.eq(Cat(*(Mux(u_at[:2] == b, u_wval, nibble[b])
-                                           for b in range(4))).replicate(16))]
+                                           for b in range(4))).replicate(nibbles))]
 
         def set_used(at, value):
             """Write used bit ``at`` (None: the one u_at already selects)."""
@@ -902,9 +908,9 @@ class MapMemory(wiring.Component):
 
             if has_hash:
                 with m.State("FREE_SCAN"):
-                    # i counts 64-slot words of the used bits; the map's slots start 64-aligned
+                    # i counts 32-slot words of the used bits; the map's slots start 64-aligned
                     # and CLEAR marks the slots past max_entries in its last word used.
-                    m.d.comb += u_at.eq(Cat(Const(0, 6), i))
+                    m.d.comb += u_at.eq(Cat(Const(0, USED_SHIFT), i))
                     any_free, low = _lowest_set(m, ~u_word)
                     with m.If(any_free):
                         m.d.sync += slot.eq(Cat(low, i))
@@ -913,7 +919,8 @@ class MapMemory(wiring.Component):
                         with m.Else():
                             m.d.sync += fail(E_2BIG)
                             m.next = "RESPOND"
-                    with m.Elif(Cat(Const(0, 6), i[:word_bits] + 1) >= maxe[:self.slot_bits + 1]):
+                    with m.Elif(Cat(Const(0, USED_SHIFT), i[:word_bits] + 1)
+                                >= maxe[:self.slot_bits + 1]):
                         if has_lru:
                             with m.If(is_lru):
                                 m.d.sync += [i.eq(0), pend.eq(0), have_min.eq(0)]
@@ -978,7 +985,7 @@ class MapMemory(wiring.Component):
 
             if keyed:
                 with m.State("CLEAR_SLOTS"):
-                    # Up to the end of the map's last 64-slot word: slots past max_entries
+                    # Up to the end of the map's last used-bit word: slots past max_entries
                     # stay marked used, so the free-slot scan needs no bound per bit.
                     beyond = i_past
                     if has_lru:
@@ -986,7 +993,7 @@ class MapMemory(wiring.Component):
                                      s_w.data.eq(0)]
                     m.d.comb += set_used(i, beyond)
                     m.d.sync += i.eq(i + 1)
-                    with m.If((i[:6] == 63) & i_last):
+                    with m.If((i[:USED_SHIFT] == USED_WORD - 1) & i_last):
                         m.next = "RESPOND"
 
                 # --- iteration --------------------------------------------------------------------

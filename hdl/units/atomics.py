@@ -29,12 +29,9 @@ class Atomics(wiring.Component):
     m_cmp : In(64)
         r0 (cmpxchg compares with it).
     m_store : Out(1)
-        Whether the access is a write for the record (a cmpxchg that does not match only
-        reads).
+        Whether memory is written (a cmpxchg that does not match only reads).
     m_new : Out(64)
-        The value written (cut to the width). Memory is written in every case: a cmpxchg
-        that does not match writes back the old value, so the write enable never waits for
-        the 64-bit compare.
+        The value written (cut to the width).
     """
 
     m_op: In(8)
@@ -62,7 +59,8 @@ class Atomics(wiring.Component):
             with m.Case(AtomicOp.XCHG.value & 0xfe):
                 m.d.comb += raw.eq(src)
             with m.Case(AtomicOp.CMPXCHG.value & 0xfe):
+                m.d.comb += raw.eq(src)
                 equal = Mux(self.m_w64, old == self.m_cmp, old[:32] == self.m_cmp[:32])
-                m.d.comb += [raw.eq(Mux(equal, src, old)), self.m_store.eq(equal)]
+                m.d.comb += self.m_store.eq(equal)
         m.d.comb += self.m_new.eq(Mux(self.m_w64, raw, raw[:32]))
         return m
