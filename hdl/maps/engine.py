@@ -11,7 +11,8 @@ Storage:
 * key index: ``buckets`` rows of {valid, slot, home bucket} in block RAM; storing the home
   bucket makes the backward-shift delete need no rehash, and the LRU victim is found from its
   stored home bucket by its slot (no key read, no rehash);
-* descriptors: one small LUT RAM per field and reader (engine, CPU port, helper info port).
+* descriptors: one small LUT RAM per field and reader (engine, CPU port, helper info port;
+  CLEAR works out max_entries * value_size, so only the CPU port reads LIMIT).
 
 The request payload is read in place (the stream rules keep it still until ``ready``): a request
 is accepted in the cycle its response becomes valid. One sequencer serves both request streams
@@ -249,7 +250,7 @@ class MapMemory(wiring.Component):
             Field.TYPE: "ei", Field.READ_ONLY: "eci", Field.KEY_SIZE: "ei",
             Field.VALUE_SIZE: "ei", Field.MAX_ENTRIES: "e", Field.VALUE_BASE: "ec",
             Field.SLOT_BASE: "e", Field.BUCKET_BASE: "e", Field.BUCKET_MASK: "e",
-            Field.PROBE_LIMIT: "e", Field.RECIP: "c", Field.LIMIT: "ec",
+            Field.PROBE_LIMIT: "e", Field.RECIP: "c", Field.LIMIT: "c",
         }                                     # CRC_INIT: the engine hashes from 0xFFFFFFFF
         cfg_we = Signal()
         cpu = self.cpu
@@ -583,11 +584,12 @@ class MapMemory(wiring.Component):
                     m.d.sync += o_status.eq(Status.FAULT)
                     m.next = "RESPOND"
                 with m.Elif(op == Op.CLEAR):
-                    m.d.sync += [v_zero.eq(1), v_addr.eq(D[Field.VALUE_BASE]),
-                                 v_left.eq(D[Field.LIMIT]), after_value.eq(AV_CLEAR)]
+                    # The values' length is max_entries * value_size: sprod, two cycles on.
+                    m.d.sync += [v_zero.eq(1), v_addr.eq(D[Field.VALUE_BASE]), slot.eq(maxe),
+                                 after_value.eq(AV_CLEAR)]
                     if has_lru:
                         m.d.comb += [c_w.en.eq(1), c_w.data.eq(0)]
-                    m.next = "VALUE_WRITE"
+                    m.next = "CLEAR_SETUP"
                 with m.Elif(op == Op.VALUE_READ):
                     m.next = "VREAD"
                 with m.Elif(op == Op.VALUE_WRITE):
@@ -935,6 +937,11 @@ class MapMemory(wiring.Component):
                         m.d.sync += i.eq(i + 1)
 
             # --- value writer: v_left bytes from the request value (or zeros) at v_addr ----------
+            with m.State("CLEAR_SETUP"):              # sprod catches up with slot
+                m.next = "CLEAR_LENGTH"
+            with m.State("CLEAR_LENGTH"):
+                m.d.sync += [v_left.eq(sprod), v_word.eq(0)]
+                m.next = "VALUE_WRITE"
             with m.State("VALUE_SETUP"):              # sprod catches up with slot
                 m.next = "VALUE_ADDR"
             with m.State("VALUE_ADDR"):
