@@ -275,36 +275,31 @@ class Lsu(wiring.Component):
         # The context's words: 0 and 2 in the even bank (rows 0, 1), 1 (and 3, zero) in the odd.
         ctx_even = Mux(self.m_addr[3] | self.m_addr[4], Cat(ctx[4], ctx[5]), Cat(ctx[0], ctx[1]))
         ctx_odd = Mux(self.m_addr[4], 0, Cat(ctx[2], ctx[3]))
-        # The ring's source is picked by one AND-OR level per byte: stack bank, packet bank,
-        # the bypass (the bytes that the memory stage wrote in the cycle of the read, see the
-        # writes below), the context words or the map value, each under a select that is a
-        # flip-flop or one LUT of flip-flops, worked out while the block RAMs answer: the
-        # region's window is decoded from the read address (``x_addr``) and registered with
-        # the read. (An address outside every window faults; its data is not used.)
+        # Stack or packet: the word pair read, with the bytes that the memory stage wrote in the
+        # cycle of the read taken from the bypass (see the writes below).
         bypass = Signal(64)
         hit = {name: Signal(8, name=f"hit_{name}") for name in ("s_ev", "s_od", "p_ev", "p_od")}
-        r_stack, r_pkt, r_ctx, r_map = (Signal(name=f"read_{n}")
-                                        for n in ("stack", "packet", "ctx", "map"))
-        x_stack = self.x_addr[12:] == abi.STACK_BASE >> 12
-        x_pkt = self.x_addr[14:] == abi.PKT_BASE >> 14
-        x_ctx = self.x_addr[5:] == abi.CTX_BASE >> 5
-        m.d.sync += [r_stack.eq(x_stack), r_pkt.eq(x_pkt), r_ctx.eq(x_ctx),
-                     r_map.eq(~x_stack & ~x_pkt & ~x_ctx)]
+        banked = Signal(128)
+        banked_hit = Signal(16)
+        with m.If(self.m_region == Region.STACK):
+            m.d.comb += [banked.eq(Cat(s_ev_r.data, s_od_r.data)),
+                         banked_hit.eq(Cat(hit["s_ev"], hit["s_od"]))]
+        with m.Else():
+            m.d.comb += [banked.eq(Cat(p_ev_r.data, p_od_r.data)),
+                         banked_hit.eq(Cat(hit["p_ev"], hit["p_od"]))]
+        mended = Cat(*(Mux(banked_hit[i], bypass.word_select(i % 8, 8), banked.word_select(i, 8))
+                       for i in range(16)))
         even = Signal(64)
         odd = Signal(64)
-        for half, word, s_data, p_data, s_hit, p_hit, ctx_word in (
-                (0, even, s_ev_r.data, p_ev_r.data, hit["s_ev"], hit["p_ev"], ctx_even),
-                (1, odd, s_od_r.data, p_od_r.data, hit["s_od"], hit["p_od"], ctx_odd)):
-            for j in range(8):
-                byte = slice(8 * j, 8 * j + 8)
-                sel_s, sel_p, sel_b = Signal(), Signal(), Signal()
-                m.d.comb += [sel_s.eq(r_stack & ~s_hit[j]), sel_p.eq(r_pkt & ~p_hit[j]),
-                             sel_b.eq((r_stack & s_hit[j]) | (r_pkt & p_hit[j]))]
-                m.d.comb += word[byte].eq(
-                    (s_data[byte] & sel_s.replicate(8)) | (p_data[byte] & sel_p.replicate(8))
-                    | (bypass[byte] & sel_b.replicate(8)) | (ctx_word[byte] & r_ctx.replicate(8))
-                    | (self.map_ring[64 * half:][byte] & r_map.replicate(8)))
-        start = Mux(r_map, self.map_rot, self.m_addr[:4])
+        is_map = self.m_region == Region.MAP
+        with m.Switch(self.m_region):
+            with m.Case(Region.CTX):
+                m.d.comb += [even.eq(ctx_even), odd.eq(ctx_odd)]
+            with m.Case(Region.MAP):
+                m.d.comb += [even.eq(self.map_ring[:64]), odd.eq(self.map_ring[64:])]
+            with m.Default():
+                m.d.comb += [even.eq(mended[:64]), odd.eq(mended[64:])]
+        start = Mux(is_map, self.map_rot, self.m_addr[:4])
         ring = Cat(even, odd)
         window = ring
         for i, keep in ((3, 120), (2, 88), (1, 72), (0, 64)):
