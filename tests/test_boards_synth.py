@@ -61,6 +61,18 @@ def test_counter_goes_through_yosys_and_nextpnr(tmp_path, monkeypatch):
     assert list(tmp_path.glob("synth/counter-*/report.json"))
 
 
+def test_area_only_stops_after_yosys(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BPFCORE_BUILD", str(tmp_path))
+    assert cli.main(["synth-report", "--target", "counter", "--area-only", "--json"]) == 0
+    area = json.loads(capsys.readouterr().out)
+    # The 16-bit counter: 16 flip-flops, an adder on a carry chain (8 CCU2C), no RAM.
+    assert area["ff"] == 16 and area["ccu2c"] == 8 and area["dpr16x4"] == 0
+    assert area["lut_sites"] == area["lut4"] + 2 * area["ccu2c"]
+    assert not list(tmp_path.glob("synth/*/report.json"))        # nothing placed
+    assert cli.main(["synth-report", "--target", "counter", "--area-only"]) == 0
+    assert f"{area['lut_sites']} LUT sites" in capsys.readouterr().out
+
+
 def test_synth_report_command(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BPFCORE_BUILD", str(tmp_path))
     assert cli.main(["synth-report", "--target", "counter", "--json"]) == 0
