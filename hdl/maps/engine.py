@@ -45,11 +45,11 @@ from .layouts import (Op, Status, Field, FIELD_WIDTHS, request_layout, response_
                       OFFSET_BITS, RECIP_SHIFT, VALUE_SIZE_BITS, cpu_port_bits)
 from .values import ValueMemory
 
+__all__ = ["MapMemory", "CpuValueSignature", "ring_bytes", "ALL_MAP_TYPES"]
+
 #: Used bits per LUT-RAM word (the free-slot scan looks at one word per cycle).
 USED_WORD = 32
 USED_SHIFT = USED_WORD.bit_length() - 1
-
-__all__ = ["MapMemory", "CpuValueSignature", "ring_bytes", "ALL_MAP_TYPES"]
 
 EINVAL, ENOENT, E2BIG, EEXIST, ENOSPC = 22, 2, 7, 17, 28
 #: Response errno codes (a 3-bit register expanded at the response).
@@ -939,8 +939,8 @@ class MapMemory(wiring.Component):
             # --- value writer: v_left bytes from the request value (or zeros) at v_addr ----------
             with m.State("CLEAR_SETUP"):              # sprod catches up with slot
                 m.next = "CLEAR_LENGTH"
-            with m.State("CLEAR_LENGTH"):
-                m.d.sync += [v_left.eq(sprod), v_word.eq(0)]
+            with m.State("CLEAR_LENGTH"):             # (zeros: v_word does not matter)
+                m.d.sync += v_left.eq(sprod)
                 m.next = "VALUE_WRITE"
             with m.State("VALUE_SETUP"):              # sprod catches up with slot
                 m.next = "VALUE_ADDR"

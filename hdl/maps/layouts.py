@@ -40,8 +40,9 @@ class Op(enum.Enum, shape=4):
     ``PEEK`` is a lookup without the LRU stamp (host reads). ``NEXT`` finds the first present slot
     ``>= addr`` and returns it with its key (iteration). ``VALUE_READ`` returns the 8-byte
     word of the map's value area that holds byte ``addr`` (the bytes from ``addr & ~7`` on: the
-    reader picks its bytes, so the value memory needs no read alignment); ``VALUE_WRITE`` writes
-    the 8 bytes at byte ``addr`` (``data``; ``flags`` bits 0-7 are the write byte mask). ``CONFIG`` writes descriptor field ``addr`` (:class:`Field`) with ``data``.
+    reader picks its bytes, so the value memory needs no read alignment); ``VALUE_WRITE``
+    writes the 8 bytes at byte ``addr`` (``data``; ``flags`` bits 0-7 are the write byte mask).
+    ``CONFIG`` writes descriptor field ``addr`` (:class:`Field`) with ``data``.
     ``CLEAR`` empties a configured map: values zero, no entries, LRU clock 0.
     """
     LOOKUP = 0
