@@ -137,6 +137,13 @@ TARGETS = {
     "xdp_core": ("bpfcore.hdl.xdpcore:XdpCore", {"program_slots": 2048}),
     # The same without the trace port (see BoardXdpCore).
     "xdp_core_board": ("bpfcore.boards.synth:BoardXdpCore", {"program_slots": 2048}),
+    # Timing probes: one loop of the pipeline alone (bpfcore.boards.probes), an upper bound on
+    # the clock of any CPU that keeps it in one cycle.
+    "probe_execute": ("bpfcore.boards.probes:ExecuteLoop", {}),
+    "probe_execute_shifter": ("bpfcore.boards.probes:ExecuteLoop", {"shifter": True}),
+    "probe_compare": ("bpfcore.boards.probes:CompareLoop", {}),
+    "probe_bram": ("bpfcore.boards.probes:BlockRamRead", {}),
+    "probe_bram_2mux": ("bpfcore.boards.probes:BlockRamRead", {"levels": 2}),
 }
 
 _UTILISATION = {"lut4": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD",

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "bpfcore.sim.runcmd",
     "bpfcore.sim.traffic",
     "bpfcore.sim.throughput",
+    "bpfcore.sim.cpibudget",
     "bpfcore.boards.synth",
 )
 

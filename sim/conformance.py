@@ -56,7 +56,8 @@ class Outcome:
     """What an engine reports for one case.
 
     ``error`` holds the load or run failure (rejection, fault, lockstep mismatch), else None.
-    Cycle figures are None for engines without cycles (the VM).
+    Cycle figures are None for engines without cycles (the VM). ``retire_cycles`` lists the
+    cycle of each retirement, counted from the start (the RTL engine).
     """
     r0: Optional[int] = None
     error: Optional[str] = None
@@ -65,6 +66,7 @@ class Outcome:
     first_retire_cycle: Optional[int] = None
     last_retire_cycle: Optional[int] = None
     uses_div: bool = False
+    retire_cycles: Optional[list] = None
     extra: dict = field(default_factory=dict)
 
 

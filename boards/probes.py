@@ -1,0 +1,153 @@
+"""Timing probes: the CPU's tightest loops alone, to measure what the ECP5 fabric allows.
+
+Each probe is one loop of the pipeline with nothing else in the design: flip-flops in front,
+the logic of one stage, flip-flops behind, and the result fed back where the CPU feeds it back.
+Placed alone (``bpfcore synth-report --target probe_...``), a probe's Fmax is an upper bound
+for any CPU that keeps that loop in one cycle: the full design only adds routing congestion and
+sources. ``hdl/README.md`` ("What stands between this CPU and 100 MHz") gives the figures.
+
+* :class:`ExecuteLoop`: the CPU's :class:`~bpfcore.hdl.units.alu.Alu` (and, with
+  ``shifter=True``, its :class:`~bpfcore.hdl.units.shifter.Shifter` beside it) behind a
+  four-way forwarding multiplexer whose first source is the result: back-to-back dependent
+  instructions in execute.
+* :class:`CompareLoop`: the CPU's :class:`~bpfcore.hdl.units.branch.BranchCompare` behind the
+  same multiplexer, into a registered "taken" that picks the next fetch address.
+* :class:`BlockRamRead`: one DP16KD read (no output register) into flip-flops through
+  ``levels`` two-way multiplexers: what may follow a block RAM in one cycle.
+"""
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["ExecuteLoop", "CompareLoop", "BlockRamRead"]
+
+
+def _forwarding_sources(m, result, seed):
+    """Four 64-bit sources for an operand: the loop's ``result`` and three registers that
+    change every cycle (as the memory stage, writeback and the register read would)."""
+    sources = [result] + [Signal(64, name=f"source{i}") for i in range(1, 4)]
+    m.d.sync += [sources[1].eq(seed), sources[2].eq(sources[1] + 1),
+                 sources[3].eq(sources[2] ^ sources[1])]
+    return Array(sources)
+
+
+class ExecuteLoop(wiring.Component):
+    """The execute loop: operands forwarded from the last result, through the ALU (and the
+    shifter), back into the result register.
+
+    Members
+    -------
+    seed : In(64)
+        Feeds the forwarding sources other than the result.
+    control : In(16)
+        Registered, then cut into the operand selects, the operation and the width.
+    result : Out(64)
+    """
+
+    seed: In(64)
+    control: In(16)
+    result: Out(64)
+
+    def __init__(self, shifter=False):
+        self._shifter = shifter
+        super().__init__()
+
+    def elaborate(self, platform):
+        from bpfcore.hdl.units.alu import Alu
+        from bpfcore.hdl.units.shifter import Shifter
+        m = Module()
+        result = Signal(64)
+        control = Signal(16)
+        m.d.sync += control.eq(self.control)
+        sources = _forwarding_sources(m, result, self.seed)
+        a, b = sources[control[0:2]], sources[control[2:4]]
+        m.submodules.alu = alu = Alu()
+        m.d.comb += [alu.x_a.eq(a), alu.x_b.eq(b), alu.x_op.eq(control[4:8]),
+                     alu.x_w64.eq(control[8]),
+                     alu.x_off.eq(Array([0, 8, 16, 32])[control[9:11]])]
+        value = alu.x_result
+        if self._shifter:
+            m.submodules.shifter = shifter = Shifter()
+            m.d.comb += [shifter.x_a.eq(a), shifter.x_b.eq(b), shifter.x_op.eq(control[4:8]),
+                         shifter.x_w64.eq(control[8])]
+            value = Mux(control[11], shifter.x_result, value)
+        m.d.sync += result.eq(value)
+        m.d.comb += self.result.eq(result)
+        return m
+
+
+class CompareLoop(wiring.Component):
+    """Branch resolution: forwarded operands, the 64/32-bit compare, a registered "taken" that
+    picks the next fetch address (and the address feeds a forwarding source back).
+
+    Members
+    -------
+    seed : In(64)
+    control : In(16)
+        Registered, then cut into the operand selects, the condition and the width.
+    pc : Out(16)
+    """
+
+    seed: In(64)
+    control: In(16)
+    pc: Out(16)
+
+    def elaborate(self, platform):
+        from bpfcore.hdl.units.branch import BranchCompare
+        m = Module()
+        pc = Signal(16)
+        taken = Signal()
+        result = Signal(64)
+        control = Signal(16)
+        m.d.sync += [control.eq(self.control), result.eq(Cat(pc, self.seed[16:]))]
+        sources = _forwarding_sources(m, result, self.seed)
+        m.submodules.compare = compare = BranchCompare()
+        m.d.comb += [compare.x_a.eq(sources[control[0:2]]), compare.x_b.eq(sources[control[2:4]]),
+                     compare.x_op.eq(control[4:8]), compare.x_w64.eq(control[8])]
+        m.d.sync += [taken.eq(compare.x_taken),
+                     pc.eq(Mux(taken, pc + self.seed[:16], pc + 1))]
+        m.d.comb += self.pc.eq(pc)
+        return m
+
+
+class BlockRamRead(wiring.Component):
+    """A 512 x 36 block RAM read (registered address, no output register) into flip-flops,
+    through ``levels`` two-way multiplexers.
+
+    Members
+    -------
+    addr : In(9)
+    data : In(36)
+        Write data, and the multiplexers' other input.
+    we : In(1)
+    q : Out(36)
+    """
+
+    addr: In(9)
+    data: In(36)
+    we: In(1)
+    q: Out(36)
+
+    def __init__(self, levels=0):
+        self._levels = levels
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.memory = memory = Memory(shape=36, depth=512, init=[])
+        write = memory.write_port()
+        read = memory.read_port()
+        other = Signal(36)
+        select = Signal(9)
+        m.d.sync += [other.eq(self.data), select.eq(self.addr)]
+        m.d.comb += [write.addr.eq(self.addr), write.data.eq(self.data), write.en.eq(self.we),
+                     read.addr.eq(self.addr + 1)]
+        value = read.data
+        for level in range(self._levels):
+            value = Mux(select[level], value, value.rotate_left(1) ^ other)
+        q = Signal(36)
+        m.d.sync += q.eq(value)
+        m.d.comb += self.q.eq(q)
+        return m
