@@ -10,6 +10,8 @@ sources. ``hdl/README.md`` ("What stands between this CPU and 100 MHz") gives th
   ``shifter=True``, its :class:`~bpfcore.hdl.units.shifter.Shifter` beside it) behind a
   four-way forwarding multiplexer whose first source is the result: back-to-back dependent
   instructions in execute.
+* :class:`AdderLoop`: the same loop with only a 64-bit add, or add/sub/and/xor: the floor
+  under any ALU.
 * :class:`CompareLoop`: the CPU's :class:`~bpfcore.hdl.units.branch.BranchCompare` behind the
   same multiplexer, into a registered "taken" that picks the next fetch address.
 * :class:`BlockRamRead`: one DP16KD read (no output register) into flip-flops through
@@ -21,7 +23,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["ExecuteLoop", "CompareLoop", "BlockRamRead"]
+__all__ = ["AdderLoop", "ExecuteLoop", "CompareLoop", "BlockRamRead"]
 
 
 def _forwarding_sources(m, result, seed):
@@ -74,6 +76,41 @@ class ExecuteLoop(wiring.Component):
                          shifter.x_w64.eq(control[8])]
             value = Mux(control[11], shifter.x_result, value)
         m.d.sync += result.eq(value)
+        m.d.comb += self.result.eq(result)
+        return m
+
+
+class AdderLoop(wiring.Component):
+    """The smallest execute loop: a 64-bit add, or (``logic=True``) add, sub, and, xor picked
+    by a registered operation, behind the same forwarding multiplexer.
+
+    Members
+    -------
+    seed : In(64)
+    control : In(16)
+        Registered, then cut into the operand selects and the operation.
+    result : Out(64)
+    """
+
+    seed: In(64)
+    control: In(16)
+    result: Out(64)
+
+    def __init__(self, logic=False):
+        self._logic = logic
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        result = Signal(64)
+        control = Signal(16)
+        m.d.sync += control.eq(self.control)
+        sources = _forwarding_sources(m, result, self.seed)
+        a, b = sources[control[0:2]], sources[control[2:4]]
+        if self._logic:
+            m.d.sync += result.eq(Array([a + b, a - b, a & b, a ^ b])[control[4:6]])
+        else:
+            m.d.sync += result.eq(a + b)
         m.d.comb += self.result.eq(result)
         return m
 

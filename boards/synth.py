@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,6 +140,8 @@ TARGETS = {
     "xdp_core_board": ("bpfcore.boards.synth:BoardXdpCore", {"program_slots": 2048}),
     # Timing probes: one loop of the pipeline alone (bpfcore.boards.probes), an upper bound on
     # the clock of any CPU that keeps it in one cycle.
+    "probe_add": ("bpfcore.boards.probes:AdderLoop", {}),
+    "probe_add4": ("bpfcore.boards.probes:AdderLoop", {"logic": True}),
     "probe_execute": ("bpfcore.boards.probes:ExecuteLoop", {}),
     "probe_execute_shifter": ("bpfcore.boards.probes:ExecuteLoop", {"shifter": True}),
     "probe_compare": ("bpfcore.boards.probes:CompareLoop", {}),
@@ -311,6 +314,9 @@ def add_commands(subparsers):
     p.add_argument("--seed", type=int, default=1,
                    help="nextpnr placement seed (default 1); routed Fmax moves by a few MHz "
                         "from one seed to the next, so compare designs over several seeds")
+    p.add_argument("--speed", type=int, choices=(6, 7, 8), default=DEFAULT_PART.speed,
+                   help=f"ECP5 speed grade (default {DEFAULT_PART.speed}, the Colorlight "
+                        "5A-75B's)")
     p.add_argument("--force", action="store_true", help="ignore a cached report")
     p.add_argument("--area-only", action="store_true",
                    help="stop after yosys (about a minute for the XDP core) and report its cell "
@@ -334,7 +340,9 @@ def _command(args):
                   f"{summary['ccu2c']} CCU2C + 6 x {summary['dpr16x4']} DPR16X4; "
                   f"{summary['ff']} FF, {summary['bram']} DP16KD, {summary['dsp']} MULT18X18D")
         return 0
-    summary = synthesize(args.target, freq_mhz=args.freq, seed=args.seed, force=args.force)
+    part = dataclasses.replace(DEFAULT_PART, speed=args.speed)
+    summary = synthesize(args.target, part=part, freq_mhz=args.freq, seed=args.seed,
+                         force=args.force)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items()}, sort_keys=False))
         return 0

@@ -39,6 +39,20 @@ def test_execute_loop_adds_the_forwarded_result_every_cycle():
     assert all((b - a) & MASK == SEED for a, b in zip(seen[3:], seen[4:]))
 
 
+def test_adder_loop_runs_each_operation():
+    expected = {0: lambda r: (r + SEED) & MASK, 1: lambda r: (r - SEED) & MASK,
+                2: lambda r: r & SEED, 3: lambda r: r ^ SEED}
+    for op, step in expected.items():
+        dut = probes.AdderLoop(logic=True)
+        seen = run(dut, lambda ctx: (ctx.set(dut.seed, SEED),
+                                     ctx.set(dut.control, 0 | 1 << 2 | op << 4)), 8, dut.result)
+        assert all(b == step(a) for a, b in zip(seen[3:], seen[4:])), op
+    dut = probes.AdderLoop()
+    seen = run(dut, lambda ctx: (ctx.set(dut.seed, SEED), ctx.set(dut.control, 1 << 2)), 6,
+               dut.result)
+    assert all((b - a) & MASK == SEED for a, b in zip(seen[3:], seen[4:]))
+
+
 def test_execute_loop_with_the_shifter():
     dut = probes.ExecuteLoop(shifter=True)
     seen = run(dut, lambda ctx: (ctx.set(dut.seed, SEED),

@@ -88,6 +88,22 @@ def test_synth_report_command(tmp_path, monkeypatch, capsys):
         "bpfcore synth-report: --seed must be positive, got 0"
 
 
+def test_synth_report_speed_grade(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BPFCORE_BUILD", str(tmp_path))
+    grades = []
+    run = synth._run
+
+    def spy(cmd, log, cwd):
+        if "--speed" in cmd:
+            grades.append(cmd[cmd.index("--speed") + 1])
+        return run(cmd, log, cwd)
+
+    monkeypatch.setattr(synth, "_run", spy)
+    assert cli.main(["synth-report", "--target", "counter", "--speed", "8", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["speed"] == 8 and summary["fmax_mhz"] > 100 and grades == ["8"]
+
+
 def test_synth_report_places_with_the_seed_asked_for(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BPFCORE_BUILD", str(tmp_path))
     placements = []

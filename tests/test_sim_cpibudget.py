@@ -82,6 +82,7 @@ def test_budget_sums_selections_and_bounds_the_registered_memory_pipeline():
     # the jne's last run stays wrong; the second row's two mispredictions are not first runs.
     assert figures["nodiv"]["best_static_mispredicted"] == 1
     assert figures["all"]["best_static_mispredicted"] == 3
+    assert figures["all"]["fitted_offset_mispredicted"] == 3
 
 
 @pytest.mark.skipif(not SUITE.is_dir(), reason=f"the conformance suite is not at {SUITE}")
