@@ -188,9 +188,12 @@ def run_budget(paths, simulator="verilator"):
     """Run the conformance files under ``paths`` on the VM and the RTL; return
     ``(budget(...), predictor_checked, disagreements)``."""
     from .rtl.engine import RtlEngine
-    cases = [case for case in load_cases(paths) if case.program is not None and not case.error]
+    cases = load_cases(paths)
+    for case in cases:
+        if case.error or case.program is None:
+            raise BpfcoreError(case.error or f"{case.name}: no program")
     if not cases:
-        raise BpfcoreError("no runnable .data files found in " + ", ".join(map(str, paths)))
+        raise BpfcoreError("no .data files found in " + ", ".join(map(str, paths)))
     outcomes = RtlEngine(simulator=simulator).run_many(cases)
     rows = []
     checked = 0

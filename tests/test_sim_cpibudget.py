@@ -4,6 +4,7 @@ default icarus)."""
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def test_hazards_count_load_and_alu_uses():
 
 def test_budget_sums_selections_and_bounds_the_registered_memory_pipeline():
     rows = [(cpibudget.hazards(trace(LOOP)), 20, 10, False),
-            (cpibudget.Counter(load_use_1=3, load_use_2=1, mispredicted=2), 30, 10, True)]
+            (Counter(load_use_1=3, load_use_2=1, mispredicted=2), 30, 10, True)]
     figures = cpibudget.budget(rows)
     assert figures["nodiv"]["intervals"] == 10 and figures["all"]["intervals"] == 20
     assert figures["all"]["span"] == 50 and figures["all"]["mispredicted"] == 4
@@ -101,7 +102,14 @@ def test_the_predictor_model_matches_the_rtl_over_the_suite(capsys, monkeypatch)
     assert "disagree" in capsys.readouterr().out
 
 
-def test_cpi_budget_reports_a_missing_path(capsys):
+def test_cpi_budget_reports_bad_input(capsys, tmp_path):
     assert cli.main(["cpi-budget", "/nonexistent/suite"]) == 1
     assert capsys.readouterr().err.strip() == \
         "bpfcore cpi-budget: /nonexistent/suite: no such file or folder"
+    assert cli.main(["cpi-budget", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip() == \
+        f"bpfcore cpi-budget: no .data files found in {tmp_path}"
+    (tmp_path / "bad.data").write_text("-- asm\nfoo %r0\n-- result\n0x0\n")
+    assert cli.main(["cpi-budget", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "bpfcore cpi-budget: bad.data:1: unknown instruction 'foo'"
