@@ -42,8 +42,8 @@ from bpfcore.hdl.decoder import operand_roles
 from bpfcore.isa import AluOp, Kind, decode_slot
 from .conformance import load_cases, run_case_vm, uses_div
 
-__all__ = ["LIMITS", "MISPREDICT_CYCLES", "reads", "mispredictions", "hazards", "check_predictor", "budget",
-           "run_budget"]
+__all__ = ["LIMITS", "MISPREDICT_CYCLES", "reads", "mispredictions", "hazards",
+           "check_predictor", "budget", "run_budget"]
 
 #: Selection -> the CPI limit of the CPU issue.
 LIMITS = {"all": 1.5, "nodiv": 1.25}
