@@ -35,84 +35,75 @@ def _forwarding_sources(m, result, seed):
     return Array(sources)
 
 
-class ExecuteLoop(wiring.Component):
-    """The execute loop: operands forwarded from the last result, through the ALU (and the
-    shifter), back into the result register.
+class _Loop(wiring.Component):
+    """An execute loop: two operands picked by the forwarding multiplexer, :meth:`operate` on
+    them, the result registered and fed back as the multiplexer's first source.
 
     Members
     -------
     seed : In(64)
         Feeds the forwarding sources other than the result.
     control : In(16)
-        Registered, then cut into the operand selects, the operation and the width.
+        Registered, then cut into the operand selects (bits 0-3) and what :meth:`operate`
+        takes from the rest.
     result : Out(64)
     """
 
     seed: In(64)
     control: In(16)
     result: Out(64)
+
+    def operate(self, m, a, b, control):
+        raise NotImplementedError
+
+    def elaborate(self, platform):
+        m = Module()
+        result = Signal(64)
+        control = Signal(16)
+        m.d.sync += control.eq(self.control)
+        sources = _forwarding_sources(m, result, self.seed)
+        m.d.sync += result.eq(self.operate(m, sources[control[0:2]], sources[control[2:4]],
+                                           control))
+        m.d.comb += self.result.eq(result)
+        return m
+
+
+class ExecuteLoop(_Loop):
+    """The execute loop with the CPU's ALU (and, with ``shifter=True``, its shifter beside
+    it): bits 4-7 of ``control`` are the operation, 8 the width, 9-10 the ``movsx`` width, 11
+    picks the shifter."""
 
     def __init__(self, shifter=False):
         self._shifter = shifter
         super().__init__()
 
-    def elaborate(self, platform):
+    def operate(self, m, a, b, control):
         from bpfcore.hdl.units.alu import Alu
         from bpfcore.hdl.units.shifter import Shifter
-        m = Module()
-        result = Signal(64)
-        control = Signal(16)
-        m.d.sync += control.eq(self.control)
-        sources = _forwarding_sources(m, result, self.seed)
-        a, b = sources[control[0:2]], sources[control[2:4]]
         m.submodules.alu = alu = Alu()
         m.d.comb += [alu.x_a.eq(a), alu.x_b.eq(b), alu.x_op.eq(control[4:8]),
                      alu.x_w64.eq(control[8]),
                      alu.x_off.eq(Array([0, 8, 16, 32])[control[9:11]])]
-        value = alu.x_result
-        if self._shifter:
-            m.submodules.shifter = shifter = Shifter()
-            m.d.comb += [shifter.x_a.eq(a), shifter.x_b.eq(b), shifter.x_op.eq(control[4:8]),
-                         shifter.x_w64.eq(control[8])]
-            value = Mux(control[11], shifter.x_result, value)
-        m.d.sync += result.eq(value)
-        m.d.comb += self.result.eq(result)
-        return m
+        if not self._shifter:
+            return alu.x_result
+        m.submodules.shifter = shifter = Shifter()
+        m.d.comb += [shifter.x_a.eq(a), shifter.x_b.eq(b), shifter.x_op.eq(control[4:8]),
+                     shifter.x_w64.eq(control[8])]
+        return Mux(control[11], shifter.x_result, alu.x_result)
 
 
-class AdderLoop(wiring.Component):
+class AdderLoop(_Loop):
     """The smallest execute loop: a 64-bit add, or (``logic=True``) add, sub, and, xor picked
-    by a registered operation, behind the same forwarding multiplexer.
-
-    Members
-    -------
-    seed : In(64)
-    control : In(16)
-        Registered, then cut into the operand selects and the operation.
-    result : Out(64)
-    """
-
-    seed: In(64)
-    control: In(16)
-    result: Out(64)
+    by bits 4-5 of ``control``."""
 
     def __init__(self, logic=False):
         self._logic = logic
         super().__init__()
 
-    def elaborate(self, platform):
-        m = Module()
-        result = Signal(64)
-        control = Signal(16)
-        m.d.sync += control.eq(self.control)
-        sources = _forwarding_sources(m, result, self.seed)
-        a, b = sources[control[0:2]], sources[control[2:4]]
+    def operate(self, m, a, b, control):
         if self._logic:
-            m.d.sync += result.eq(Array([a + b, a - b, a & b, a ^ b])[control[4:6]])
-        else:
-            m.d.sync += result.eq(a + b)
-        m.d.comb += self.result.eq(result)
-        return m
+            return Array([a + b, a - b, a & b, a ^ b])[control[4:6]]
+        return a + b
 
 
 class CompareLoop(wiring.Component):

@@ -14,12 +14,13 @@ TRELLIS_FF, ``bram`` DP16KD, ``dsp`` MULT18X18D. Results are cached under
 ``bpfcore synth-report [--json] [--target cpu]`` prints the report.
 """
 
+import dataclasses
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
 import sys
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,6 +201,17 @@ def _run(cmd, log, cwd):
                            f"{' | '.join(errors) or 'see ' + str(log)}; log: {log}")
 
 
+def _factory_source(factory):
+    """The file that defines ``factory`` ("module:Class") when it lies outside ``hdl/`` (a
+    probe, a test's design), so that editing it invalidates the cached results; else []."""
+    module = factory.partition(":")[0]
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return []
+    return [Path(found.origin)] if found and found.origin else []
+
+
 def _spec_and_folder(target, part, freq_mhz, seed, factory=None, kwargs=None):
     """The design to build for ``target`` and its cache folder, keyed by the design sources,
     this flow, the part, the constraint and the seed."""
@@ -209,7 +221,7 @@ def _spec_and_folder(target, part, freq_mhz, seed, factory=None, kwargs=None):
             raise BpfcoreError(f"unknown target {target!r}; choose {', '.join(TARGETS)}")
         factory, kwargs = TARGETS[target]
     spec = TopSpec(factory, dict(kwargs or {}), target,
-                   design_sources() + [Path(__file__)])
+                   design_sources() + [Path(__file__)] + _factory_source(factory))
     key = hashlib.sha256(json.dumps([spec.digest(), part.device, part.package, part.speed,
                                      freq_mhz, seed]).encode()).hexdigest()[:16]
     return spec, build_root() / "synth" / f"{target}-{key}"

@@ -1,6 +1,8 @@
 """The timing probes (bpfcore.boards.probes): each computes what its loop should, so the Fmax
 measured on it is the Fmax of that loop; the block RAM read places above 100 MHz alone."""
 
+from pathlib import Path
+
 from amaranth.sim import Simulator
 
 from bpfcore.boards import probes, synth
@@ -101,3 +103,9 @@ def test_block_ram_read_alone_places_above_100_mhz(tmp_path, monkeypatch):
     # Measured 138.5 / 135.9 MHz with seeds 1 / 2: the block RAM's clock-to-out (5.83 ns) and
     # the routing to its flip-flops leave about a quarter of a 10 ns cycle.
     assert summary["fmax_mhz"] > 100
+
+
+def test_editing_a_probe_invalidates_its_cached_results():
+    spec, _ = synth._spec_and_folder("probe_add", synth.DEFAULT_PART, 100, 1)
+    assert Path(probes.__file__).resolve() in {Path(p).resolve() for p in spec.sources}
+    assert synth._factory_source("no.such.module:Design") == []

@@ -88,17 +88,23 @@ def test_synth_report_command(tmp_path, monkeypatch, capsys):
         "bpfcore synth-report: --seed must be positive, got 0"
 
 
-def test_synth_report_speed_grade(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("BPFCORE_BUILD", str(tmp_path))
-    grades = []
+def nextpnr_option(monkeypatch, option):
+    """A list that collects the value of ``option`` from every nextpnr run from now on."""
+    values = []
     run = synth._run
 
     def spy(cmd, log, cwd):
-        if "--speed" in cmd:
-            grades.append(cmd[cmd.index("--speed") + 1])
+        if option in cmd:
+            values.append(cmd[cmd.index(option) + 1])
         return run(cmd, log, cwd)
 
     monkeypatch.setattr(synth, "_run", spy)
+    return values
+
+
+def test_synth_report_speed_grade(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BPFCORE_BUILD", str(tmp_path))
+    grades = nextpnr_option(monkeypatch, "--speed")
     assert cli.main(["synth-report", "--target", "counter", "--speed", "8", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["speed"] == 8 and summary["fmax_mhz"] > 100 and grades == ["8"]
@@ -106,15 +112,7 @@ def test_synth_report_speed_grade(tmp_path, monkeypatch, capsys):
 
 def test_synth_report_places_with_the_seed_asked_for(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BPFCORE_BUILD", str(tmp_path))
-    placements = []
-    run = synth._run
-
-    def spy(cmd, log, cwd):
-        if "--seed" in cmd:
-            placements.append(cmd[cmd.index("--seed") + 1])
-        return run(cmd, log, cwd)
-
-    monkeypatch.setattr(synth, "_run", spy)
+    placements = nextpnr_option(monkeypatch, "--seed")
     for seed in (1, 2, 2):
         assert cli.main(["synth-report", "--target", "counter", "--seed", str(seed),
                          "--json"]) == 0
