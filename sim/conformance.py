@@ -56,18 +56,25 @@ class Outcome:
     """What an engine reports for one case.
 
     ``error`` holds the load or run failure (rejection, fault, lockstep mismatch), else None.
-    Cycle figures are None for engines without cycles (the VM). ``retire_cycles`` lists the
-    cycle of each retirement, counted from the start (the RTL engine).
+    Cycle figures are None for engines without cycles (the VM). ``retirements`` lists
+    ``(cycle, RetireRecord)`` for each retirement, the cycle counted from the start (the RTL
+    engine); the first and last retirement cycles follow from it.
     """
     r0: Optional[int] = None
     error: Optional[str] = None
     cycles: Optional[int] = None
     retired: Optional[int] = None
-    first_retire_cycle: Optional[int] = None
-    last_retire_cycle: Optional[int] = None
     uses_div: bool = False
-    retire_cycles: Optional[list] = None
+    retirements: Optional[list] = None
     extra: dict = field(default_factory=dict)
+
+    @property
+    def first_retire_cycle(self):
+        return self.retirements[0][0] if self.retirements else None
+
+    @property
+    def last_retire_cycle(self):
+        return self.retirements[-1][0] if self.retirements else None
 
 
 def _sections(text):

@@ -40,10 +40,10 @@ from bpfcore.errors import BpfcoreError
 from bpfcore.hdl.cpu import BHT_ENTRIES
 from bpfcore.hdl.decoder import operand_roles
 from bpfcore.isa import AluOp, Kind, decode_slot
-from .conformance import load_cases, run_case_vm, uses_div
+from .conformance import judge, load_cases, uses_div
 
 __all__ = ["LIMITS", "MISPREDICT_CYCLES", "reads", "mispredictions", "hazards",
-           "check_predictor", "budget", "run_budget"]
+           "check_predictor", "budget", "collect", "summarise"]
 
 #: Selection -> the CPI limit of the CPU issue.
 LIMITS = {"all": 1.5, "nodiv": 1.25}
@@ -191,9 +191,11 @@ def budget(rows):
     return out
 
 
-def run_budget(paths, simulator="icarus"):
-    """Run the conformance files under ``paths`` on the VM and the RTL; return
-    ``(budget(...), predictor_checked, disagreements)``."""
+def collect(paths, simulator="icarus"):
+    """Run the conformance files under ``paths`` on the RTL (in lockstep with the VM); return
+    ``[(name, records, retire_cycles, uses_div)]`` for each run with two retirements or more.
+    Raises :class:`BpfcoreError` for a file that does not parse or a case that fails: the
+    budget of a partial suite means nothing."""
     from .rtl.engine import RtlEngine
     cases = load_cases(paths)
     for case in cases:
@@ -201,24 +203,27 @@ def run_budget(paths, simulator="icarus"):
             raise BpfcoreError(case.error or f"{case.name}: no program")
     if not cases:
         raise BpfcoreError("no .data files found in " + ", ".join(map(str, paths)))
-    outcomes = RtlEngine(simulator=simulator).run_many(cases)
+    runs = []
+    for case, outcome in zip(cases, RtlEngine(simulator=simulator).run_many(cases)):
+        passed, reason = judge(case, outcome)
+        if not passed:
+            raise BpfcoreError(f"{case.name}: {reason}")
+        if outcome.retirements and len(outcome.retirements) > 1:
+            cycles, records = zip(*outcome.retirements)
+            runs.append((case.name, list(records), list(cycles), uses_div(case.program)))
+    return runs
+
+
+def summarise(runs):
+    """``(budget(...), predictor_checked, disagreements)`` over :func:`collect`'s runs."""
     rows = []
     checked = 0
     disagreements = []
-    for case, outcome in zip(cases, outcomes):
-        records = []
-        run_case_vm(case.program, case.mem, on_retire=records.append)
-        cycles = outcome.retire_cycles
-        if not cycles or len(cycles) < 2:
-            continue
-        if len(cycles) != len(records):
-            raise BpfcoreError(f"{case.name}: the RTL retired {len(cycles)} instructions, the "
-                               f"VM {len(records)} ({outcome.error or 'no error reported'})")
-        rows.append((hazards(records), cycles[-1] - cycles[0], len(records) - 1,
-                     uses_div(case.program)))
+    for name, records, cycles, div in runs:
+        rows.append((hazards(records), cycles[-1] - cycles[0], len(records) - 1, div))
         n, found = check_predictor(records, cycles)
         checked += n
-        disagreements += [f"{case.name}: {message}" for message in found]
+        disagreements += [f"{name}: {message}" for message in found]
     return budget(rows), checked, disagreements
 
 
@@ -233,7 +238,7 @@ def add_commands(subparsers):
 
 
 def _command(args):
-    figures, checked, disagreements = run_budget(args.paths, args.simulator)
+    figures, checked, disagreements = summarise(collect(args.paths, args.simulator))
     if args.json:
         print(json.dumps({"predictor_checked": checked,
                           "predictor_disagreements": len(disagreements), **figures}))

@@ -4,8 +4,8 @@ retire-record streams are compared in lockstep.
 
 Cycle figures per case (in :class:`bpfcore.sim.conformance.Outcome`), counted from the cycle at
 which ``start`` was sampled: ``cycles`` to the ``done`` pulse, ``first_retire_cycle`` and
-``last_retire_cycle`` to the first and last retirement (``retire_cycles`` to every one),
-``retired`` the records seen.
+``last_retire_cycle`` to the first and last retirement (``retirements``: every one, with its
+record), ``retired`` the records seen.
 CPI = (last_retire_cycle - first_retire_cycle) / (retired - 1).
 """
 
@@ -122,9 +122,8 @@ class RtlEngine:
         if run is None:
             return Outcome(error=f"rtl: the program was never started ({status or 'no status'})")
         outcome = Outcome(retired=len(run.records), cycles=run.cycles,
-                          first_retire_cycle=run.first_retire_cycle,
-                          last_retire_cycle=run.last_retire_cycle,
-                          retire_cycles=[cycle - run.start_cycle for cycle, _ in run.records])
+                          retirements=[(cycle - run.start_cycle, record)
+                                       for cycle, record in run.records])
         mismatch = first_mismatch(records, [rec for _, rec in run.records], program.slots)
         if mismatch:
             outcome.error = mismatch
