@@ -1,10 +1,12 @@
 """The vocabulary that the golden VM and the RTL share (ARCHITECTURE.md, "One vocabulary").
 
-Everything here is plain Python so that software (VM, loader, benches) and hardware (the Amaranth
-CPU, map memory, helper units) read the same constants:
+Software (VM, loader, benches) and hardware (the Amaranth CPU, map memory, helper units) read the
+same constants from here; the enums that travel in hardware signals are shaped
+``amaranth.lib.enum`` enums (still plain ``IntEnum`` in Python), so traces print their names:
 
 * the 32-bit **address map** (regions, bases, sizes);
 * **fault causes**, the reason a program stops with ``XDP_ABORTED``;
+* **errno** values that helpers and map operations return negated, and the kernel's XDP limits;
 * **helper ids** (kernel UAPI numbering) and **map types** (kernel numbering);
 * **XDP actions** and the layout of ``struct xdp_md``;
 * the **retire record**, one per retired instruction, produced by the VM step hook and the CPU's
@@ -15,11 +17,15 @@ import enum
 from dataclasses import dataclass, fields
 from typing import Optional
 
+from amaranth.lib import enum as aenum
+
 __all__ = [
     "CTX_BASE", "CTX_SIZE", "STACK_BASE", "STACK_FRAME_SIZE", "STACK_FRAMES", "STACK_SIZE",
     "STACK_TOP", "PKT_BASE", "PKT_BUF_SIZE", "PKT_HEADROOM", "MAP_BASE", "MAP_WINDOW",
     "MAX_MAPS", "PROGRAM_MAX_SLOTS", "DEFAULT_BUDGET", "Region", "Fault", "Helper", "MapType",
-    "XdpAction", "XDP_MD_FIELDS", "RetireRecord", "frame_pointer", "xdp_md_bytes",
+    "XdpAction", "XDP_MD_FIELDS", "RetireRecord", "frame_pointer", "xdp_md_bytes", "Errno",
+    "XDP_FRAME_SIZE", "ETH_HLEN", "MAX_TAIL_CALL_CNT", "KERNEL_FRAME_LIMIT", "BPF_F_BROADCAST",
+    "BPF_F_EXCLUDE_INGRESS",
 ]
 
 # --- Address map ------------------------------------------------------------------------------
@@ -71,16 +77,16 @@ def frame_pointer(depth):
     return STACK_TOP - depth * STACK_FRAME_SIZE
 
 
-class Region(enum.IntEnum):
-    """Address regions, as decoded by VM and RTL."""
+class Region(aenum.IntEnum, shape=3):
+    """Address regions, as decoded by VM and RTL (the load/store unit's region codes)."""
     NONE = 0
     CTX = 1
     STACK = 2
     PACKET = 3
-    MAP = 4
+    MAP = 4      #: map values: the map memory decides in the memory stage
 
 
-class Fault(enum.IntEnum):
+class Fault(aenum.IntEnum, shape=4):
     """Why a program stopped abnormally (the packet then gets ``XDP_ABORTED``).
 
     Values are stable: they travel in the retire record and over the hardware trace port.
@@ -112,6 +118,33 @@ class Helper(enum.IntEnum):
     XDP_ADJUST_HEAD = 44
     REDIRECT_MAP = 51
     XDP_ADJUST_TAIL = 65
+
+
+class Errno(enum.IntEnum):
+    """Linux errno values (``include/uapi/asm-generic/errno-base.h``) that helpers and map
+    operations return negated, as the kernel does."""
+    EPERM = 1
+    ENOENT = 2
+    E2BIG = 7
+    EEXIST = 17
+    EINVAL = 22
+    ENOSPC = 28
+
+
+#: ``sizeof(struct xdp_frame)`` on 64-bit Linux 6.15+: the head of the headroom that
+#: ``xdp_adjust_head`` may not grow into.
+XDP_FRAME_SIZE = 40
+#: Ethernet header length: the shortest packet ``xdp_adjust_head``/``adjust_tail`` may leave.
+ETH_HLEN = 14
+#: Tail calls one packet may make (the kernel's ``MAX_TAIL_CALL_CNT``).
+MAX_TAIL_CALL_CNT = 33
+#: Usable bytes from the start of the headroom in a ``BPF_PROG_TEST_RUN`` XDP buffer: a 4096-byte
+#: page minus ``SKB_DATA_ALIGN(sizeof(struct skb_shared_info))`` (320 on x86-64). This bounds
+#: ``data_end`` for ``xdp_adjust_tail``.
+KERNEL_FRAME_LIMIT = 4096 - 320
+#: ``bpf_redirect_map`` flags.
+BPF_F_BROADCAST = 1 << 3
+BPF_F_EXCLUDE_INGRESS = 1 << 4
 
 
 #: In the conformance profile, helper 5 is the suite's "unwind" helper instead of ktime_get_ns.

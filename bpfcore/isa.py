@@ -26,7 +26,7 @@ from amaranth.lib import enum as aenum
 __all__ = [
     "Class", "Source", "AluOp", "JmpOp", "Size", "Mode", "AtomicOp", "Kind", "Group", "Form",
     "FORMS", "FORMS_BY_MNEMONIC", "Insn", "decode_slot", "encode_slot", "find_form",
-    "SIZE_BYTES",
+    "SIZE_BYTES", "LddwSource", "ATOMIC_FETCH",
 ]
 
 
@@ -106,8 +106,13 @@ class Mode(aenum.Enum, shape=3):
     ATOMIC = 6
 
 
+#: The flag in an atomic's ``imm`` that returns the old value (section 5.3, ``FETCH``).
+ATOMIC_FETCH = 0x01
+
+
 class AtomicOp(aenum.Enum, shape=8):
-    """Atomic operation in ``imm`` (section 5.3); ``FETCH`` (0x01) may be or-ed into the first four."""
+    """Atomic operation in ``imm`` (section 5.3); :data:`ATOMIC_FETCH` may be or-ed into the
+    first four."""
     ADD = 0x00
     OR = 0x40
     AND = 0x50
@@ -118,6 +123,27 @@ class AtomicOp(aenum.Enum, shape=8):
     FETCH_XOR = 0xa1
     XCHG = 0xe1
     CMPXCHG = 0xf1
+
+    @property
+    def fetches(self):
+        """Whether the old value is written back to a register (``src``, or r0 for cmpxchg)."""
+        return bool(self.value & ATOMIC_FETCH)
+
+
+class LddwSource(aenum.Enum, shape=4):
+    """What the ``src`` field of a 64-bit immediate load says its value is (section 5.4)."""
+    IMM64 = 0            #: the 64-bit immediate itself
+    MAP_FD = 1           #: the address of map ``imm``
+    MAP_VALUE = 2        #: the address of map ``imm``'s value plus ``next_imm``
+    VARIABLE = 3         #: the address of variable ``imm``
+    CODE = 4             #: the address of instruction ``imm``
+    MAP_IDX = 5          #: the address of map index ``imm``
+    MAP_IDX_VALUE = 6    #: map index ``imm``'s value plus ``next_imm``
+
+    @property
+    def adds_offset(self):
+        """Whether ``next_imm`` is an offset into the map value (else it must be 0)."""
+        return self in (LddwSource.MAP_VALUE, LddwSource.MAP_IDX_VALUE)
 
 
 class Kind(aenum.Enum, shape=4):
@@ -207,6 +233,18 @@ class Form:
     @property
     def mode(self):
         return Mode(self.opcode >> 5)
+
+    @property
+    def swaps(self):
+        """For byte order forms (section 4.2): whether the bytes are reversed on this
+        little-endian machine: ``be`` (to big endian, source bit set) and ``bswap`` (ALU64)
+        swap; ``le`` (to little endian, source bit clear) only truncates."""
+        return self.kind == Kind.END and (self.cls == Class.ALU64 or self.source == Source.X)
+
+    @property
+    def fetches(self):
+        """For atomic forms: whether the old value is written back (:data:`ATOMIC_FETCH`)."""
+        return self.kind == Kind.ATOMIC and any(v & ATOMIC_FETCH for v in self.imm)
 
     def allows(self, field, value):
         rule = getattr(self, field)

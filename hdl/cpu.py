@@ -15,11 +15,11 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from bpfcore import abi
-from bpfcore.abi import Fault
+from bpfcore.abi import Fault, Region
 from bpfcore.isa import AluOp, Kind, Size
 from .decoder import IMM_REG, Decoder
 from .layouts import (DxLayout, HelperMemSignature, HelperRequest, HelperResponse, MwLayout,
-                      PredecodeLayout, Region, TraceSignature, XmLayout)
+                      PredecodeLayout, TraceSignature, XmLayout)
 from .maps.engine import CpuValueSignature
 from .units.alu import Alu
 from .units.atomics import Atomics

@@ -46,8 +46,7 @@ def operand_roles(form):
     if kind == Kind.ATOMIC:
         if form.imm == frozenset([AtomicOp.CMPXCHG.value]):
             return "dst", "src", 0, True
-        fetch = any(v & 1 for v in form.imm)
-        return "dst", "src", "src" if fetch else None, False
+        return "dst", "src", "src" if form.fetches else None, False
     if kind == Kind.LDDW:
         return None, None, "dst", False
     if kind == Kind.JCOND:
@@ -133,11 +132,11 @@ class Decoder(wiring.Component):
         if kind == Kind.JCOND:
             m.d.comb += ctrl.jmp_op.eq(form.jmp_op)
         if kind == Kind.END:
-            m.d.comb += ctrl.swap.eq(form.opcode != 0xd4)
+            m.d.comb += ctrl.swap.eq(form.swaps)
         if kind in (Kind.LOAD, Kind.LOADSX, Kind.STORE_IMM, Kind.STORE_REG, Kind.ATOMIC):
             m.d.comb += ctrl.size.eq(form.size)
         if kind == Kind.ATOMIC:
-            m.d.comb += ctrl.fetch.eq(any(v & 1 for v in form.imm))
+            m.d.comb += ctrl.fetch.eq(form.fetches)
         if kind == Kind.LDDW:
             m.d.comb += ctrl.lddw.eq(1)
         ra, rb, rd, use_r0 = operand_roles(form)

@@ -73,11 +73,10 @@ from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from bpfcore import abi
-from bpfcore.abi import Fault, Helper, MapType, XdpAction
+from bpfcore.abi import (BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, ETH_HLEN, KERNEL_FRAME_LIMIT,
+                         MAX_TAIL_CALL_CNT, XDP_FRAME_SIZE, Errno, Fault, Helper, MapType,
+                         XdpAction)
 from bpfcore.isa import Size
-from bpfcore.sim.helpers import (BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, ETH_HLEN,
-                                 KERNEL_FRAME_LIMIT, MAX_TAIL_CALL_CNT, XDP_FRAME_SIZE)
-from bpfcore.sim.maps import E2BIG, EEXIST, EINVAL, ENOENT
 from .layouts import HelperMemSignature, HelperRequest, HelperResponse, PrintkLayout
 from .maps.layouts import OFFSET_BITS, Op, Status, request_layout, response_layout
 from .printk import PrintkFormatter
@@ -596,7 +595,7 @@ class HelperUnits(wiring.Component):
                         if Helper.CSUM_DIFF in ids:
                             with m.Case(int(Helper.CSUM_DIFF)):
                                 with m.If(csum_sizes_bad):
-                                    finish(-EINVAL & _M64)
+                                    finish(-Errno.EINVAL & _M64)
                                 with m.Elif(has_from):
                                     start_buffer("SUM_ISSUE", SRC_R1, from_size[:10],
                                                  Mux(has_to, 0, ~seed32))
@@ -654,7 +653,7 @@ class HelperUnits(wiring.Component):
                                           | rq.nested):
                                     fail(Fault.HELPER)
                                 with m.Elif(tail_calls >= MAX_TAIL_CALL_CNT):
-                                    finish(-ENOENT & _M64)
+                                    finish(-Errno.ENOENT & _M64)
                                 with m.Else():
                                     map_request(Op.PEEK)
                         with m.Default():
@@ -662,7 +661,7 @@ class HelperUnits(wiring.Component):
 
             with m.State("ADJUST"):                # adj_new, adj_close registered
                 with m.If(adjust_bad):
-                    finish(-EINVAL & _M64)
+                    finish(-Errno.EINVAL & _M64)
                 with m.Elif(is_adjust_tail & (off > 0)):
                     m.d.sync += [bound.eq(adj_new), raw.eq(1)]
                     start_buffer("ZERO_ISSUE", SRC_END, off, write=1)
@@ -769,19 +768,19 @@ class HelperUnits(wiring.Component):
                                 m.d.sync += bound.eq(mresp.offset)
                                 map_request(Op.VALUE_READ)
                             with m.Else():
-                                finish(-ENOENT & _M64)
+                                finish(-Errno.ENOENT & _M64)
                         with m.Elif(rq.id == Helper.MAP_LOOKUP_ELEM):
                             finish(Mux(mresp.found, value_ptr(mresp.offset), 0))
                         with m.Elif((rq.id == Helper.MAP_UPDATE_ELEM) & oversize):
                             # ArrayMap.update's order of checks.
                             with m.If((r4[3:] != 0) | (r4[0] & r4[1])):     # (r4 & ~4) > 2
-                                finish(-EINVAL & _M64)
+                                finish(-Errno.EINVAL & _M64)
                             with m.Elif(~mresp.found):
-                                finish(-E2BIG & _M64)
+                                finish(-Errno.E2BIG & _M64)
                             with m.Elif(r4[0]):
-                                finish(-EEXIST & _M64)
+                                finish(-Errno.EEXIST & _M64)
                             with m.Elif(r4[2]):
-                                finish(-EINVAL & _M64)
+                                finish(-Errno.EINVAL & _M64)
                             with m.Else():
                                 m.d.sync += [bound.eq(mresp.offset), copying.eq(1)]
                                 start_buffer("COPY_RD_ISSUE", SRC_R3,

@@ -22,7 +22,7 @@ from bpfcore.isa import AluOp, JmpOp, Kind, Size
 
 __all__ = ["HelperRequest", "HelperResponse", "HelperMemSignature", "PrintkLayout",
            "RetireLayout", "TraceSignature", "DecodeLayout", "FdLayout", "PredecodeLayout",
-           "DxLayout", "XmLayout", "MwLayout", "Region"]
+           "DxLayout", "XmLayout", "MwLayout"]
 
 
 #: Helper call request: the helper id, the argument registers r1-r5, and ``nested`` (the call
@@ -94,15 +94,6 @@ TraceSignature = wiring.Signature({
     "valid": Out(1),
     "record": Out(RetireLayout),
 })
-
-
-class Region:
-    """Memory regions as the load/store unit decodes them (one-hot-free small codes)."""
-    NONE = 0
-    CTX = 1
-    STACK = 2
-    PACKET = 3
-    MAP = 4      #: map values: the map memory decides in the memory stage
 
 
 #: What the decoder derives from one instruction slot (see :mod:`bpfcore.hdl.decoder`).

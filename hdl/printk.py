@@ -45,8 +45,8 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from bpfcore.abi import Errno
 from bpfcore.isa import Size
-from bpfcore.sim.maps import EINVAL
 from .layouts import HelperMemSignature, PrintkLayout
 
 __all__ = ["PrintkFormatter", "MAX_FIELD", "STRING_MAX"]
@@ -266,7 +266,7 @@ class PrintkFormatter(wiring.Component):
             m.next = "DONE"
 
         def einval():
-            finish(-EINVAL & _M64)
+            finish(-Errno.EINVAL & _M64)
 
         def read_next():
             m.next = "FMT_ISSUE"

@@ -17,25 +17,12 @@ csum_diff), ``kernel/bpf/helpers.c`` (map helpers, ktime, prandom, trace_printk 
 import re
 
 from bpfcore import abi
-from bpfcore.abi import Helper, XdpAction
-from .maps import DevMap, EINVAL, ENOENT, ProgArrayMap
+from bpfcore.abi import (BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, ETH_HLEN, KERNEL_FRAME_LIMIT,
+                         MAX_TAIL_CALL_CNT, XDP_FRAME_SIZE, Errno, Helper, XdpAction)
+from .maps import DevMap, ProgArrayMap
 from .vm import HelperFault, u64
 
-__all__ = ["XdpEnv", "XorShift32", "csum_diff", "XDP_FRAME_SIZE", "ETH_HLEN",
-           "MAX_TAIL_CALL_CNT", "KERNEL_FRAME_LIMIT", "XDP_HELPERS"]
-
-#: ``sizeof(struct xdp_frame)`` on 64-bit Linux 6.15+: the head of the headroom that
-#: ``xdp_adjust_head`` may not grow into.
-XDP_FRAME_SIZE = 40
-ETH_HLEN = 14
-MAX_TAIL_CALL_CNT = 33
-#: Usable bytes from the start of the headroom in a ``BPF_PROG_TEST_RUN`` XDP buffer: a 4096-byte
-#: page minus ``SKB_DATA_ALIGN(sizeof(struct skb_shared_info))`` (320 on x86-64). This bounds
-#: ``data_end`` for ``xdp_adjust_tail``.
-KERNEL_FRAME_LIMIT = 4096 - 320
-
-BPF_F_BROADCAST = 1 << 3
-BPF_F_EXCLUDE_INGRESS = 1 << 4
+__all__ = ["XdpEnv", "XorShift32", "csum_diff", "XDP_HELPERS"]
 
 #: Helper ids an XDP program may call on this platform.
 XDP_HELPERS = frozenset(int(h) for h in Helper)
@@ -208,10 +195,10 @@ class XdpEnv:
 
     def trace_printk(self, vm, r1, r2, r3, r4, r5):
         if r2 == 0:
-            return u64(-EINVAL)
+            return u64(-Errno.EINVAL)
         fmt = vm.mem.read_bytes(r1, r2)
         if 0 not in fmt:
-            return u64(-EINVAL)
+            return u64(-Errno.EINVAL)
         fmt = fmt[:fmt.index(0)].decode("latin-1")
         args = [r3, r4, r5]
         out = []
@@ -225,7 +212,7 @@ class XdpEnv:
                 out.append("%")
                 continue
             if conv is None or conv == "%" or used == 3:
-                return u64(-EINVAL)
+                return u64(-Errno.EINVAL)
             value = args[used]
             used += 1
             out.append(self._format_one(vm, flags, width, prec, length, conv, value))
@@ -271,7 +258,7 @@ class XdpEnv:
         slot = r3 & 0xffff_ffff
         program = m.program(slot) if slot < m.max_entries else None
         if program is None or self.tail_calls >= MAX_TAIL_CALL_CNT:
-            return u64(-ENOENT)
+            return u64(-Errno.ENOENT)
         self.tail_calls += 1
         vm.load_program(program)
         vm.pc = 0
@@ -316,7 +303,7 @@ class XdpEnv:
         offset -= (offset >> 31) << 32
         data = mem.data + offset
         if data < abi.PKT_BASE + XDP_FRAME_SIZE or data > mem.data_end - ETH_HLEN:
-            return u64(-EINVAL)
+            return u64(-Errno.EINVAL)
         mem.data = data
         self._set_ctx_word(vm, "data", data)
         self._set_ctx_word(vm, "data_meta", data)
@@ -329,7 +316,7 @@ class XdpEnv:
         offset -= (offset >> 31) << 32
         data_end = mem.data_end + offset
         if data_end > abi.PKT_BASE + self.frame_limit or data_end < mem.data + ETH_HLEN:
-            return u64(-EINVAL)
+            return u64(-Errno.EINVAL)
         if offset > 0:
             start = mem.data_end - abi.PKT_BASE
             mem.packet[start:start + offset] = bytes(offset)
@@ -341,7 +328,7 @@ class XdpEnv:
         from_size = r2 & 0xffff_ffff
         to_size = r4 & 0xffff_ffff
         if (from_size | to_size) & 3 or from_size + to_size > 512:
-            return u64(-EINVAL)
+            return u64(-Errno.EINVAL)
         from_bytes = vm.mem.read_bytes(r1, from_size) if from_size else b""
         to_bytes = vm.mem.read_bytes(r3, to_size) if to_size else b""
         return csum_diff(from_bytes, to_bytes, r5)

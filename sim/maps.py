@@ -34,13 +34,12 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Optional
 
-from bpfcore.abi import MAP_BASE, MAP_WINDOW, MapType
+from bpfcore.abi import MAP_BASE, MAP_WINDOW, Errno, MapType
 from bpfcore.errors import BpfcoreError
 
 __all__ = ["MapSpec", "Map", "ArrayMap", "HashMap", "LruHashMap", "LpmTrieMap", "ProgArrayMap",
            "DevMap", "create_map", "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "BPF_F_NO_PREALLOC",
-           "BPF_F_RDONLY_PROG", "EINVAL", "EEXIST", "ENOENT", "E2BIG", "ENOSPC", "EPERM",
-           "map_key_hash"]
+           "BPF_F_RDONLY_PROG", "map_key_hash"]
 
 BPF_ANY = 0
 BPF_NOEXIST = 1
@@ -49,13 +48,6 @@ BPF_F_LOCK = 4
 
 BPF_F_NO_PREALLOC = 1 << 0
 BPF_F_RDONLY_PROG = 1 << 7
-
-EPERM = 1
-ENOENT = 2
-E2BIG = 7
-EEXIST = 17
-EINVAL = 22
-ENOSPC = 28
 
 #: Largest value the VM accepts for ``max_entries * value_size`` (one map window).
 MAX_VALUE_BYTES = MAP_WINDOW
@@ -106,7 +98,7 @@ class MapSpec:
 
 def _check_flags(flags):
     if flags & BPF_F_LOCK or flags > BPF_EXIST or flags < 0:
-        return -EINVAL
+        return -Errno.EINVAL
     return 0
 
 
@@ -214,19 +206,19 @@ class ArrayMap(Map):
         index = int.from_bytes(self._key(key), "little")
         value = self._value(value)
         if flags & ~BPF_F_LOCK > BPF_EXIST or flags < 0:
-            return -EINVAL
+            return -Errno.EINVAL
         if index >= self.max_entries:
-            return -E2BIG
+            return -Errno.E2BIG
         if flags & BPF_NOEXIST:
-            return -EEXIST
+            return -Errno.EEXIST
         if flags & BPF_F_LOCK:
-            return -EINVAL               # no bpf_spin_lock in the value
+            return -Errno.EINVAL               # no bpf_spin_lock in the value
         self._set_slot(index, value)
         return 0
 
     def delete(self, key):
         self._key(key)
-        return -EINVAL
+        return -Errno.EINVAL
 
     def items(self):
         return [(i.to_bytes(4, "little"), self.slot_value(i)) for i in range(self.max_entries)]
@@ -318,25 +310,25 @@ class HashMap(Map):
 
     def update(self, key, value, flags=BPF_ANY):
         if _check_flags(flags):
-            return -EINVAL
+            return -Errno.EINVAL
         key = self._key(key)
         value = self._value(value)
         _, slot = self._find(key)
         if slot is not None:
             if flags & BPF_NOEXIST:
-                return -EEXIST
+                return -Errno.EEXIST
             self._set_slot(slot, value)
             self._touch(slot)
             return 0
         if flags & BPF_EXIST:
-            return -ENOENT
+            return -Errno.ENOENT
         slot = self._free_slot()
         if slot is None:
             slot = self._make_room()
             if slot is None:
-                return -E2BIG
+                return -Errno.E2BIG
         if not self._insert(key, slot):
-            return -E2BIG
+            return -Errno.E2BIG
         self._set_slot(slot, value)
         self._touch(slot)
         return 0
@@ -347,7 +339,7 @@ class HashMap(Map):
     def delete(self, key):
         bucket, _ = self._find(self._key(key))
         if bucket is None:
-            return -ENOENT
+            return -Errno.ENOENT
         self._remove(bucket)
         return 0
 
@@ -428,24 +420,24 @@ class LpmTrieMap(Map):
 
     def update(self, key, value, flags=BPF_ANY):
         if _check_flags(flags):
-            return -EINVAL
+            return -Errno.EINVAL
         key, plen, data = self._split(key)
         value = self._value(value)
         if plen > self.max_prefixlen:
-            return -EINVAL
+            return -Errno.EINVAL
         ident = (plen, self._masked(data, plen))
         entry = self.entries.get(ident)
         if entry is not None:
             if flags & BPF_NOEXIST:
-                return -EEXIST
+                return -Errno.EEXIST
             slot = entry[0]
         else:
             if flags & BPF_EXIST:
-                return -ENOENT
+                return -Errno.ENOENT
             used = {s for s, _ in self.entries.values()}
             free = [s for s in range(self.capacity) if s not in used]
             if not free:
-                return -ENOSPC
+                return -Errno.ENOSPC
             slot = free[0]
         self.entries[ident] = (slot, key)
         self._set_slot(slot, value)
@@ -454,10 +446,10 @@ class LpmTrieMap(Map):
     def delete(self, key):
         key, plen, data = self._split(key)
         if plen > self.max_prefixlen:
-            return -EINVAL
+            return -Errno.EINVAL
         entry = self.entries.pop((plen, self._masked(data, plen)), None)
         if entry is None:
-            return -ENOENT
+            return -Errno.ENOENT
         self._set_slot(entry[0], bytes(self.value_size))
         return 0
 
@@ -493,9 +485,9 @@ class _FdArray(Map):
     def delete(self, key):
         index = self._index(key)
         if index >= self.max_entries:
-            return -E2BIG
+            return -Errno.E2BIG
         if index not in self.present:
-            return -ENOENT
+            return -Errno.ENOENT
         self.present.discard(index)
         self._set_slot(index, bytes(self.value_size))
         return 0
@@ -549,15 +541,15 @@ class DevMap(_FdArray):
 
     def update(self, key, value, flags=BPF_ANY):
         if _check_flags(flags):
-            return -EINVAL
+            return -Errno.EINVAL
         index = self._index(key)
         value = self._value(value)
         if index >= self.max_entries:
-            return -E2BIG
+            return -Errno.E2BIG
         if flags & BPF_NOEXIST:
-            return -EEXIST
+            return -Errno.EEXIST
         if self.value_size == 8 and value[4:8] != bytes(4):
-            return -EINVAL               # a program attached to the device entry: not modelled
+            return -Errno.EINVAL               # a program attached to the device entry: not modelled
         self.present.add(index)
         self._set_slot(index, value)
         return 0

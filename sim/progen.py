@@ -492,7 +492,7 @@ class _KernelGen:
         form = rng.choice([f for f in ATOMIC_FORMS
                            if base != 0 or next(iter(f.imm)) != AtomicOp.CMPXCHG.value])
         op = AtomicOp(next(iter(form.imm)))
-        fetch = op.value & 1
+        fetch = op.fetches
         if op == AtomicOp.CMPXCHG and state[0] != SCALAR:
             if 0 in self.reserved:
                 return

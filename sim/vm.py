@@ -17,7 +17,7 @@ from typing import Optional
 
 from bpfcore import abi
 from bpfcore.abi import Fault, RetireRecord
-from bpfcore.isa import AluOp, AtomicOp, JmpOp, Kind, Source
+from bpfcore.isa import ATOMIC_FETCH, AluOp, AtomicOp, JmpOp, Kind, LddwSource, Source
 from .program import Program, validate
 
 __all__ = ["Vm", "RunResult", "HelperFault", "Halt", "VmFault", "Memory",
@@ -404,10 +404,10 @@ class Vm:
         elif kind == Kind.END:
             value = regs[insn.dst]
             bits = insn.imm
-            if form.opcode == 0xd4:      # to little endian: the host order, so only truncate
-                value &= (1 << bits) - 1
-            else:                        # to big endian, or unconditional swap
+            if form.swaps:               # to big endian, or unconditional swap
                 value = byte_swap(value, bits)
+            else:                        # to little endian: the host order, so only truncate
+                value &= (1 << bits) - 1
             self._write(insn.dst, value, rec)
         elif kind in (Kind.LOAD, Kind.LOADSX):
             size = form.width // 8
@@ -425,11 +425,12 @@ class Vm:
             self._atomic(insn, form, rec)
         elif kind == Kind.LDDW:
             imm_hi = (hi >> 32) & M32
-            if insn.src == 0:
+            source = LddwSource(insn.src)
+            if source == LddwSource.IMM64:
                 value = u32(insn.imm) | imm_hi << 32
             else:
                 value = abi.MAP_BASE + insn.imm * abi.MAP_WINDOW
-                if insn.src in (2, 6):
+                if source.adds_offset:
                     value += imm_hi
             self._write(insn.dst, value, rec)
             self.pc = pc + 2
@@ -494,8 +495,8 @@ class Vm:
             self._store(addr, size, src, rec)
             self._write(insn.src, old, rec)
         else:
-            self._store(addr, size, ATOMIC_OPS[AtomicOp(insn.imm & ~1)](old, src) & mask, rec)
-            if insn.imm & 1:
+            self._store(addr, size, ATOMIC_OPS[AtomicOp(insn.imm & ~ATOMIC_FETCH)](old, src) & mask, rec)
+            if op.fetches:
                 self._write(insn.src, old, rec)
         rec["mem_addr"] = addr
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from bpfcore import abi
-from bpfcore.abi import MapType, XdpAction
+from bpfcore.abi import ETH_HLEN, KERNEL_FRAME_LIMIT, MapType, XdpAction
 from bpfcore.errors import BpfcoreError
-from .helpers import ETH_HLEN, KERNEL_FRAME_LIMIT, XdpEnv
+from .helpers import XdpEnv
 from .maps import ProgArrayMap, create_map
 from .program import validate
 from .vm import Vm

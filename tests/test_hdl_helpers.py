@@ -18,11 +18,11 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from bpfcore import abi
-from bpfcore.abi import Fault, Helper, MapType
+from bpfcore.abi import BPF_F_BROADCAST, ETH_HLEN, XDP_FRAME_SIZE, Fault, Helper, MapType
 from bpfcore.hdl.helpers import BUILDABLE_HELPERS, DEFAULT_HELPERS, HelperUnits, RedirectKind
 from bpfcore.hdl.maps.engine import MapMemory, ring_bytes
 from bpfcore.isa import SIZE_BYTES, Size
-from bpfcore.sim.helpers import BPF_F_BROADCAST, ETH_HLEN, XDP_FRAME_SIZE, XdpEnv
+from bpfcore.sim.helpers import XdpEnv
 from bpfcore.sim.mapdrv import AmaranthPort, MapDriver, plan
 from bpfcore.sim.rtl.trace import PrintkText
 from bpfcore.sim.maps import BPF_F_NO_PREALLOC, MapSpec, create_map

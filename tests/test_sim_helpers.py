@@ -5,11 +5,11 @@ import struct
 import pytest
 
 from bpfcore import abi
-from bpfcore.abi import Fault, MapType
+from bpfcore.abi import (ETH_HLEN, KERNEL_FRAME_LIMIT, MAX_TAIL_CALL_CNT, XDP_FRAME_SIZE, Errno,
+                         Fault, MapType)
 from bpfcore.sim.asm import assemble
-from bpfcore.sim.helpers import (ETH_HLEN, KERNEL_FRAME_LIMIT, MAX_TAIL_CALL_CNT, XDP_FRAME_SIZE,
-                                 XdpEnv, XorShift32, csum_diff)
-from bpfcore.sim.maps import BPF_F_NO_PREALLOC, EINVAL, ENOENT, MapSpec, create_map
+from bpfcore.sim.helpers import XdpEnv, XorShift32, csum_diff
+from bpfcore.sim.maps import BPF_F_NO_PREALLOC, MapSpec, create_map
 from bpfcore.sim.program import Program
 from bpfcore.sim.vm import Vm
 
@@ -64,9 +64,9 @@ def test_csum_diff_helper_checks_sizes():
     result, _, _ = run(prog.format(from_size=0), packet)
     assert result.ok and result.r0 == 0x3b3b
     result, _, _ = run(prog.format(from_size=3), packet)
-    assert signed(result.r0) == -EINVAL
+    assert signed(result.r0) == -Errno.EINVAL
     result, _, _ = run(prog.format(from_size=512), packet)  # from + to > 512 bytes
-    assert signed(result.r0) == -EINVAL
+    assert signed(result.r0) == -Errno.EINVAL
     result, _, _ = run(prog.format(from_size=128), packet)  # from runs past data_end
     assert result.fault == Fault.HELPER and "out of bounds" in result.message
 
@@ -105,10 +105,10 @@ def test_map_update_lookup_in_place():
     assert result.ok and result.r0 == 0
     assert m.get((2).to_bytes(4, "little")) == (78).to_bytes(8, "little")
     result, _, _ = run(LOOKUP_UPDATE.format(flags=1), maps=[m])
-    assert signed(result.r0) == -17                        # -EEXIST, value still bumped
+    assert signed(result.r0) == -17                        # -Errno.EEXIST, value still bumped
     assert m.get((2).to_bytes(4, "little")) == (79).to_bytes(8, "little")
     result, _, _ = run(LOOKUP_UPDATE.format(flags=7), maps=[m])
-    assert signed(result.r0) == -EINVAL
+    assert signed(result.r0) == -Errno.EINVAL
 
 
 def test_map_helpers_fault_on_bad_arguments():
@@ -192,9 +192,9 @@ def test_trace_printk_formats():
     assert env.log == ["-5 ffffffff    ok|"]
     for bad in (b"%d %d %d %d\0", b"%q\0", b"no nul"):
         result, _, env = run(printk_program(bad))
-        assert signed(result.r0) == -EINVAL and env.log == [], bad
+        assert signed(result.r0) == -Errno.EINVAL and env.log == [], bad
     result, _, env = run(printk_program(b"%d\0", fmt_size=0))
-    assert signed(result.r0) == -EINVAL
+    assert signed(result.r0) == -Errno.EINVAL
 
 
 def test_redirect_and_redirect_map():
@@ -258,7 +258,7 @@ def test_adjust_head_and_tail_bounds(helper, delta, ok):
         if helper == 65 and delta > 0:
             assert out == packet + bytes(delta)               # grown tail reads as zeros
     else:
-        assert status == -EINVAL and length == 64
+        assert status == -Errno.EINVAL and length == 64
 
 
 def tail_program(n):
@@ -329,4 +329,4 @@ def test_lpm_lookup_from_program():
     """
     assert run(prog, bytes([10, 1, 7, 7]) + bytes(60), maps=[trie])[0].r0 == 5
     assert run(prog, bytes([10, 2, 7, 7]) + bytes(60), maps=[trie])[0].r0 == 99
-    assert trie.delete((16).to_bytes(4, "little") + bytes(4)) == -ENOENT
+    assert trie.delete((16).to_bytes(4, "little") + bytes(4)) == -Errno.ENOENT

@@ -6,8 +6,9 @@ import pytest
 
 from bpfcore.abi import MAP_BASE, MAP_WINDOW, MapType
 from bpfcore.errors import BpfcoreError
-from bpfcore.sim.maps import (BPF_ANY, BPF_EXIST, BPF_F_NO_PREALLOC, BPF_NOEXIST, E2BIG, EEXIST,
-                              EINVAL, ENOENT, ENOSPC, MapSpec, create_map, map_key_hash)
+from bpfcore.abi import Errno
+from bpfcore.sim.maps import (BPF_ANY, BPF_EXIST, BPF_F_NO_PREALLOC, BPF_NOEXIST, MapSpec,
+                              create_map, map_key_hash)
 
 
 def u32(n):
@@ -23,29 +24,29 @@ def test_array_semantics():
     assert m.lookup(u32(2)) == 2 and m.lookup(u32(3)) is None
     assert m.update(u32(1), bytes(range(8))) == 0
     assert m.values[8:16] == bytes(range(8))
-    assert m.update(u32(3), bytes(8)) == -E2BIG
-    assert m.update(u32(0), bytes(8), BPF_NOEXIST) == -EEXIST
+    assert m.update(u32(3), bytes(8)) == -Errno.E2BIG
+    assert m.update(u32(0), bytes(8), BPF_NOEXIST) == -Errno.EEXIST
     assert m.update(u32(0), bytes(8), BPF_EXIST) == 0
-    assert m.update(u32(0), bytes(8), 3) == -EINVAL
-    assert m.update(u32(0), bytes(8), 4) == -EINVAL          # BPF_F_LOCK: no spin lock
-    assert m.update(u32(3), bytes(8), 4) == -E2BIG           # ... checked after the index
-    assert m.update(u32(0), bytes(8), 5) == -EEXIST          # ... and after NOEXIST
-    assert m.delete(u32(0)) == -EINVAL
+    assert m.update(u32(0), bytes(8), 3) == -Errno.EINVAL
+    assert m.update(u32(0), bytes(8), 4) == -Errno.EINVAL          # BPF_F_LOCK: no spin lock
+    assert m.update(u32(3), bytes(8), 4) == -Errno.E2BIG           # ... checked after the index
+    assert m.update(u32(0), bytes(8), 5) == -Errno.EEXIST          # ... and after NOEXIST
+    assert m.delete(u32(0)) == -Errno.EINVAL
     assert [k for k, _ in m.items()] == [u32(0), u32(1), u32(2)]
     assert m.slot_address(2, 1) == MAP_BASE + 2 * MAP_WINDOW + 8
 
 
 def test_hash_flags_and_errors():
     m = make(MapType.HASH, max_entries=2)
-    assert m.update(u32(5), u32(50), BPF_EXIST) == -ENOENT
+    assert m.update(u32(5), u32(50), BPF_EXIST) == -Errno.ENOENT
     assert m.update(u32(5), u32(50), BPF_NOEXIST) == 0
-    assert m.update(u32(5), u32(51), BPF_NOEXIST) == -EEXIST
+    assert m.update(u32(5), u32(51), BPF_NOEXIST) == -Errno.EEXIST
     assert m.update(u32(5), u32(52), BPF_EXIST) == 0
     assert m.update(u32(6), u32(60)) == 0
-    assert m.update(u32(7), u32(70)) == -E2BIG                # full: no eviction in a hash
+    assert m.update(u32(7), u32(70)) == -Errno.E2BIG                # full: no eviction in a hash
     assert m.update(u32(6), u32(61), BPF_ANY) == 0            # replacing works when full
     assert m.get(u32(5)) == u32(52) and m.get(u32(6)) == u32(61)
-    assert m.delete(u32(9)) == -ENOENT
+    assert m.delete(u32(9)) == -Errno.ENOENT
     assert m.delete(u32(5)) == 0 and m.get(u32(5)) is None
     assert m.update(u32(7), u32(70)) == 0
     assert m.items() == [(u32(6), u32(61)), (u32(7), u32(70))]
@@ -76,14 +77,14 @@ def test_hash_random_against_dict(seed):
         if op == 0:
             flags = rng.randrange(3)
             if key in model:
-                expected = -EEXIST if flags == BPF_NOEXIST else 0
+                expected = -Errno.EEXIST if flags == BPF_NOEXIST else 0
             else:
-                expected = -ENOENT if flags == BPF_EXIST else -E2BIG if len(model) >= 40 else 0
+                expected = -Errno.ENOENT if flags == BPF_EXIST else -Errno.E2BIG if len(model) >= 40 else 0
             assert m.update(key, value, flags) == expected
             if expected == 0:
                 model[key] = value
         elif op == 1:
-            assert m.delete(key) == (0 if model.pop(key, None) is not None else -ENOENT)
+            assert m.delete(key) == (0 if model.pop(key, None) is not None else -Errno.ENOENT)
         else:
             slot = m.lookup(key)
             assert (slot is None) == (key not in model)
@@ -112,8 +113,8 @@ def test_lru_evicts_least_recently_used():
     m.update(u32(3), u32(33))                                 # an update also counts as a use
     m.update(u32(5), u32(5))
     assert m.get(u32(1)) is None and m.get(u32(3)) == u32(33)
-    assert m.update(u32(6), u32(6), BPF_EXIST) == -ENOENT
-    assert m.update(u32(3), u32(6), BPF_NOEXIST) == -EEXIST
+    assert m.update(u32(6), u32(6), BPF_EXIST) == -Errno.ENOENT
+    assert m.update(u32(3), u32(6), BPF_NOEXIST) == -Errno.EEXIST
 
 
 def lpm_key(plen, *addr):
@@ -127,10 +128,10 @@ def test_lpm_longest_prefix_match():
     assert m.update(lpm_key(8, 10, 0, 0, 0), u32(8)) == 0
     assert m.update(lpm_key(24, 10, 1, 2, 99), u32(24)) == 0  # host bits are ignored
     assert m.update(lpm_key(0, 0, 0, 0, 0), u32(0)) == 0
-    assert m.update(lpm_key(16, 10, 1, 0, 0), u32(16)) == -ENOSPC
-    assert m.update(lpm_key(33, 10, 1, 0, 0), u32(16), BPF_EXIST) == -EINVAL
-    assert m.update(lpm_key(24, 10, 1, 2, 0), u32(25), BPF_NOEXIST) == -EEXIST
-    assert m.update(lpm_key(16, 10, 1, 0, 0), u32(16), BPF_EXIST) == -ENOENT
+    assert m.update(lpm_key(16, 10, 1, 0, 0), u32(16)) == -Errno.ENOSPC
+    assert m.update(lpm_key(33, 10, 1, 0, 0), u32(16), BPF_EXIST) == -Errno.EINVAL
+    assert m.update(lpm_key(24, 10, 1, 2, 0), u32(25), BPF_NOEXIST) == -Errno.EEXIST
+    assert m.update(lpm_key(16, 10, 1, 0, 0), u32(16), BPF_EXIST) == -Errno.ENOENT
 
     def find(*addr, plen=32):
         slot = m.lookup(lpm_key(plen, *addr))
@@ -142,7 +143,7 @@ def test_lpm_longest_prefix_match():
     assert find(10, 1, 2, 3, plen=33) is None                 # longer than the data: no match
     assert m.delete(lpm_key(0, 0, 0, 0, 0)) == 0
     assert find(11, 1, 2, 3) is None
-    assert m.delete(lpm_key(0, 0, 0, 0, 0)) == -ENOENT
+    assert m.delete(lpm_key(0, 0, 0, 0, 0)) == -Errno.ENOENT
     assert m.update(lpm_key(24, 10, 1, 2, 0), u32(7)) == 0    # replace keeps the slot
     assert find(10, 1, 2, 200) == 7
     assert [k[:4] for k, _ in m.items()] == [u32(8), u32(24)]
@@ -174,9 +175,9 @@ def test_devmap_and_prog_array():
     assert d.read_only
     assert d.ifindex(1) is None
     assert d.update(u32(1), u32(7)) == 0 and d.ifindex(1) == 7
-    assert d.update(u32(4), u32(7)) == -E2BIG
-    assert d.update(u32(1), u32(8), BPF_NOEXIST) == -EEXIST
-    assert d.delete(u32(2)) == -ENOENT
+    assert d.update(u32(4), u32(7)) == -Errno.E2BIG
+    assert d.update(u32(1), u32(8), BPF_NOEXIST) == -Errno.EEXIST
+    assert d.delete(u32(2)) == -Errno.ENOENT
     assert d.delete(u32(1)) == 0 and d.ifindex(1) is None
     p = make(MapType.PROG_ARRAY, max_entries=2)
     p.set_program(1, "prog", 5)

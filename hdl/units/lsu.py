@@ -27,9 +27,8 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from bpfcore import abi
-from bpfcore.abi import Fault
+from bpfcore.abi import Fault, Region
 from bpfcore.isa import Size
-from ..layouts import Region
 from ..attrs import KEEP
 from ..ram import NO_RW_CHECK, registered_read_port
 
