@@ -16,7 +16,8 @@ import pytest
 from bpfcore import abi
 from bpfcore.abi import Fault
 from bpfcore.hdl.cpu import INJECT_BUGS, Cpu
-from bpfcore.hdl.simrun import Job, ctx_bytes, first_mismatch, run_jobs
+from bpfcore.sim.rtl.lockstep import first_mismatch
+from bpfcore.sim.rtl.pysim import Job, ctx_bytes, run_jobs
 from bpfcore.sim.asm import assemble
 from bpfcore.sim.conformance import (conformance_helpers, conformance_start, load_cases,
                                      uses_div)

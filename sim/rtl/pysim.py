@@ -2,7 +2,8 @@
 
 This is the reusable driver of the CPU's ports (program, packet, run control, helper, trace) used
 by ``tests/test_hdl_*.py``; one simulation runs a whole batch of programs, so the design is
-elaborated and compiled once.
+elaborated and compiled once. Records are decoded by :func:`bpfcore.sim.rtl.trace.decode_record`
+and compared by :func:`bpfcore.sim.rtl.lockstep.first_mismatch`, as in the cocotb benches.
 """
 
 from dataclasses import dataclass, field
@@ -11,10 +12,12 @@ from typing import Optional
 from amaranth.sim import Simulator
 
 from bpfcore import abi
-from bpfcore.abi import Fault, RetireRecord
-from bpfcore.sim.vm import Halt, HelperFault
+from bpfcore.abi import Fault
+from bpfcore.hdl.layouts import RetireLayout
+from ..vm import Halt, HelperFault
+from .trace import decode_record
 
-__all__ = ["Job", "RtlRun", "run_jobs", "record_from_trace", "ctx_bytes", "first_mismatch"]
+__all__ = ["Job", "RtlRun", "run_jobs", "ctx_bytes"]
 
 M64 = (1 << 64) - 1
 
@@ -54,17 +57,6 @@ class RtlRun:
 def ctx_bytes(job):
     """The ``xdp_md`` bytes the CPU presents for ``job`` (give these to the VM as ``ctx``)."""
     return abi.xdp_md_bytes(job.data, job.data_end, job.ingress_ifindex, job.rx_queue_index)
-
-
-def record_from_trace(rec):
-    """A :class:`RetireRecord` from a sampled ``RetireLayout`` value."""
-    return RetireRecord(
-        order=rec.order, pc=rec.pc, insn=rec.insn, insn_hi=rec.insn_hi,
-        rd=rec.rd if rec.rd_valid else None, rd_value=rec.rd_value,
-        mem_addr=rec.mem_addr, mem_rmask=rec.mem_rmask, mem_wmask=rec.mem_wmask,
-        mem_rdata=rec.mem_rdata, mem_wdata=rec.mem_wdata,
-        helper_id=rec.helper_id if rec.helper_valid else None, helper_r0=rec.helper_r0,
-        fault=Fault(rec.fault), ret=rec.ret if rec.ret_valid else None)
 
 
 def _call_helper(helpers, hid, args):
@@ -125,7 +117,7 @@ def run_jobs(cpu, jobs, *, helpers=None, max_cycles=20000, read_packet=False, vc
                         cpu.trace.valid, cpu.trace.record, cpu.done, cpu.cycles,
                         cpu.helper_req.valid, cpu.helper_req.payload, cpu.helper_resp.ready)
                 if valid:
-                    run.records.append(record_from_trace(rec))
+                    run.records.append(decode_record(rec.as_bits(), RetireLayout))
                     run.cycles.append(cycles)
                 if resp_ready and ctx.get(cpu.helper_resp.valid):
                     ctx.set(cpu.helper_resp.valid, 0)
@@ -166,28 +158,3 @@ def run_jobs(cpu, jobs, *, helpers=None, max_cycles=20000, read_packet=False, vc
     else:
         sim.run()
     return runs
-
-
-def first_mismatch(vm_records, rtl_records, slots=None):
-    """None when the two record lists agree; else a message naming the first difference, both
-    records, and the disassembly around its pc."""
-    for vm_rec, rtl_rec in zip(vm_records, rtl_records):
-        if vm_rec != rtl_rec:
-            lines = [f"record #{vm_rec.order} differs in {', '.join(vm_rec.diff(rtl_rec))}",
-                     f"  vm : {vm_rec}", f"  rtl: {rtl_rec}"]
-            if slots:
-                lines.append(_around(slots, vm_rec.pc))
-            return "\n".join(lines)
-    if len(vm_records) != len(rtl_records):
-        return (f"vm retired {len(vm_records)} instructions, rtl {len(rtl_records)}"
-                + (f"; last rtl: {rtl_records[-1]}" if rtl_records else ""))
-    return None
-
-
-def _around(slots, pc, context=3):
-    from bpfcore.sim.asm import disassemble_one
-    out = []
-    for i in range(max(0, pc - context), min(len(slots), pc + context + 1)):
-        hi = slots[i + 1] if i + 1 < len(slots) else 0
-        out.append(f"  {'>' if i == pc else ' '} {i:4}: {disassemble_one(slots[i], hi)}")
-    return "\n".join(out)
