@@ -20,6 +20,7 @@ from amaranth_boards.colorlight_5a75b_r7_0 import Colorlight_5A75B_R70Platform
 
 from bpfcore.errors import BpfcoreError
 from bpfcore.boards.synth import SYNTH_OPTS
+from bpfcore.hdl.unused import rejecting
 
 __all__ = ["Colorlight5A75BPlatform", "HeartbeatTop", "build_bitstream"]
 
@@ -42,9 +43,9 @@ class HeartbeatTop(wiring.Component):
     """
 
     def __init__(self, bits=25):
-        if not isinstance(bits, int) or bits < 1:
-            self._MustUse__silence = True      # never elaborated: no "unused" warning on top
-            raise ValueError(f"bits must be a positive integer, not {bits!r}")
+        with rejecting(self):
+            if not isinstance(bits, int) or bits < 1:
+                raise ValueError(f"bits must be a positive integer, not {bits!r}")
         self.bits = bits
         super().__init__({})
 

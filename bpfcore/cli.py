@@ -16,14 +16,14 @@ __all__ = ["main", "COMMAND_MODULES"]
 
 #: Modules that contribute subcommands, in the order ``bpfcore --help`` lists them.
 COMMAND_MODULES = (
-    "bpfcore.sim.asmcmd",
-    "bpfcore.sim.conformance",
-    "bpfcore.sim.coverage",
-    "bpfcore.sim.demo",
-    "bpfcore.sim.runcmd",
-    "bpfcore.sim.traffic",
-    "bpfcore.sim.throughput",
-    "bpfcore.sim.cpibudget",
+    "bpfcore.sim.commands.asm",
+    "bpfcore.sim.commands.conformance",
+    "bpfcore.sim.commands.coverage",
+    "bpfcore.sim.commands.demo",
+    "bpfcore.sim.commands.run",
+    "bpfcore.sim.commands.traffic",
+    "bpfcore.sim.commands.throughput",
+    "bpfcore.sim.commands.cpibudget",
     "bpfcore.boards.synth",
 )
 

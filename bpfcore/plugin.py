@@ -50,8 +50,9 @@ def _parse_args(argv):
 
 def run(argv, stdin_text):
     """The plugin's work, minus process plumbing: returns (exit code, stdout text, stderr text)."""
-    from bpfcore.sim.conformance import Case, make_engine
-    from bpfcore.sim.program import Program
+    from bpfcore.sim.load.conformance import Case
+    from bpfcore.sim.engines import make_conformance_engine
+    from bpfcore.sim.load.program import Program
     try:
         mem_text, engine_name, simulator = _parse_args(argv)
         if simulator and engine_name != "rtl":
@@ -61,7 +62,7 @@ def run(argv, stdin_text):
         if not code:
             raise BpfcoreError("no program on standard input")
         program = Program.from_bytes(code, "<stdin>")
-        engine = make_engine(engine_name, simulator)
+        engine = make_conformance_engine(engine_name, simulator)
         outcome = engine.run_many([Case("<stdin>", program, mem, expected=0)])[0]
     except BpfcoreError as error:
         return 1, "", f"{error}\n"

@@ -12,7 +12,7 @@ built by the other compiler (``NAME.cc`` next to each object names its compiler)
 
 Each object is checked after compiling: a little-endian 64-bit BPF ELF (e_machine 247) with a
 ``.BTF`` section whenever it defines ``.maps``. The initial map contents
-(``firmware/NAME.maps.json``) are regenerated from ``bpfcore.sim.traffic.SCENARIO`` by
+(``firmware/NAME.maps.json``) are regenerated from ``bpfcore.sim.gen.traffic.SCENARIO`` by
 ``firmware/mapspec.py`` when that module can be imported.
 
 Exit status 0 when every program built; otherwise each failure is reported as one line naming the

@@ -1,6 +1,6 @@
 """Initial map contents of the firmware programs: writes ``firmware/NAME.maps.json``.
 
-The addresses, rules and limits come from ``bpfcore.sim.traffic.SCENARIO``, the same table the
+The addresses, rules and limits come from ``bpfcore.sim.gen.traffic.SCENARIO``, the same table the
 traffic generator aims its packets with, so the two cannot drift apart. ``firmware/build.py``
 runs :func:`write_all`; the JSON files are kept in the source tree for runners that do not
 import Python (the kernel harness, the board host tool).
@@ -33,7 +33,7 @@ import json
 import struct
 from pathlib import Path
 
-from bpfcore.sim.traffic import SCENARIO
+from bpfcore.sim.gen.traffic import SCENARIO
 
 __all__ = ["specs", "variant_specs", "render", "write_all", "FORMAT", "VARIANTS",
            "FROZEN_INTERVAL_NS"]

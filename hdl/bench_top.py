@@ -12,6 +12,7 @@ from amaranth.lib.wiring import In, Out
 
 from bpfcore import abi
 from .ports import pass_through
+from .unused import unelaborated
 
 __all__ = ["ConformanceHelpers", "BenchTop"]
 
@@ -79,7 +80,7 @@ class BenchTop(wiring.Component):
         self._cpu = Cpu(program_slots=program_slots, frames=frames, with_divider=with_divider,
                         with_atomics=with_atomics, inject_bug=inject_bug)
         # The Cpu is elaborated with this top; a top built only for its signature must not warn.
-        self._cpu._MustUse__silence = True
+        unelaborated(self._cpu)
         members = {name: member for name, member in self._cpu.signature.members.items()
                    if name not in self._HELPER_PORTS}
         super().__init__(members)

@@ -2,7 +2,7 @@
 
 One sequencer answers one :data:`~bpfcore.hdl.layouts.HelperRequest` with one
 :data:`~bpfcore.hdl.layouts.HelperResponse`, with the results, faults and side effects of the
-golden VM's :class:`bpfcore.sim.helpers.XdpEnv` (kernel UAPI helper ids,
+golden VM's :class:`bpfcore.sim.model.helpers.XdpEnv` (kernel UAPI helper ids,
 :class:`bpfcore.abi.Helper`):
 
 ======================  ==================================================================
@@ -17,7 +17,7 @@ id                      what the unit does
 6 trace_printk          :class:`~bpfcore.hdl.printk.PrintkFormatter` reads the format (and
                         ``%s`` strings) through the mem port and sends the text on
                         ``printk``; not in :data:`DEFAULT_HELPERS` (a debug helper)
-7 get_prandom_u32       xorshift32 (13, 17, 5), as :class:`~bpfcore.sim.helpers.XorShift32`
+7 get_prandom_u32       xorshift32 (13, 17, 5), as :class:`~bpfcore.sim.model.helpers.XorShift32`
 8 get_smp_processor_id  the ``cpu_id`` input
 12 tail_call            context and prog_array checks, ``PEEK`` of slot r3, ``VALUE_READ`` of
                         where its program lies (first slot | length << 16, written by the
@@ -80,6 +80,7 @@ from bpfcore.isa import Size
 from .layouts import HelperMemSignature, HelperRequest, HelperResponse, PrintkLayout
 from .maps.layouts import OFFSET_BITS, Op, Status, request_layout, response_layout
 from .printk import PrintkFormatter
+from .unused import rejecting
 
 __all__ = ["HelperUnits", "RedirectKind", "BUILDABLE_HELPERS", "DEFAULT_HELPERS"]
 
@@ -195,7 +196,7 @@ class HelperUnits(wiring.Component):
     def __init__(self, *, n_maps=8, max_key_size=20, max_value_size=64, map_memory=None,
                  helpers=None, frame_limit=KERNEL_FRAME_LIMIT, ns_per_cycle=0,
                  inject_bug=None):
-        try:
+        with rejecting(self):
             if map_memory is not None:
                 n_maps = map_memory.n_maps
                 max_key_size = map_memory.max_key_size
@@ -205,9 +206,6 @@ class HelperUnits(wiring.Component):
             if inject_bug not in (None, "slot_check", "tail_limit", "printk_byte"):
                 raise ValueError(f"HelperUnits inject_bug must be None, 'slot_check', "
                                  f"'tail_limit' or 'printk_byte', not {inject_bug!r}")
-        except ValueError:
-            self._MustUse__silence = True       # a rejected instance is not an unused design
-            raise
         self.n_maps = n_maps
         self.max_key_size = max_key_size
         self.max_value_size = max_value_size

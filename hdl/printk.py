@@ -1,7 +1,7 @@
 """``trace_printk`` in hardware: the format string interpreter behind helper 6.
 
 :class:`PrintkFormatter` produces exactly the text of the golden VM's
-:meth:`bpfcore.sim.helpers.XdpEnv.trace_printk` (Python %-formatting of each conversion, as
+:meth:`bpfcore.sim.model.helpers.XdpEnv.trace_printk` (Python %-formatting of each conversion, as
 ``XdpEnv._format_one`` does it) and returns the same ``r0``:
 
 * ``r2`` (fmt_size) = 0, no NUL among the ``r2`` bytes at ``r1``, a conversion whose
@@ -48,6 +48,7 @@ from amaranth.lib.wiring import In, Out
 from bpfcore.abi import Errno
 from bpfcore.isa import Size
 from .layouts import HelperMemSignature, PrintkLayout
+from .unused import rejecting
 
 __all__ = ["PrintkFormatter", "MAX_FIELD", "STRING_MAX"]
 
@@ -123,10 +124,10 @@ class PrintkFormatter(wiring.Component):
     """
 
     def __init__(self, *, inject_bug=None):
-        if inject_bug not in (None, "printk_byte"):
-            self._MustUse__silence = True
-            raise ValueError(f"PrintkFormatter inject_bug must be None or 'printk_byte', not "
-                             f"{inject_bug!r}")
+        with rejecting(self):
+            if inject_bug not in (None, "printk_byte"):
+                raise ValueError(f"PrintkFormatter inject_bug must be None or 'printk_byte', not "
+                                 f"{inject_bug!r}")
         self.inject_bug = inject_bug
         super().__init__({
             "start": In(1),

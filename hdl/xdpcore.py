@@ -21,6 +21,7 @@ from .cpu import Cpu
 from .helpers import HelperUnits
 from .maps.engine import MapMemory
 from .ports import pass_through
+from .unused import unelaborated
 
 __all__ = ["XdpCore"]
 
@@ -32,11 +33,6 @@ _HELPERS_INSIDE = ("req", "resp", "mem", "map_req", "map_resp", "map_info_map", 
                    "data_end", "run_start")
 #: Map memory ports that become core ports, with their names on the core.
 _MAP_OUTSIDE = {"host_req": "map_host_req", "host_resp": "map_host_resp"}
-
-
-def _silence(*components):
-    for c in components:
-        c._MustUse__silence = True
 
 
 class XdpCore(wiring.Component):
@@ -58,7 +54,7 @@ class XdpCore(wiring.Component):
     (CPU ports)
         Every port of the CPU except its helper streams, helper memory and map value ports.
     map_host_req, map_host_resp
-        The map memory's host streams (:mod:`bpfcore.sim.mapdrv` drives them).
+        The map memory's host streams (:mod:`bpfcore.sim.rtl.mapdrv` drives them).
     (helper unit ports)
         The helper units' settings and results (seed, clock, processor id, redirect target)
         and the ``trace_printk`` text stream ``printk``, under their own names.
@@ -80,9 +76,9 @@ class XdpCore(wiring.Component):
         options = dict(helper_options or {})
         if helpers is not None:
             options["helpers"] = helpers
-        _silence(self.cpu, self.maps)
+        unelaborated(self.cpu, self.maps)
         self.helper_units = HelperUnits(map_memory=self.maps, **options)
-        _silence(self.helper_units)
+        unelaborated(self.helper_units)
         self.helper_ids = self.helper_units.helper_ids
         members = {name: member for name, member in self.cpu.signature.members.items()
                    if name not in _CPU_INSIDE}

@@ -15,10 +15,11 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from bpfcore.sim.elf import load_elf
-from bpfcore.sim.traffic import SCENARIO, generate, inet_checksum
-from bpfcore.sim import kernel
-from bpfcore.sim.xdp import load_map_file, run_packets
+from bpfcore.sim.load.elf import load_elf
+from bpfcore.sim.gen.traffic import SCENARIO, generate, inet_checksum
+from bpfcore.sim.load import kernel
+from bpfcore.sim.load.mapfile import load_map_file
+from bpfcore.sim.engines import run_packets
 from conftest import ROOT
 
 FIRMWARE = ROOT / "firmware"

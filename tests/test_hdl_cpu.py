@@ -18,12 +18,12 @@ from bpfcore.abi import Fault
 from bpfcore.hdl.cpu import INJECT_BUGS, Cpu
 from bpfcore.sim.rtl.lockstep import first_mismatch
 from bpfcore.sim.rtl.pysim import Job, ctx_bytes, run_jobs
-from bpfcore.sim.asm import assemble
-from bpfcore.sim.conformance import (conformance_helpers, conformance_start, load_cases,
-                                     uses_div)
-from bpfcore.sim.program import Program
-from bpfcore.sim.progen import generate
-from bpfcore.sim.vm import Vm
+from bpfcore.sim.load.asm import assemble
+from bpfcore.sim.load.conformance import (conformance_helpers, conformance_start, load_cases,
+                                          uses_div)
+from bpfcore.sim.load.program import Program
+from bpfcore.sim.gen.progen import generate
+from bpfcore.sim.model.vm import Vm
 
 from conftest import CONFORMANCE
 

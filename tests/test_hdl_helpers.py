@@ -1,4 +1,4 @@
-"""The helper units (bpfcore.hdl.helpers) against the golden VM's XdpEnv (bpfcore.sim.helpers).
+"""The helper units (bpfcore.hdl.helpers) against the golden VM's XdpEnv (bpfcore.sim.model.helpers).
 
 Two worlds run the same calls: the reference (XdpEnv on a VM Memory and reference maps) and the
 RTL (HelperUnits + a real MapMemory in Amaranth's simulator; a Python responder answers the mem
@@ -21,13 +21,14 @@ from bpfcore import abi
 from bpfcore.abi import BPF_F_BROADCAST, ETH_HLEN, XDP_FRAME_SIZE, Fault, Helper, MapType
 from bpfcore.hdl.helpers import BUILDABLE_HELPERS, DEFAULT_HELPERS, HelperUnits, RedirectKind
 from bpfcore.hdl.maps.engine import MapMemory, ring_bytes
+from bpfcore.hdl.unused import unelaborated
 from bpfcore.isa import SIZE_BYTES, Size
-from bpfcore.sim.helpers import XdpEnv
-from bpfcore.sim.mapdrv import AmaranthPort, MapDriver, plan
+from bpfcore.sim.model.helpers import XdpEnv
+from bpfcore.sim.rtl.mapdrv import AmaranthPort, MapDriver, plan
 from bpfcore.sim.rtl.trace import PrintkText
-from bpfcore.sim.maps import BPF_F_NO_PREALLOC, MapSpec, create_map
-from bpfcore.sim.streams import stream_get, stream_put
-from bpfcore.sim.vm import HelperFault, Memory, VmFault, u64
+from bpfcore.sim.model.maps import BPF_F_NO_PREALLOC, MapSpec, create_map
+from bpfcore.sim.rtl.streams import stream_get, stream_put
+from bpfcore.sim.model.vm import HelperFault, Memory, VmFault, u64
 
 from conftest import seed_from_env
 
@@ -361,7 +362,7 @@ def test_constructor_checks():
     hu = HelperUnits(helpers=[Helper.KTIME_GET_NS, 23])
     default = HelperUnits(n_maps=4, max_value_size=8)
     for unit in (hu, default):
-        unit._MustUse__silence = True             # built only to read their attributes
+        unelaborated(unit)                        # built only to read their attributes
     assert hu.helper_ids == frozenset({5, 23})
     assert default.helper_ids == DEFAULT_HELPERS == BUILDABLE_HELPERS - {H.TRACE_PRINTK}
     assert {H.TAIL_CALL, H.TRACE_PRINTK} <= BUILDABLE_HELPERS

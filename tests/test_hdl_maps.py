@@ -1,4 +1,4 @@
-"""The map memory (bpfcore.hdl.maps) against the reference maps (bpfcore.sim.maps).
+"""The map memory (bpfcore.hdl.maps) against the reference maps (bpfcore.sim.model.maps).
 
 Random operation sequences on every map type, from the helper stream and the host stream, with
 random idle cycles and back-pressure; after every operation the results (errno, found, slot,
@@ -19,9 +19,9 @@ from bpfcore.hdl.maps.engine import MapMemory, ring_bytes
 from bpfcore.hdl.maps.hash import Crc32Step
 from bpfcore.hdl.maps.layouts import (Field, Op, RECIP_SHIFT, OFFSET_BITS, VALUE_SIZE_BITS,
                                      cpu_port_bits)
-from bpfcore.sim import maps as ref
-from bpfcore.sim.mapdrv import AmaranthPort, MapDriver, MapFault, plan
-from bpfcore.sim.maps import MapSpec, BPF_F_NO_PREALLOC
+from bpfcore.sim.model import maps as ref
+from bpfcore.sim.rtl.mapdrv import AmaranthPort, MapDriver, MapFault, plan
+from bpfcore.sim.model.maps import MapSpec, BPF_F_NO_PREALLOC
 
 OPS = int(os.environ.get("BPFCORE_MAPS_OPS", "400"))
 
@@ -392,7 +392,7 @@ def test_lru_eviction_order(dut, seed):
 
 
 def vm_rule(refs, index, offset, size):
-    """The VM's map access rule (bpfcore.sim.vm.Memory.locate)."""
+    """The VM's map access rule (bpfcore.sim.model.vm.Memory.locate)."""
     if index >= len(refs):
         return False
     m = refs[index]

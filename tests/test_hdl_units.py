@@ -22,7 +22,7 @@ from bpfcore.hdl.units.lsu import RegionCheck
 from bpfcore.hdl.units.multiplier import Multiplier
 from bpfcore.hdl.units.shifter import Shifter
 from bpfcore.isa import AluOp, AtomicOp, Size
-from bpfcore.sim.vm import ALU_OPS, ATOMIC_OPS, JMP_OPS, Memory, VmFault, byte_swap
+from bpfcore.sim.model.vm import ALU_OPS, ATOMIC_OPS, JMP_OPS, Memory, VmFault, byte_swap
 
 M64 = (1 << 64) - 1
 EDGES = [0, 1, 2, 3, 7, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff, 0x7fff_ffff, 0x8000_0000,

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from bpfcore.plugin import run
-from bpfcore.sim.conformance import parse_data
+from bpfcore.sim.load.conformance import parse_data
 
 from conftest import CONFORMANCE
 

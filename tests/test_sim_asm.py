@@ -6,7 +6,7 @@ import pytest
 
 from bpfcore.errors import AsmError
 from bpfcore.isa import ANY, FORMS, REG, WREG, Kind, encode_slot
-from bpfcore.sim.asm import assemble, disassemble
+from bpfcore.sim.load.asm import assemble, disassemble
 
 FIELD_BITS = {"dst": 4, "src": 4, "off": 16, "imm": 32}
 

@@ -3,7 +3,7 @@
 import pytest
 
 from bpfcore.cli import main
-from bpfcore.sim.conformance import judge, parse_data, run_case_vm
+from bpfcore.sim.load.conformance import judge, parse_data, run_case_vm
 
 from conftest import CONFORMANCE
 

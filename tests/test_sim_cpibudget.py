@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from bpfcore import cli
-from bpfcore.sim import cpibudget
-from bpfcore.sim.asm import assemble
-from bpfcore.sim.program import Program
-from bpfcore.sim.vm import Vm
+from bpfcore.sim.commands import cpibudget
+from bpfcore.sim.load.asm import assemble
+from bpfcore.sim.load.program import Program
+from bpfcore.sim.model.vm import Vm
 
 SIMULATOR = os.environ.get("BPFCORE_RTL_SIMULATOR", "icarus")
 SUITE = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "bpf_conformance"

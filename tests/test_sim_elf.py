@@ -8,11 +8,11 @@ import pytest
 from bpfcore import abi
 from bpfcore.abi import MapType
 from bpfcore.errors import BpfcoreError
-from bpfcore.sim.elf import (compile_c, find_bpf_compiler, is_xdp_section, load_elf,
-                             load_elf_bytes)
-from bpfcore.sim.helpers import XdpEnv
-from bpfcore.sim.maps import BPF_F_RDONLY_PROG, create_map
-from bpfcore.sim.vm import Vm
+from bpfcore.sim.load.elf import (compile_c, find_bpf_compiler, is_xdp_section, load_elf,
+                                  load_elf_bytes)
+from bpfcore.sim.model.helpers import XdpEnv
+from bpfcore.sim.model.maps import BPF_F_RDONLY_PROG, create_map
+from bpfcore.sim.model.vm import Vm
 
 COMPILER = find_bpf_compiler()
 needs_cc = pytest.mark.skipif(COMPILER is None, reason="no BPF C compiler (clang or ziglang)")

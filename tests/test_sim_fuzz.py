@@ -11,7 +11,9 @@ import sys
 
 import pytest
 
-from bpfcore.sim import kernel, progen, vm
+from bpfcore.sim.load import kernel
+from bpfcore.sim.gen import progen
+from bpfcore.sim.model import vm
 from bpfcore.isa import AluOp
 from bpfcore import plugin
 

@@ -7,11 +7,11 @@ import pytest
 from bpfcore import abi
 from bpfcore.abi import (ETH_HLEN, KERNEL_FRAME_LIMIT, MAX_TAIL_CALL_CNT, XDP_FRAME_SIZE, Errno,
                          Fault, MapType)
-from bpfcore.sim.asm import assemble
-from bpfcore.sim.helpers import XdpEnv, XorShift32, csum_diff
-from bpfcore.sim.maps import BPF_F_NO_PREALLOC, MapSpec, create_map
-from bpfcore.sim.program import Program
-from bpfcore.sim.vm import Vm
+from bpfcore.sim.load.asm import assemble
+from bpfcore.sim.model.helpers import XdpEnv, XorShift32, csum_diff
+from bpfcore.sim.model.maps import BPF_F_NO_PREALLOC, MapSpec, create_map
+from bpfcore.sim.load.program import Program
+from bpfcore.sim.model.vm import Vm
 
 DATA = abi.PKT_BASE + abi.PKT_HEADROOM
 

@@ -1,4 +1,4 @@
-"""bpfcore.sim.kernel: the bpf() wrappers against small hand-written programs and maps."""
+"""bpfcore.sim.load.kernel: the bpf() wrappers against small hand-written programs and maps."""
 
 import errno
 import os
@@ -6,9 +6,9 @@ import os
 import pytest
 
 from bpfcore.isa import encode_slot
-from bpfcore.sim import kernel
-from bpfcore.sim.asm import assemble
-from bpfcore.sim.kernel import KernelError, KernelMap, KernelProgram, XdpMd
+from bpfcore.sim.load import kernel
+from bpfcore.sim.load.asm import assemble
+from bpfcore.sim.load.kernel import KernelError, KernelMap, KernelProgram, XdpMd
 
 AVAILABLE, WHY = kernel.kernel_available()
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason=WHY or "bpf() not available")

@@ -7,8 +7,8 @@ import pytest
 from bpfcore.abi import MAP_BASE, MAP_WINDOW, MapType
 from bpfcore.errors import BpfcoreError
 from bpfcore.abi import Errno
-from bpfcore.sim.maps import (BPF_ANY, BPF_EXIST, BPF_F_NO_PREALLOC, BPF_NOEXIST, MapSpec,
-                              create_map, map_key_hash)
+from bpfcore.sim.model.maps import (BPF_ANY, BPF_EXIST, BPF_F_NO_PREALLOC, BPF_NOEXIST, MapSpec,
+                                    create_map, map_key_hash)
 
 
 def u32(n):

@@ -1,4 +1,4 @@
-"""bpfcore.sim.progen: random programs under the ISA table's legality rows."""
+"""bpfcore.sim.gen.progen: random programs under the ISA table's legality rows."""
 
 import random
 from collections import Counter
@@ -7,8 +7,8 @@ import pytest
 
 from bpfcore.abi import Fault
 from bpfcore.isa import FORMS, Kind, decode_slot, find_form
-from bpfcore.sim import progen
-from bpfcore.sim.program import validate
+from bpfcore.sim.gen import progen
+from bpfcore.sim.load.program import validate
 
 #: Forms the Linux kernel has no use for: callx (not in the kernel ISA), helper calls by BTF id,
 #: lddw of a variable or code address (need BTF / are not loadable without one).

@@ -4,8 +4,8 @@ import pytest
 
 from bpfcore.errors import ProgramError
 from bpfcore.isa import encode_slot
-from bpfcore.sim.asm import assemble
-from bpfcore.sim.program import Program, validate
+from bpfcore.sim.load.asm import assemble
+from bpfcore.sim.load.program import Program, validate
 
 EXIT = encode_slot(0x95)
 

@@ -9,15 +9,15 @@ import random
 import pytest
 
 from bpfcore import abi
-from bpfcore.sim.asm import assemble
-from bpfcore.sim.conformance import Case, cpi_summary, judge, load_cases, uses_div
-from bpfcore.sim.program import Program
+from bpfcore.sim.load.asm import assemble
+from bpfcore.sim.load.conformance import Case, cpi_summary, judge, load_cases, uses_div
+from bpfcore.sim.load.program import Program
 
 from conftest import CONFORMANCE
 
 cpu = pytest.importorskip("bpfcore.hdl.cpu", reason="the CPU (hdl/cpu.py) is not there yet")
 
-from bpfcore.sim.rtl.engine import RtlEngine  # noqa: E402
+from bpfcore.sim.engines.rtl import RtlConformance  # noqa: E402
 
 SIMULATOR = os.environ.get("BPFCORE_RTL_SIMULATOR", "icarus")
 
@@ -25,7 +25,7 @@ SIMULATOR = os.environ.get("BPFCORE_RTL_SIMULATOR", "icarus")
 def test_conformance_suite_in_one_batch():
     cases = load_cases([CONFORMANCE])
     assert len(cases) == 313
-    engine = RtlEngine(SIMULATOR)
+    engine = RtlConformance(SIMULATOR)
     outcomes = engine.run_many(cases)
     failures = []
     for case, outcome in zip(cases, outcomes):
@@ -63,9 +63,9 @@ def _edge_cases():
 @pytest.mark.parametrize("bug", ["wrong_rd", "bounds_off_by_one"])
 def test_lockstep_catches_an_injected_bug(bug):
     cases = _edge_cases()
-    clean = RtlEngine(SIMULATOR).run_many(cases)
+    clean = RtlConformance(SIMULATOR).run_many(cases)
     assert [o.error for o in clean if o.error and "lockstep" in o.error] == []
-    buggy = RtlEngine(SIMULATOR, inject_bug=bug).run_many(cases)
+    buggy = RtlConformance(SIMULATOR, inject_bug=bug).run_many(cases)
     caught = [(c.name, o.error) for c, o in zip(cases, buggy)
               if o.error and o.error.startswith("lockstep:")]
     assert caught, f"inject_bug={bug!r} went unnoticed"
@@ -74,7 +74,7 @@ def test_lockstep_catches_an_injected_bug(bug):
 
 
 def test_random_programs_in_lockstep(seed):
-    progen = pytest.importorskip("bpfcore.sim.progen",
+    progen = pytest.importorskip("bpfcore.sim.gen.progen",
                                  reason="the program generator is not there yet")
     rng = random.Random(seed)
     cases = []
@@ -86,7 +86,7 @@ def test_random_programs_in_lockstep(seed):
         else:
             program = progen.generate(rng, profile="kernel", ctx=False, seed=(seed, n))
         cases.append(Case(f"random-{seed}-{n}", program, program.packet, expected=0))
-    outcomes = RtlEngine(SIMULATOR).run_many(cases)
+    outcomes = RtlConformance(SIMULATOR).run_many(cases)
     mismatches = [(c.name, o.error) for c, o in zip(cases, outcomes)
                   if o.error and (o.error.startswith("lockstep:") or o.error.startswith("rtl"))]
     assert not mismatches, (f"seed {seed}: {mismatches[0][0]}\n{mismatches[0][1]}\n"
@@ -95,7 +95,7 @@ def test_random_programs_in_lockstep(seed):
 
 
 def _disassembly(cases, name):
-    from bpfcore.sim.asm import disassemble
+    from bpfcore.sim.load.asm import disassemble
     case = next(c for c in cases if c.name == name)
     return disassemble(case.program.slots)
 
@@ -103,7 +103,7 @@ def _disassembly(cases, name):
 def test_budget_fault_matches():
     case = Case("loop", Program(assemble("mov %r0, 0\nloop:\nadd %r0, 1\nja loop\nexit")),
                 b"", expected=0)
-    outcome = RtlEngine(SIMULATOR, budget=50).run_many([case])[0]
+    outcome = RtlConformance(SIMULATOR, budget=50).run_many([case])[0]
     assert outcome.error is not None and outcome.error.startswith("fault BUDGET"), outcome.error
     assert outcome.retired == 51
     assert abi.DEFAULT_BUDGET > 50

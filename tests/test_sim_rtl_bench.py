@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 from bpfcore import abi
 from bpfcore.abi import Fault, RetireRecord
 from bpfcore.errors import BpfcoreError
+from bpfcore.hdl.unused import unelaborated
 from bpfcore.sim.rtl import tb, trace
 from bpfcore.sim.rtl.runner import BatchItem, Bench
 from bpfcore.sim.rtl.verilog import TopSpec
@@ -115,7 +116,7 @@ def toy_spec():
 
 def test_ports_and_wrapper_follow_the_signature():
     top = ToyTop()
-    top._MustUse__silence = True
+    unelaborated(top)
     ports = dict((name, (direction, width)) for name, direction, width in tb.ports_of(top))
     assert ports["prog_wdata"] == ("in", 64)
     assert ports["trace__record"] == ("out", ToyRecord.size)
@@ -132,7 +133,7 @@ def test_wrapper_refuses_a_top_without_the_bench_ports():
         def elaborate(self, platform):
             return Module()
     bare = Bare()
-    bare._MustUse__silence = True
+    unelaborated(bare)
     with pytest.raises(BpfcoreError, match="without port.*prog_we"):
         tb.wrapper_verilog(bare, "bare")
 
@@ -208,8 +209,8 @@ def test_toy_batch_runs_in_one_invocation(simulator):
 def test_conformance_helpers_answer_unwind_and_refuse_others():
     from amaranth.sim import Simulator
     from bpfcore.hdl.bench_top import ConformanceHelpers
-    from bpfcore.sim.conformance import conformance_helpers
-    from bpfcore.sim.vm import Halt
+    from bpfcore.sim.load.conformance import conformance_helpers
+    from bpfcore.sim.model.vm import Halt
 
     unwind = conformance_helpers()[abi.CONFORMANCE_UNWIND_HELPER]
 
@@ -253,7 +254,7 @@ def test_conformance_helpers_answer_unwind_and_refuse_others():
 # --- lockstep reports ---------------------------------------------------------------------
 
 def test_first_mismatch_names_fields_and_shows_the_disassembly():
-    from bpfcore.sim.asm import assemble
+    from bpfcore.sim.load.asm import assemble
     from bpfcore.sim.rtl.lockstep import first_mismatch
     slots = assemble("mov %r0, 1\nlddw %r1, 0x1122334455667788\nadd %r0, %r1\nexit\n")
     vm = [RetireRecord(0, 0, slots[0], rd=0, rd_value=1),

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from bpfcore.errors import BpfcoreError
-from bpfcore.sim import traffic
-from bpfcore.sim.elf import load_elf
-from bpfcore.sim.xdp import load_map_file
+from bpfcore.sim.gen import traffic
+from bpfcore.sim.load.elf import load_elf
+from bpfcore.sim.load.mapfile import load_map_file
 
 pytest.importorskip("bpfcore.hdl.xdpcore", reason="the XDP core (hdl/xdpcore.py) is not there")
 
-from bpfcore.sim.rtl.xdp_engine import XdpRtlEngine  # noqa: E402
+from bpfcore.sim.engines.rtl import RtlEngine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
@@ -39,7 +39,7 @@ def _engine(name, **options):
         map_file = FIRMWARE / f"{name}.maps.json"
     if map_file.exists():
         settings, entry = load_map_file(str(map_file))
-    return XdpRtlEngine(obj, obj.find(entry), map_settings=settings, simulator=SIMULATOR,
+    return RtlEngine(obj, obj.find(entry), map_settings=settings, simulator=SIMULATOR,
                         **options)
 
 
@@ -145,15 +145,15 @@ int printk(struct xdp_md *ctx)
 
 
 def _printk_engine(tmp_path, **core):
-    from bpfcore.sim.elf import compile_c, find_bpf_compiler
-    from bpfcore.sim.rtl.xdp_engine import DEFAULT_CORE
+    from bpfcore.sim.load.elf import compile_c, find_bpf_compiler
+    from bpfcore.sim.engines.rtl import DEFAULT_CORE
     if find_bpf_compiler() is None:
         pytest.skip("no BPF C compiler (clang or ziglang)")
     source = tmp_path / "printk.c"
     source.write_text(PRINTK_C)
     obj = load_elf(str(compile_c(source, tmp_path / "printk.o")))
-    return XdpRtlEngine(obj, obj.find(None), simulator=SIMULATOR,
-                        core=dict(DEFAULT_CORE, **core))
+    return RtlEngine(obj, obj.find(None), simulator=SIMULATOR,
+                     core=dict(DEFAULT_CORE, **core))
 
 
 def test_trace_printk_in_lockstep(tmp_path, seed):
@@ -217,13 +217,13 @@ def test_map_value_faults_stop_the_younger_instructions(tmp_path):
     program exactly there: the stores right behind it leave no trace in the packet, the maps
     or the retire records (the map memory's answer comes late, so the core stops them a cycle
     after the faulting access; lockstep with the VM checks it)."""
-    from bpfcore.sim.elf import compile_c, find_bpf_compiler
+    from bpfcore.sim.load.elf import compile_c, find_bpf_compiler
     if find_bpf_compiler() is None:
         pytest.skip("no BPF C compiler (clang or ziglang)")
     source = tmp_path / "map_faults.c"
     source.write_text(MAP_FAULTS_C)
     obj = load_elf(str(compile_c(source, tmp_path / "map_faults.o")))
-    engine = XdpRtlEngine(obj, obj.find(None), simulator=SIMULATOR)
+    engine = RtlEngine(obj, obj.find(None), simulator=SIMULATOR)
     packets = [bytes([case, odd, 7]) + bytes(61) for case in range(4) for odd in (0, 1)]
     report = engine.run(packets)                 # raises at the first difference
     actions = [p.action for p in report.packets]

@@ -13,10 +13,11 @@ import pytest
 
 from bpfcore import abi
 from bpfcore.errors import BpfcoreError
-from bpfcore.sim import throughput
-from bpfcore.sim.kernel import kernel_available
-from bpfcore.sim.traffic import generate, write_pcap
-from bpfcore.sim.xdp import run_packets
+from bpfcore.sim.commands import throughput
+from bpfcore.sim.load.kernel import kernel_available
+from bpfcore.sim.gen.traffic import generate
+from bpfcore.sim.load.pcap import write_pcap
+from bpfcore.sim.engines import run_packets
 
 from conftest import ROOT
 
@@ -42,7 +43,7 @@ def bpfcore(*args):
 
 
 def test_drop_cycles_are_the_bench_figures():
-    from bpfcore.sim.rtl.engine import RtlEngine
+    from bpfcore.sim.engines.rtl import RtlConformance
     from bpfcore.sim.rtl.runner import BatchItem
     drop = throughput.load_subject(FIRMWARE / "build/drop.o")
     frames = [bytes(14), bytes(60), bytes(range(256)) * 6]
@@ -50,7 +51,7 @@ def test_drop_cycles_are_the_bench_figures():
     assert not result.mismatches
     assert result.retired == [2, 2, 2]              # mov r0, 1; exit
     # The same runs straight through the bench: its start -> done count is the figure.
-    bench = RtlEngine(SIMULATOR).bench()
+    bench = RtlConformance(SIMULATOR).bench()
     batch = bench.run([BatchItem(drop.slots, packet=f, r1=abi.CTX_BASE, ingress_ifindex=1)
                        for f in frames])
     assert result.cycles == [run.cycles for run in batch.runs]

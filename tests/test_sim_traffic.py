@@ -9,8 +9,8 @@ import pytest
 
 from bpfcore.cli import main
 from bpfcore.errors import BpfcoreError
-from bpfcore.sim.traffic import (MAX_FRAME, MIX, SCENARIO, Packet, generate, inet_checksum,
-                                 read_pcap, read_pcap_records, write_pcap)
+from bpfcore.sim.gen.traffic import MAX_FRAME, MIX, SCENARIO, Packet, generate, inet_checksum
+from bpfcore.sim.load.pcap import read_pcap, read_pcap_records, write_pcap
 
 
 def l3_offset(frame):
@@ -176,9 +176,9 @@ RECORD = 16 + 60
 
 @pytest.mark.parametrize("name, data, message", [
     ("empty", b"", "truncated pcap file header (0 of 24 bytes)"),
-    ("short", b"hello", "not a pcap file (too short: 5 bytes)"),
-    ("magic", b"GIF89a" + bytes(40), "not a pcap file (magic 47494638)"),
-    ("pcapng", b"\x0a\x0d\x0d\x0a" + bytes(40), "pcapng files are not supported"),
+    ("short", b"hello", "not a pcap or pcapng file (too short: 5 bytes)"),
+    ("magic", b"GIF89a" + bytes(40), "not a pcap or pcapng file (magic 47494638)"),
+    ("pcapng", b"\x0a\x0d\x0d\x0a" + bytes(40), "not a valid pcapng file"),
     ("version", good_pcap()[:4] + struct.pack("<HH", 1, 0) + good_pcap()[8:],
      "unsupported pcap version 1.0"),
     ("linktype", good_pcap()[:20] + struct.pack("<I", 101) + good_pcap()[24:],

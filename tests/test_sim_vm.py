@@ -4,10 +4,10 @@ import pytest
 
 from bpfcore import abi
 from bpfcore.abi import Fault
-from bpfcore.sim.asm import assemble
-from bpfcore.sim.conformance import conformance_helpers, run_case_vm
-from bpfcore.sim.program import Program
-from bpfcore.sim.vm import Vm
+from bpfcore.sim.load.asm import assemble
+from bpfcore.sim.load.conformance import conformance_helpers, run_case_vm
+from bpfcore.sim.load.program import Program
+from bpfcore.sim.model.vm import Vm
 
 
 def run(text, mem=b"", **kwargs):

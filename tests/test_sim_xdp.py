@@ -21,10 +21,12 @@ import dpkt
 import pytest
 
 from bpfcore.cli import main as cli_main
-from bpfcore.sim.elf import compile_c, find_bpf_compiler, load_elf
-from bpfcore.sim.kernel import kernel_available
-from bpfcore.sim.runcmd import read_pcap, write_pcap
-from bpfcore.sim.xdp import MAX_PACKET, compare_reports, load_map_file, run_packets
+from bpfcore.sim.load.elf import compile_c, find_bpf_compiler, load_elf
+from bpfcore.sim.load.kernel import kernel_available
+from bpfcore.sim.load.pcap import read_pcap, write_pcap
+from bpfcore.sim.model.xdp import MAX_PACKET, compare_reports
+from bpfcore.sim.load.mapfile import load_map_file
+from bpfcore.sim.engines import run_packets
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE = sorted((ROOT / "firmware" / "build").glob("*.o"))
@@ -328,7 +330,7 @@ def test_vm_matches_kernel(objects, obj_name, prog_name, seed):
 
 @needs_kernel
 def test_comparison_catches_an_injected_helper_bug(objects, seed, monkeypatch):
-    from bpfcore.sim.helpers import XdpEnv
+    from bpfcore.sim.model.helpers import XdpEnv
     original = XdpEnv.csum_diff
 
     def off_by_one(self, vm, *args):
@@ -369,7 +371,7 @@ def test_firmware_that_reads_the_clock_has_a_frozen_map_file():
 @needs_firmware
 @pytest.mark.parametrize("path", FIRMWARE, ids=[p.stem for p in FIRMWARE])
 def test_firmware_vm_matches_kernel(path, seed):
-    from bpfcore.sim.traffic import generate
+    from bpfcore.sim.gen.traffic import generate
     obj = load_elf(path)
     map_file = firmware_map_file(path)
     settings, entry = load_map_file(map_file) if map_file else ([], None)
@@ -428,7 +430,8 @@ def token_bucket(events, interval, burst):
 
 @needs_firmware
 def test_ratelimit_limits_heavy_sources_on_the_capture_clock(capsys, tmp_path, seed):
-    from bpfcore.sim.traffic import SCENARIO, Packet, generate, write_pcap as write_traffic
+    from bpfcore.sim.gen.traffic import SCENARIO, Packet, generate
+    from bpfcore.sim.load.pcap import write_pcap as write_traffic
     path = ROOT / "firmware" / "build" / "ratelimit.o"
     if not path.exists():
         pytest.skip("firmware/build/ratelimit.o not built (make firmware)")
@@ -503,7 +506,7 @@ def cli(capsys, *argv):
 @pytest.fixture
 def files(objects, tmp_path, seed):
     pcap = tmp_path / "in.pcap"
-    write_pcap(pcap, [(p,) for p in random_packets(seed, 40)])
+    write_pcap(pcap, random_packets(seed, 40))
     return {"pcap": pcap, "tmp": tmp_path, "obj": objects["tail"].path,
             "count": len(random_packets(seed, 40))}
 
@@ -587,7 +590,7 @@ def test_cli_maps_dump_and_settings(capsys, files, objects, tmp_path):
 
 
 def test_compare_reports_names_each_difference():
-    from bpfcore.sim.xdp import PacketResult, RunReport
+    from bpfcore.sim.model.xdp import PacketResult, RunReport
     maps = {"m": {"type": "hash", "key_size": 1, "value_size": 1, "max_entries": 4,
                   "entries": [{"key": "01", "value": "aa"}, {"key": "02", "value": "bb"}]}}
     a = RunReport("vm", "p", [PacketResult("PASS", 2, b"abc", "host"),
@@ -611,7 +614,7 @@ def heavy_pcap(tmp_path):
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 1, 0, 64, 17, 0, bytes([192, 0, 2, 200]),
                      bytes([10, 0, 0, 1]))
     pcap = tmp_path / "heavy.pcap"
-    write_pcap(pcap, [(bytes(6) + bytes([2, 0, 0, 0, 0, 1]) + b"\x08\x00" + ip + bytes(8),)] * 5)
+    write_pcap(pcap, [bytes(6) + bytes([2, 0, 0, 0, 0, 1]) + b"\x08\x00" + ip + bytes(8)] * 5)
     return pcap
 
 
@@ -645,8 +648,8 @@ def test_cli_compare(capsys, tmp_path, heavy_pcap):
 
 @pytest.mark.parametrize("make_args,message", [
     (lambda f: ["run", f["pcap"], "--pcap", f["pcap"]], "not a valid ELF file"),
-    (lambda f: ["run", f["obj"], "--pcap", f["obj"]], "not a valid pcap/pcapng file"),
-    (lambda f: ["run", f["obj"], "--pcap", f["tmp"] / "nope.pcap"], "cannot read"),
+    (lambda f: ["run", f["obj"], "--pcap", f["obj"]], "not a pcap or pcapng file"),
+    (lambda f: ["run", f["obj"], "--pcap", f["tmp"] / "nope.pcap"], "nope.pcap: no such file"),
     (lambda f: ["run", f["obj"], "--pcap", f["pcap"], "--section", "zz"], "no program or section"),
     (lambda f: ["run", f["obj"], "--pcap", f["pcap"], "--set", "nomap:00=00"], "no map named"),
     (lambda f: ["run", f["obj"], "--pcap", f["pcap"], "--set", "results"], "NAME:KEYHEX"),

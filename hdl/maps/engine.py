@@ -1,5 +1,5 @@
 """The map memory: descriptors, block-RAM storage and the lookup engine, reproducing
-:mod:`bpfcore.sim.maps` slot for slot (see its module docstring for the allocation rules).
+:mod:`bpfcore.sim.model.maps` slot for slot (see its module docstring for the allocation rules).
 
 Storage:
 
@@ -135,7 +135,7 @@ class MapMemory(wiring.Component):
     map_types : None or set of abi.MapType
         The map types the engine handles (default: all six); leaving types out leaves their
         logic out. A descriptor of another type faults like a missing map, and
-        :func:`bpfcore.sim.mapdrv.plan` refuses it.
+        :func:`bpfcore.sim.rtl.mapdrv.plan` refuses it.
     inject_bug : None or str
         ``"lru_newest"`` (a full lru_hash evicts its newest entry) or ``"probe_short"`` (one
         probe fewer than the limit): known bugs the reference comparison must catch.
@@ -148,7 +148,7 @@ class MapMemory(wiring.Component):
         valid: the engine reads the payload in place while it works (the stream rules keep it
         still), so it needs no copy of the key and value.
     host_req, host_resp
-        The same for the control plane (:mod:`bpfcore.sim.mapdrv`).
+        The same for the control plane (:mod:`bpfcore.sim.rtl.mapdrv`).
     cpu : In(CpuValueSignature())
         Values in the CPU's address space.
     info_map : In(map_bits)

@@ -1,4 +1,4 @@
-"""CRC-32 of map keys (zlib / Ethernet polynomial), as :func:`bpfcore.sim.maps.map_key_hash`,
+"""CRC-32 of map keys (zlib / Ethernet polynomial), as :func:`bpfcore.sim.model.maps.map_key_hash`,
 one key byte per cycle.
 
 The reflected CRC register update for one byte is linear over GF(2) in (register, byte), so each

@@ -1,7 +1,7 @@
 """Payload layouts and operation codes of the map memory (:class:`.engine.MapMemory`).
 
 Two request/response stream pairs share one format: ``req``/``resp`` (the CPU's helper unit) and
-``host_req``/``host_resp`` (the control plane, :mod:`bpfcore.sim.mapdrv`). Key and value bytes
+``host_req``/``host_resp`` (the control plane, :mod:`bpfcore.sim.rtl.mapdrv`). Key and value bytes
 travel LSB-first: key byte ``j`` is bits ``8j..8j+7`` of ``key``; bytes past the map's key size
 are ignored.
 """
@@ -65,7 +65,7 @@ class Status(enum.Enum, shape=2):
 
 
 class Field(enum.Enum, shape=4):
-    """Descriptor fields (written with ``Op.CONFIG``; :mod:`bpfcore.sim.mapdrv` computes them)."""
+    """Descriptor fields (written with ``Op.CONFIG``; :mod:`bpfcore.sim.rtl.mapdrv` computes them)."""
     TYPE = 0           #: abi.MapType number, 0 = no map
     READ_ONLY = 1      #: programs may not write values (CPU port ``ro``, update/delete fault)
     KEY_SIZE = 2

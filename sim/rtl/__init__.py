@@ -1,5 +1,6 @@
 """RTL benches: Verilog generation, the HDL-clocked testbench wrapper, cocotb runners for Icarus
-and Verilator, trace parsing, the lockstep checker and the RTL conformance engine.
+and Verilator, trace parsing, the lockstep checker, the Amaranth-simulator driver (``pysim``), the
+map memory's host-port driver (``mapdrv``) and stream helpers for Amaranth testbenches.
 
 The flow, for a batch of programs::
 
@@ -7,7 +8,7 @@ The flow, for a batch of programs::
     tb.wrapper_verilog(top)        tb_top.v: clock in HDL, one $fwrite line per retired instruction
     runner.Bench.run(batch)        one simulator invocation runs every program of the batch
     trace.parse_log(path)          the log -> one TraceRun (records, cycles, result) per program
-    lockstep.compare(vm, rtl)      first differing RetireRecord, with the disassembly around it
+    lockstep.first_mismatch(vm, rtl)   first differing RetireRecord, with the disassembly around it
 
-:class:`bpfcore.sim.rtl.engine.RtlEngine` joins these into a conformance engine.
+:mod:`bpfcore.sim.engines.rtl` joins these into the ``rtl`` run engine.
 """

@@ -50,7 +50,7 @@ def _bits(value):
 
 
 class _HostPort:
-    """:class:`bpfcore.sim.mapdrv.MapDriver` transport over the top's map host streams.
+    """:class:`bpfcore.sim.rtl.mapdrv.MapDriver` transport over the top's map host streams.
 
     Inputs change at falling edges only; a transfer happens at the rising edge in between when
     ``valid`` and ``ready`` were both high (read once settled, in the ReadOnly phase)."""
@@ -94,7 +94,7 @@ class _HostPort:
 
 def _driver(dut, spec):
     from bpfcore.hdl.maps.layouts import Field
-    from bpfcore.sim.mapdrv import Layout, MapDriver
+    from bpfcore.sim.rtl.mapdrv import Layout, MapDriver
     layouts = [Layout(lay["index"], lay["name"], {Field(int(f)): v for f, v in lay["fields"]})
                for lay in spec["layouts"]]
     return MapDriver(_HostPort(dut, spec), layouts), layouts

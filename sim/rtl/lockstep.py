@@ -1,14 +1,14 @@
 """Compare the VM's retire records with the RTL's, stopping at the first difference.
 
 The report names the retirement, the pc and the differing fields, prints both records and the
-disassembly around the pc (``bpfcore.sim.asm.disassemble``), so a mismatch can be acted on without
+disassembly around the pc (``bpfcore.sim.load.asm.disassemble``), so a mismatch can be acted on without
 rerunning anything.
 """
 
 from itertools import zip_longest
 
 from bpfcore.isa import Kind, decode_slot, find_form
-from ..asm import disassemble
+from bpfcore.sim.load.asm import disassemble
 
 __all__ = ["instruction_starts", "disassembly_around", "first_mismatch"]
 

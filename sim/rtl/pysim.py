@@ -14,8 +14,8 @@ from amaranth.sim import Simulator
 from bpfcore import abi
 from bpfcore.abi import Fault
 from bpfcore.hdl.layouts import RetireLayout
-from ..vm import Halt, HelperFault
-from .trace import decode_record
+from bpfcore.sim.model.vm import Halt, HelperFault
+from bpfcore.sim.rtl.trace import decode_record
 
 __all__ = ["Job", "RtlRun", "run_jobs", "ctx_bytes"]
 

@@ -17,9 +17,9 @@ from typing import Optional
 
 from bpfcore import abi
 from bpfcore.errors import BpfcoreError
-from . import tb
-from .trace import parse_log
-from .verilog import generate
+from bpfcore.sim.rtl import tb
+from bpfcore.sim.rtl.trace import parse_log
+from bpfcore.sim.rtl.verilog import generate
 
 __all__ = ["SIMULATORS", "BatchItem", "Bench", "verilator_env"]
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bpfcore.errors import BpfcoreError
+from bpfcore.hdl.unused import unelaborated
 
 __all__ = ["TopSpec", "build_root", "design_sources", "kick", "to_verilog", "generate"]
 
@@ -93,7 +94,7 @@ class TopSpec:
         except (TypeError, ValueError) as error:
             raise BpfcoreError(f"{self.factory}({self.kwargs}): {error}") from None
         # Instances made only to read the signature are never elaborated: no "unused" warning.
-        top._MustUse__silence = True
+        unelaborated(top)
         return top
 
 

@@ -33,8 +33,8 @@ from elftools.elf.sections import SymbolTableSection
 
 from bpfcore.abi import MAP_WINDOW, MAX_MAPS, MapType
 from bpfcore.errors import BpfcoreError
-from .maps import BPF_F_RDONLY_PROG, MapSpec
-from .program import Program
+from bpfcore.sim.model.maps import BPF_F_RDONLY_PROG, MapSpec
+from bpfcore.sim.load.program import Program
 
 __all__ = ["ElfObject", "ElfProgram", "load_elf", "load_elf_bytes", "is_xdp_section",
            "find_bpf_compiler", "compile_c"]
@@ -101,6 +101,11 @@ class ElfObject:
         names = ", ".join(f"{p.name} (section {p.section})" for p in self.programs)
         raise BpfcoreError(f"{self.path}: no program or section named {selector!r}; the "
                            f"object has: {names}")
+
+    @property
+    def programs_by_name(self):
+        """``{name: program}`` (tail-call targets are named by ``prog_array`` initialisers)."""
+        return {p.name: p for p in self.programs}
 
 
 def is_xdp_section(name):

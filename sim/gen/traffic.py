@@ -1,4 +1,4 @@
-"""Test traffic for the firmware programs: a deterministic mixed capture, and a strict pcap reader.
+"""Test traffic for the firmware programs: a deterministic mixed capture.
 
 :func:`generate` builds a list of Ethernet frames from a seed: IPv4 and IPv6, TCP, UDP, ICMP and
 ICMPv6 echo, ARP and other EtherTypes, 802.1Q and 802.1ad (QinQ) tags, runts, truncated and
@@ -14,12 +14,9 @@ that ``firmware/mapspec.py`` also writes into the programs' ``.maps.json`` files
 * ``ratelimit`` sees a few heavy sources sending bursts well above the configured rate;
 * ``tailcall`` and ``calls`` see every EtherType branch, expiring TTLs and discard-port traffic.
 
-Frames are built byte by byte here (checksums included, RFC 1071); the capture is written with
-dpkt's pcap writer. :func:`read_pcap` reads classic pcap files (either byte order, micro- or
-nanosecond timestamps) and rejects anything malformed with one message naming the file and the
-packet index.
-
-The command ``bpfcore gen-traffic --count N --seed S --out F.pcap`` is defined here.
+Frames are built byte by byte here (checksums included, RFC 1071); captures are read and written
+by :mod:`bpfcore.sim.load.pcap`, and ``bpfcore gen-traffic`` is
+:mod:`bpfcore.sim.commands.traffic`.
 """
 
 import ipaddress
@@ -27,12 +24,9 @@ import random
 import struct
 from dataclasses import dataclass
 
-import dpkt
+from bpfcore.errors import BpfcoreError
 
-from bpfcore.errors import BpfcoreError, read_input
-
-__all__ = ["SCENARIO", "Packet", "generate", "write_pcap", "read_pcap", "read_pcap_records",
-           "PcapRecord", "inet_checksum", "add_commands", "DEFAULT_SEED"]
+__all__ = ["SCENARIO", "Packet", "generate", "inet_checksum", "DEFAULT_SEED"]
 
 DEFAULT_SEED = 1
 
@@ -40,8 +34,6 @@ DEFAULT_SEED = 1
 MAX_FRAME = 9000 + 14 + 8
 #: Shortest frame on the wire without FCS; shorter non-runt frames are zero-padded to it.
 MIN_FRAME = 60
-#: Frames larger than this are refused by the reader (no Ethernet frame is this long).
-READER_MAX_FRAME = 65535
 
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
@@ -496,142 +488,3 @@ def generate(count, seed=DEFAULT_SEED):
             now_us += gen.rng.randrange(1, 4) if i else 1 + int(gen.rng.expovariate(1 / 20))
             packets.append(Packet(kind + suffix, now_us, frame))
     return packets
-
-
-# --- pcap files ----------------------------------------------------------------------------------
-
-#: Capture start time written into the file (2024-01-01T00:00:00Z), so files are reproducible.
-CAPTURE_EPOCH = 1_704_067_200
-
-
-def write_pcap(path, packets):
-    """Write :class:`Packet` objects (or plain frames) to a classic pcap file (Ethernet, us)."""
-    with open(path, "wb") as f:
-        writer = dpkt.pcap.Writer(f, snaplen=READER_MAX_FRAME, linktype=dpkt.pcap.DLT_EN10MB)
-        for i, packet in enumerate(packets):
-            frame, ts_us = (packet.frame, packet.ts_us) if isinstance(packet, Packet) \
-                else (bytes(packet), i)
-            sec, usec = divmod(ts_us, 1_000_000)
-            writer.writepkt_time(frame, CAPTURE_EPOCH + sec + usec / 1e6)
-
-
-@dataclass(frozen=True)
-class PcapRecord:
-    """One captured frame: ``ts_ns`` (nanoseconds since the epoch), ``frame`` (bytes)."""
-    ts_ns: int
-    frame: bytes
-
-
-_MAGICS = {
-    b"\xd4\xc3\xb2\xa1": ("<", 1000), b"\xa1\xb2\xc3\xd4": (">", 1000),
-    b"\x4d\x3c\xb2\xa1": ("<", 1), b"\xa1\xb2\x3c\x4d": (">", 1),
-}
-_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-_LINKTYPE_ETHERNET = 1
-
-
-def read_pcap_records(path):
-    """Every record of a classic pcap file of Ethernet frames, as :class:`PcapRecord`.
-
-    Raises
-    ------
-    BpfcoreError
-        One line naming the file and, for a bad record, the 0-based packet index and its byte
-        offset: missing file, not a pcap (or a pcapng) file, a link type other than Ethernet,
-        a truncated record, a captured length beyond the snapshot length or 65535.
-    """
-    path = str(path)
-    data = read_input(path, what="pcap file")
-    if len(data) < 24:
-        if data[:4] in _MAGICS or not data:
-            raise BpfcoreError(f"{path}: truncated pcap file header ({len(data)} of 24 bytes)")
-        raise BpfcoreError(f"{path}: not a pcap file (too short: {len(data)} bytes)")
-    magic = data[:4]
-    if magic == _PCAPNG_MAGIC:
-        raise BpfcoreError(f"{path}: pcapng files are not supported; convert with "
-                           f"'editcap -F pcap' or 'tshark -F pcap'")
-    if magic not in _MAGICS:
-        raise BpfcoreError(f"{path}: not a pcap file (magic {magic.hex()})")
-    order, ns_per_tick = _MAGICS[magic]
-    major, minor, _zone, _sigfigs, snaplen, linktype = struct.unpack_from(order + "HHiIII", data, 4)
-    if major != 2:
-        raise BpfcoreError(f"{path}: unsupported pcap version {major}.{minor}")
-    if linktype & 0xffff != _LINKTYPE_ETHERNET:
-        raise BpfcoreError(f"{path}: link type {linktype} is not Ethernet (1)")
-    limit = snaplen if 0 < snaplen <= READER_MAX_FRAME else READER_MAX_FRAME
-    records = []
-    offset = 24
-    while offset < len(data):
-        index = len(records)
-        where = f"{path}: packet {index} (byte offset {offset})"
-        if len(data) - offset < 16:
-            raise BpfcoreError(f"{where}: truncated record header "
-                               f"({len(data) - offset} of 16 bytes)")
-        sec, frac, caplen, origlen = struct.unpack_from(order + "IIII", data, offset)
-        if caplen > limit:
-            raise BpfcoreError(f"{where}: captured length {caplen} exceeds the snapshot "
-                               f"length {limit}")
-        if frac * ns_per_tick >= 1_000_000_000:
-            raise BpfcoreError(f"{where}: bad timestamp fraction {frac}")
-        if caplen > origlen:
-            raise BpfcoreError(f"{where}: captured length {caplen} is larger than the "
-                               f"original length {origlen}")
-        body = data[offset + 16:offset + 16 + caplen]
-        if len(body) < caplen:
-            raise BpfcoreError(f"{where}: truncated packet data ({len(body)} of {caplen} bytes)")
-        records.append(PcapRecord(sec * 1_000_000_000 + frac * ns_per_tick, body))
-        offset += 16 + caplen
-    return records
-
-
-def read_pcap(path):
-    """The frames of a classic pcap file, as a list of bytes (see :func:`read_pcap_records`)."""
-    return [record.frame for record in read_pcap_records(path)]
-
-
-# --- Command line --------------------------------------------------------------------------------
-
-def positive_int(text):
-    """argparse type: an integer of at least 1 (decimal or 0x hex)."""
-    import argparse
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _int(text):
-    import argparse
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-
-
-def add_commands(subparsers):
-    p = subparsers.add_parser(
-        "gen-traffic", help="write a deterministic mixed test capture (pcap)",
-        description="Write a deterministic mix of Ethernet frames aimed at the firmware programs.")
-    p.add_argument("--count", type=positive_int, default=1000, help="frames (default 1000)")
-    p.add_argument("--seed", type=_int, default=DEFAULT_SEED,
-                   help=f"random seed (default {DEFAULT_SEED})")
-    p.add_argument("--out", required=True, help="pcap file to write")
-    p.add_argument("--summary", action="store_true", help="print the count of each kind")
-    p.set_defaults(func=_gen_traffic)
-
-
-def _gen_traffic(args):
-    packets = generate(args.count, args.seed)
-    write_pcap(args.out, packets)
-    total = sum(len(p.frame) for p in packets)
-    print(f"wrote {len(packets)} frames ({total} bytes, seed {args.seed}) to {args.out}")
-    if args.summary:
-        kinds = {}
-        for packet in packets:
-            kinds[packet.kind] = kinds.get(packet.kind, 0) + 1
-        for kind, n in sorted(kinds.items()):
-            print(f"  {kind:20s} {n}")
-    return 0

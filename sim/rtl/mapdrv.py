@@ -14,8 +14,8 @@ from bpfcore.abi import MapType
 from bpfcore.errors import BpfcoreError
 from bpfcore.hdl.maps.layouts import Op, Status, Field, RECIP_SHIFT, VALUE_SIZE_BITS
 
-from .maps import BPF_F_RDONLY_PROG
-from .streams import stream_put, stream_get
+from bpfcore.sim.model.maps import BPF_F_RDONLY_PROG
+from bpfcore.sim.rtl.streams import stream_put, stream_get
 
 __all__ = ["Layout", "plan", "MapDriver", "AmaranthPort", "MapFault"]
 
@@ -45,7 +45,7 @@ def _buckets(max_entries):
 
 
 def plan(specs, mm, probe_limit=32):
-    """Descriptors for ``specs`` (:class:`bpfcore.sim.maps.MapSpec` in map-index order) in
+    """Descriptors for ``specs`` (:class:`bpfcore.sim.model.maps.MapSpec` in map-index order) in
     ``mm`` (a :class:`MapMemory`, for its sizes); raises :class:`BpfcoreError` if they do not
     fit, naming the map and the resource."""
     if len(specs) > mm.n_maps:
@@ -138,7 +138,7 @@ def _u32(x):
 class MapDriver:
     """Map operations over a transport; keys and values are ``bytes``.
 
-    Results follow :mod:`bpfcore.sim.maps`: ``lookup``/``peek`` return a slot index or None,
+    Results follow :mod:`bpfcore.sim.model.maps`: ``lookup``/``peek`` return a slot index or None,
     ``update``/``delete`` 0 or a negative errno. A refused operation raises :class:`MapFault`.
     """
 
@@ -217,7 +217,7 @@ class MapDriver:
         return await self.read_bytes(index, slot * vs, vs)
 
     async def items(self, index):
-        """Sorted (key, value) pairs, as :meth:`bpfcore.sim.maps.Map.items`."""
+        """Sorted (key, value) pairs, as :meth:`bpfcore.sim.model.maps.Map.items`."""
         out, start = [], 0
         while True:
             found = await self.next(index, start)

@@ -539,7 +539,7 @@ def _probe():
     if sys.platform != "linux":
         return False, f"bpf() needs Linux, this is {sys.platform}"
     if platform.machine() != "x86_64":
-        return False, f"bpfcore.sim.kernel supports x86_64 only, this is {platform.machine()}"
+        return False, f"bpfcore.sim.load.kernel supports x86_64 only, this is {platform.machine()}"
     try:
         # mov r0, 2 (XDP_PASS); exit
         with KernelProgram([encode_slot(0xb7, 0, 0, 0, 2), encode_slot(0x95)],

@@ -3,10 +3,10 @@
 from pathlib import Path
 
 from bpfcore.errors import BpfcoreError, read_input
-from .asm import assemble, disassemble
-from .conformance import run_case_vm
-from .program import Program, validate
-from .conformance import conformance_helpers
+from bpfcore.sim.load.asm import assemble, disassemble
+from bpfcore.sim.load.conformance import run_case_vm
+from bpfcore.sim.load.program import Program, validate
+from bpfcore.sim.load.conformance import conformance_helpers
 
 __all__ = ["add_commands", "read_program"]
 

@@ -21,11 +21,12 @@ import time
 from pathlib import Path
 
 from bpfcore.errors import BpfcoreError
-from .traffic import generate, write_pcap
+from bpfcore.sim.gen.traffic import generate
+from bpfcore.sim.load.pcap import write_pcap
 
 __all__ = ["add_commands", "FIRMWARE", "MAPS_PROGRAM", "OFFLOAD_PROGRAMS"]
 
-FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 #: The program with maps that step 3 runs on the VM and in the kernel.
 MAPS_PROGRAM = "firewall"
 #: The programs of step 4 (relative to ``firmware/``): every firmware program, then assembly.
@@ -37,7 +38,7 @@ DEMO_SEED = 1
 
 
 def add_commands(subparsers):
-    from .rtl.runner import SIMULATORS
+    from bpfcore.sim.rtl.runner import SIMULATORS
     p = subparsers.add_parser(
         "demo", help="build firmware, run it on the VM, the kernel and the RTL CPU, and compare "
                      "offloaded with host throughput",
@@ -81,9 +82,11 @@ def _build_firmware(step):
 
 
 def _maps_program(step, frames):
-    from .elf import load_elf
-    from .kernel import kernel_available
-    from .xdp import compare_reports, load_map_file, run_packets
+    from bpfcore.sim.load.elf import load_elf
+    from bpfcore.sim.load.kernel import kernel_available
+    from bpfcore.sim.model.xdp import compare_reports
+    from bpfcore.sim.load.mapfile import load_map_file
+    from bpfcore.sim.engines import run_packets
     name = MAPS_PROGRAM
     step(f"maps: {name}.o with firmware/{name}.maps.json on the golden VM and in the kernel")
     obj = load_elf(FIRMWARE / "build" / f"{name}.o")
@@ -109,14 +112,15 @@ def _maps_program(step, frames):
 
 
 def _demo(args):
-    from .throughput import format_table, load_subject, measure, venv_tools_on_path
+    from bpfcore.sim.commands.throughput import (format_table, load_subject, measure,
+                                                 venv_tools_on_path)
     if args.count < 1:
         raise BpfcoreError(f"--count must be at least 1, not {args.count}")
     venv_tools_on_path()
     step = _Steps(4)
     _build_firmware(step)
 
-    from .rtl.verilog import build_root
+    from bpfcore.sim.rtl.verilog import build_root
     folder = build_root() / "demo"
     folder.mkdir(parents=True, exist_ok=True)
     pcap = folder / "traffic.pcap"

@@ -8,7 +8,7 @@ Two profiles:
 
 ``"kernel"``
     Programs the Linux verifier accepts, so that the golden VM and the kernel (``bpf()`` with
-    ``BPF_PROG_TEST_RUN``, see :mod:`bpfcore.sim.kernel`) can be compared. Registers are read only
+    ``BPF_PROG_TEST_RUN``, see :mod:`bpfcore.sim.load.kernel`) can be compared. Registers are read only
     once written (and never after a helper or local call clobbered r1-r5); jumps go forward,
     except the back edge of bounded counter loops; stack accesses are aligned and stay inside an
     initialised window of ``[r10-512, r10)``; atomics work on the stack and on map values; up to
@@ -28,7 +28,7 @@ Two profiles:
     plugin can run it too) and returns the mixed r0 folded to 32 bits.
 
 ``"hostile"``
-    Anything legal by the legality rows (what :func:`bpfcore.sim.program.validate` accepts in the
+    Anything legal by the legality rows (what :func:`bpfcore.sim.load.program.validate` accepts in the
     conformance profile, helper 5 = "unwind" only): uninitialised registers, any jump and call
     target (backward too: loops, recursion deeper than 8 frames), out-of-bounds loads and stores,
     ``callx`` to good and bad ids, division by zero, shifts by any amount, and sometimes a small
@@ -45,7 +45,7 @@ from typing import Optional
 from bpfcore import abi
 from bpfcore.isa import (ANY, FORMS, FORMS_BY_MNEMONIC, REG, WREG, AluOp, AtomicOp, Kind,
                          Source, encode_slot)
-from .program import Program
+from bpfcore.sim.load.program import Program
 
 __all__ = ["generate", "GenProgram", "GenMap", "Observation", "run_vm", "run_kernel", "listing",
            "kernel_helpers", "PROFILES"]
@@ -851,8 +851,8 @@ def _ctx_bytes(packet_len):
 
 def run_vm(gp, *, on_retire=None):
     """Run a generated program on the golden VM."""
-    from .conformance import conformance_helpers
-    from .vm import Vm
+    from bpfcore.sim.load.conformance import conformance_helpers
+    from bpfcore.sim.model.vm import Vm
     for m in gp.maps:
         m.reset()
     if gp.profile == "hostile":
@@ -877,10 +877,10 @@ def run_kernel(gp):
 
     Raises
     ------
-    bpfcore.sim.kernel.KernelError
+    bpfcore.sim.load.kernel.KernelError
         The verifier rejected it (the message has the end of the log, ``.log`` all of it).
     """
-    from . import kernel
+    from bpfcore.sim.load import kernel
     if gp.profile != "kernel":
         raise ValueError(f"only kernel-profile programs run in the kernel, not {gp.profile!r}")
     kmaps = []
@@ -905,7 +905,7 @@ def run_kernel(gp):
 
 def listing(program):
     """The program as numbered assembly lines (for failure messages)."""
-    from .asm import disassemble
+    from bpfcore.sim.load.asm import disassemble
     lines = []
     pc = 0
     for text in disassemble(program.slots):

@@ -7,7 +7,7 @@ Coverage is dynamic: a form counts when the golden VM retires it while running t
 from collections import Counter
 
 from bpfcore.isa import FORMS, Group, Kind, Source, decode_slot, find_form
-from .conformance import load_cases, run_case_vm
+from bpfcore.sim.load.conformance import load_cases, run_case_vm
 
 __all__ = ["form_coverage", "add_commands"]
 

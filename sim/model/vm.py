@@ -18,7 +18,7 @@ from typing import Optional
 from bpfcore import abi
 from bpfcore.abi import Fault, RetireRecord
 from bpfcore.isa import ATOMIC_FETCH, AluOp, AtomicOp, JmpOp, Kind, LddwSource, Source
-from .program import Program, validate
+from bpfcore.sim.load.program import Program, validate
 
 __all__ = ["Vm", "RunResult", "HelperFault", "Halt", "VmFault", "Memory",
            "u32", "s32", "u64", "s64", "sext"]

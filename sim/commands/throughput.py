@@ -1,13 +1,13 @@
 """``bpfcore throughput``: offloaded vs host packet throughput, measured side by side.
 
-For every program and every packet of a capture (a pcap, or :func:`bpfcore.sim.traffic.generate`
+For every program and every packet of a capture (a pcap, or :func:`bpfcore.sim.gen.traffic.generate`
 traffic):
 
 * **offload**: the packet runs on the cycle-accurate CPU in lockstep with the golden VM: every
   retire record and the final ``r0``/fault are compared. Programs without maps and helper calls
   run on :class:`bpfcore.hdl.bench_top.BenchTop` (the CPU alone, every such program in one
   simulator invocation); the others on :class:`bpfcore.hdl.xdpcore.XdpCore` (CPU, map memory,
-  helper units; one invocation per program, :class:`bpfcore.sim.rtl.xdp_engine.XdpRtlEngine`,
+  helper units; one invocation per program, :class:`bpfcore.sim.engines.rtl.RtlEngine`,
   which also compares the packets that leave and the maps). The
   bench counts the cycles from the one at which ``start`` was sampled to the ``done`` pulse; the
   packet is already in the packet buffer (in the SoC the MAC writes it while the previous packet
@@ -50,12 +50,15 @@ from bpfcore import abi
 from bpfcore.abi import XdpAction
 from bpfcore.errors import BpfcoreError, ProgramError
 from bpfcore.isa import Kind, decode_slot, find_form
-from .asm import assemble
-from .elf import ElfObject, ElfProgram, load_elf
-from .program import Program
-from .traffic import DEFAULT_SEED, generate, positive_int as _positive_int, read_pcap
-from .vm import Vm
-from .xdp import MAX_PACKET, load_map_file
+from bpfcore.sim.load.asm import assemble
+from bpfcore.sim.load.elf import ElfObject, ElfProgram, load_elf
+from bpfcore.sim.load.program import Program
+from bpfcore.sim.gen.traffic import DEFAULT_SEED, generate
+from bpfcore.sim.commands.traffic import positive_int as _positive_int
+from bpfcore.sim.load.pcap import read_pcap
+from bpfcore.sim.model.vm import Vm
+from bpfcore.sim.model.xdp import MAX_PACKET
+from bpfcore.sim.load.mapfile import load_map_file
 
 __all__ = ["Subject", "OffloadResult", "HostResult", "load_subject", "offload_problem",
            "run_offload", "run_host", "clock_figure", "CLOCK_TARGETS", "jit_status", "wire_bytes",
@@ -242,9 +245,9 @@ def run_offload(subjects, frames, simulator="icarus", budget=abi.DEFAULT_BUDGET,
     BpfcoreError
         The design cannot be generated, built or simulated, or a program does not fit.
     """
-    from .rtl.engine import RtlEngine
-    from .rtl.lockstep import first_mismatch
-    from .rtl.runner import BatchItem
+    from bpfcore.sim.engines.rtl import RtlConformance
+    from bpfcore.sim.rtl.lockstep import first_mismatch
+    from bpfcore.sim.rtl.runner import BatchItem
     results = [OffloadResult() for _ in subjects]
     for n, subject in enumerate(subjects):
         if not subject.simple:
@@ -255,7 +258,7 @@ def run_offload(subjects, frames, simulator="icarus", budget=abi.DEFAULT_BUDGET,
     if progress:
         progress(f"{simulator}: generating the CPU's Verilog and building the simulator model "
                  "(cached: only the first run after a design change waits)")
-    bench = RtlEngine(simulator, **(cpu_kwargs or {})).bench()
+    bench = RtlConformance(simulator, **(cpu_kwargs or {})).bench()
     bench.build()
     items, refs = [], []
     for n in simple:
@@ -318,12 +321,12 @@ def run_offload(subjects, frames, simulator="icarus", budget=abi.DEFAULT_BUDGET,
 
 def _run_on_core(subject, frames, simulator, budget, progress, cpu_kwargs):
     """One program with maps or helper calls on the XDP core, in lockstep with the VM."""
-    from .rtl.xdp_engine import DEFAULT_CORE, XdpRtlEngine
+    from bpfcore.sim.engines.rtl import DEFAULT_CORE, RtlEngine
     out = OffloadResult()
     core = dict(DEFAULT_CORE, **(cpu_kwargs or {}))
-    engine = XdpRtlEngine(subject.obj, subject.prog, map_settings=subject.map_settings,
-                          ingress_ifindex=INGRESS_IFINDEX, budget=budget, simulator=simulator,
-                          core=core)
+    engine = RtlEngine(subject.obj, subject.prog, map_settings=subject.map_settings,
+                       ingress_ifindex=INGRESS_IFINDEX, budget=budget, simulator=simulator,
+                       core=core)
     if progress:
         progress(f"{simulator}: {subject.name} on the XDP core (CPU, map memory, helper "
                  f"units){' with ' + subject.map_file if subject.map_file else ''}")
@@ -373,7 +376,7 @@ def run_host(subject, frames, repeat=DEFAULT_REPEAT, rounds=DEFAULT_ROUNDS):
     BpfcoreError
         ``bpf()`` is not usable here (the reason says why), or the kernel refused the program.
     """
-    from . import kernel
+    from bpfcore.sim.load import kernel
     ok, why = kernel.kernel_available()
     if not ok:
         raise BpfcoreError(why)
@@ -402,7 +405,7 @@ def run_host(subject, frames, repeat=DEFAULT_REPEAT, rounds=DEFAULT_ROUNDS):
 def _run_host_with_maps(subject, frames, indices, out, repeat, rounds):
     """The kernel engine (maps created and filled as on the VM): every packet once in order for
     the verdicts, then the timing rounds."""
-    from .xdp import KernelEngine
+    from bpfcore.sim.engines.kernel import KernelEngine
     engine = KernelEngine(subject.obj, subject.prog, map_settings=subject.map_settings,
                           ingress_ifindex=INGRESS_IFINDEX)
     best = {}
@@ -454,7 +457,7 @@ def clock_figure(clock_mhz=None):
             raise BpfcoreError(f"--clock-mhz must be positive, got {clock_mhz}")
         return float(clock_mhz), "given with --clock-mhz"
     from bpfcore.boards.synth import cache_folder
-    from .rtl.verilog import build_root
+    from bpfcore.sim.rtl.verilog import build_root
     for target in CLOCK_TARGETS:
         current = cache_folder(target)
         fmax = _read_fmax(current)
@@ -520,7 +523,7 @@ def measure(subjects, frames, *, simulator="icarus", clock_mhz=None, repeat=DEFA
         progress(f"{simulator}: done in {time.perf_counter() - started:.1f} s, every retire "
                  "record compared with the VM")
     if host:
-        from .kernel import kernel_available
+        from bpfcore.sim.load.kernel import kernel_available
         ok, why = kernel_available()
         report["host"]["available"], report["host"]["why"] = ok, why
     else:
@@ -632,7 +635,7 @@ def _positive_float(text):
 
 
 def add_commands(subparsers):
-    from .rtl.runner import SIMULATORS
+    from bpfcore.sim.rtl.runner import SIMULATORS
     p = subparsers.add_parser(
         "throughput", help="offloaded (RTL) vs host (kernel JIT) packet throughput",
         description="Run XDP programs over a capture on the cycle-accurate CPU (with map "

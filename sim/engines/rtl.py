@@ -1,8 +1,8 @@
-"""XDP programs on the cycle-accurate core, in lockstep with the golden VM (``--engine rtl``).
+"""The generated Verilog as a run engine, in lockstep with the golden VM (``--engine rtl``).
 
-:class:`XdpRtlEngine` runs a capture through :class:`bpfcore.hdl.xdpcore.XdpCore` (CPU, map
+:class:`RtlEngine` runs a capture through :class:`bpfcore.hdl.xdpcore.XdpCore` (CPU, map
 memory, helper units) under cocotb, one simulator invocation for the whole capture, and through
-the golden VM (:class:`bpfcore.sim.xdp.VmEngine`) with the same maps, seed and clock. It
+the golden VM (:class:`bpfcore.sim.engines.vm.VmEngine`) with the same maps, seed and clock. It
 compares, packet by packet, every retire record, the ``trace_printk`` messages (the core's
 ``printk`` stream, logged by the bench, against the VM's ``XdpEnv.log``), the verdict, the
 bytes of the packet that leaves and its port, and at the end every map, read back through the
@@ -11,20 +11,33 @@ map memory's host port. The first difference stops the run with a report naming 
 
 The helper units' clock is frozen during a packet (``ns_per_cycle=0``) and set before each one,
 so ``ktime_get_ns`` returns the same value as the VM's clock.
+
+:class:`RtlConformance` runs conformance cases on :class:`bpfcore.hdl.bench_top.BenchTop` (the CPU
+with the conformance profile's helper), the whole batch in one simulator invocation, comparing
+the two retire-record streams in lockstep. Cycle figures per case (in
+:class:`bpfcore.sim.load.conformance.Outcome`) count from the cycle at which ``start`` was
+sampled: ``cycles`` to the ``done`` pulse, ``first_retire_cycle`` and ``last_retire_cycle`` to the
+first and last retirement (``retirements``: every one, with its record), ``retired`` the records
+seen. CPI = (last_retire_cycle - first_retire_cycle) / (retired - 1).
 """
 
 from bpfcore import abi
 from bpfcore.errors import BpfcoreError
 from bpfcore.hdl.helpers import BUILDABLE_HELPERS
-from ..mapdrv import plan
-from ..program import ProgramError, validate
-from ..xdp import PacketResult, RunReport, VmEngine, _check_packet, dump_map_entries, \
+from bpfcore.errors import ProgramError
+from bpfcore.sim.engines.vm import VmEngine
+from bpfcore.sim.load.conformance import Outcome, conformance_helpers, conformance_start
+from bpfcore.sim.load.program import Program, validate
+from bpfcore.sim.model.vm import Vm
+from bpfcore.sim.model.xdp import PacketResult, RunReport, check_packet, dump_map_entries, \
     finished_packet
-from .lockstep import first_mismatch
-from .runner import SIMULATORS, BatchItem, Bench
-from .verilog import TopSpec
+from bpfcore.sim.rtl.mapdrv import plan
+from bpfcore.sim.rtl.lockstep import first_mismatch
+from bpfcore.sim.rtl.runner import SIMULATORS, BatchItem, Bench
+from bpfcore.sim.rtl.verilog import TopSpec
 
-__all__ = ["XdpRtlEngine", "xdp_core_spec", "printk_mismatch", "DEFAULT_CORE"]
+__all__ = ["RtlEngine", "RtlConformance", "xdp_core_spec", "bench_top_spec", "printk_mismatch",
+           "DEFAULT_CORE"]
 
 #: The core the engine simulates (XdpCore keyword arguments): map memory big enough for every
 #: firmware program (firewall's 40-byte keys, ratelimit's 1024-entry lru_hash), and every
@@ -33,6 +46,19 @@ DEFAULT_CORE = {"max_key_size": 40, "slots": 2048, "buckets": 4096, "value_bytes
                 "helpers": sorted(BUILDABLE_HELPERS)}
 
 _BENCHES = {}
+
+
+def _bench(spec, simulator):
+    """The :class:`Bench` of ``spec`` on ``simulator``, built once per process."""
+    key = (spec.digest(), simulator)
+    if key not in _BENCHES:
+        _BENCHES[key] = Bench(spec, simulator)
+    return _BENCHES[key]
+
+
+def bench_top_spec(**cpu_kwargs):
+    """The :class:`TopSpec` of the conformance bench top with these Cpu constructor arguments."""
+    return TopSpec("bpfcore.hdl.bench_top:BenchTop", dict(cpu_kwargs), "bench_top")
 
 
 def xdp_core_spec(**kwargs):
@@ -57,13 +83,13 @@ def printk_mismatch(want, run):
     return None
 
 
-class XdpRtlEngine:
+class RtlEngine:
     """Runs an XDP program on the cycle-accurate core, checked against the VM.
 
     Parameters
     ----------
     obj, prog, seed, clock, ingress_ifindex, rx_queue_index, map_settings, budget
-        As :class:`bpfcore.sim.xdp.VmEngine` (the VM reference gets the same).
+        As :class:`bpfcore.sim.engines.vm.VmEngine` (the VM reference gets the same).
     simulator : str
         ``"icarus"`` or ``"verilator"``.
     core : dict
@@ -129,10 +155,8 @@ class XdpRtlEngine:
         self.map_settings = prog_entries + list(map_settings)
 
     def bench(self):
-        key = (self.spec.digest(), self.simulator)
-        if key not in _BENCHES:
-            _BENCHES[key] = Bench(self.spec, self.simulator)
-        return _BENCHES[key]
+        """The (cached, per process) :class:`Bench` of this engine's design."""
+        return _bench(self.spec, self.simulator)
 
     def _maps_section(self):
         index = {spec.name: i for i, spec in enumerate(self.obj.maps)}
@@ -160,7 +184,7 @@ class XdpRtlEngine:
         items = []
         for index, data in enumerate(packets):
             data = bytes(data)
-            problem = _check_packet(index, data)
+            problem = check_packet(index, data)
             if problem:
                 report.packets.append(PacketResult("REJECTED", message=problem))
                 continue
@@ -236,3 +260,111 @@ class XdpRtlEngine:
 
     def close(self):
         pass
+
+
+class RtlConformance:
+    """Conformance engine running the Cpu's Verilog in lockstep with the VM.
+
+    Parameters
+    ----------
+    simulator : str
+        ``"icarus"`` or ``"verilator"``.
+    budget : int
+        Instruction budget of every run (VM and RTL), unless the program has its own ``budget``
+        attribute (generated programs do).
+    cpu_kwargs
+        Passed to the Cpu (``program_slots``, ``frames``, ``with_divider``, ``with_atomics``,
+        ``inject_bug``).
+    """
+
+    name = "rtl"
+
+    def __init__(self, simulator="icarus", *, budget=abi.DEFAULT_BUDGET, **cpu_kwargs):
+        if simulator not in SIMULATORS:
+            raise BpfcoreError(f"unknown simulator {simulator!r}; choose "
+                               f"{' or '.join(SIMULATORS)}")
+        self.simulator = simulator
+        self.budget = budget
+        self.spec = bench_top_spec(**cpu_kwargs)
+        self.helpers = conformance_helpers()
+
+    def bench(self):
+        """The (cached, per process) :class:`Bench` of this engine's design."""
+        return _bench(self.spec, self.simulator)
+
+    def _reference(self, program, mem):
+        """(VM records, VM RunResult, BatchItem) or an Outcome for a case that does not run."""
+        if len(mem) > abi.PKT_BUF_SIZE - abi.PKT_HEADROOM:
+            return Outcome(error=f"mem of {len(mem)} bytes does not fit the packet buffer")
+        records = []
+        # A generated program (bpfcore.sim.gen.progen.GenProgram) carries its own budget.
+        budget = getattr(program, "budget", None) or self.budget
+        try:
+            vm = Vm(program, helpers=self.helpers, budget=budget, on_retire=records.append)
+        except ProgramError as error:
+            return Outcome(error=f"rejected: {error}")
+        r1, r2 = conformance_start(mem)
+        item = BatchItem(list(program.slots), packet=bytes(mem), r1=r1, r2=r2, budget=budget)
+        ctx = abi.xdp_md_bytes(item.data, item.data_end)
+        result = vm.run(r1=r1, r2=r2, ctx=ctx, packet=bytes(mem))
+        # Generous: the divider and helper calls take many cycles per instruction.
+        item.timeout_cycles = 10_000 + 200 * result.retired
+        return records, result, item
+
+    def run_many(self, cases):
+        outcomes = [None] * len(cases)
+        pending = []
+        for i, case in enumerate(cases):
+            program = case.program
+            if not isinstance(program, Program):
+                program = Program(program)
+            ref = self._reference(program, case.mem)
+            if isinstance(ref, Outcome):
+                outcomes[i] = ref
+            else:
+                pending.append((i, program, ref))
+        if pending:
+            bench = self.bench()
+            too_long = [p for p in pending if len(p[1].slots) > bench.program_slots]
+            for i, program, _ in too_long:
+                outcomes[i] = Outcome(error=f"rejected: program of {len(program.slots)} slots "
+                                            f"exceeds the {bench.program_slots}-slot program "
+                                            "memory")
+            pending = [p for p in pending if p not in too_long]
+        if pending:
+            try:
+                batch = bench.run([ref[2] for _, _, ref in pending])
+            except BpfcoreError as error:
+                for i, _, _ in pending:
+                    outcomes[i] = Outcome(error=f"rtl: {error}")
+                return outcomes
+            runs = {run.index: run for run in batch.runs}
+            for n, (i, program, (records, result, item)) in enumerate(pending):
+                outcomes[i] = self._judge(program, records, result, runs.get(n),
+                                          batch.status[n] if n < len(batch.status) else None,
+                                          item)
+        return outcomes
+
+    def _judge(self, program, records, result, run, status, item):
+        if run is None:
+            return Outcome(error=f"rtl: the program was never started ({status or 'no status'})")
+        outcome = Outcome(retired=len(run.records), cycles=run.cycles,
+                          retirements=[(cycle - run.start_cycle, record)
+                                       for cycle, record in run.records])
+        mismatch = first_mismatch(records, [rec for _, rec in run.records], program.slots)
+        if mismatch:
+            outcome.error = mismatch
+        elif status != "done" or run.end is None:
+            outcome.error = (f"rtl: no done pulse within {item.timeout_cycles} cycles after "
+                             f"{len(run.records)} retirements")
+        else:
+            _, r0, fault, pc = run.end
+            if fault != result.fault or (fault and pc != result.fault_pc) or r0 != result.r0:
+                outcome.error = (f"rtl: done reports r0={r0:#x} fault={fault} pc={pc}, the VM "
+                                 f"r0={result.r0:#x} fault={int(result.fault)} "
+                                 f"pc={result.fault_pc}")
+            elif not result.ok:
+                outcome.error = f"fault {result.fault.name}: {result.message}"
+            else:
+                outcome.r0 = r0
+        return outcome

@@ -3,10 +3,10 @@
 :class:`XdpEnv` is the state the helpers share with the caller: the maps, the clock behind
 ``ktime_get_ns``, the seeded generator behind ``get_prandom_u32``, the processor id, the
 ``trace_printk`` log, and the redirect target a run leaves behind. :meth:`XdpEnv.helpers` gives
-the ``{id: fn}`` dict that :class:`~bpfcore.sim.vm.Vm` takes.
+the ``{id: fn}`` dict that :class:`~bpfcore.sim.model.vm.Vm` takes.
 
 Every pointer argument is read or written through ``vm.mem``, so a bad pointer stops the program
-with ``Fault.HELPER`` (the VM turns a :class:`~bpfcore.sim.vm.VmFault` raised inside a helper into
+with ``Fault.HELPER`` (the VM turns a :class:`~bpfcore.sim.model.vm.VmFault` raised inside a helper into
 that fault). A map argument must be a map handle, ``MAP_BASE + i * MAP_WINDOW``.
 
 Kernel reference: ``net/core/filter.c`` (xdp_adjust_head/tail, redirect, redirect_map,
@@ -19,8 +19,8 @@ import re
 from bpfcore import abi
 from bpfcore.abi import (BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, ETH_HLEN, KERNEL_FRAME_LIMIT,
                          MAX_TAIL_CALL_CNT, XDP_FRAME_SIZE, Errno, Helper, XdpAction)
-from .maps import DevMap, ProgArrayMap
-from .vm import HelperFault, u64
+from bpfcore.sim.model.maps import DevMap, ProgArrayMap
+from bpfcore.sim.model.vm import HelperFault, u64
 
 __all__ = ["XdpEnv", "XorShift32", "csum_diff", "XDP_HELPERS"]
 
@@ -129,7 +129,7 @@ class XdpEnv:
         self.tail_calls = 0
 
     def helpers(self):
-        """The ``{helper id: fn(vm, r1..r5)}`` dict for :class:`~bpfcore.sim.vm.Vm`."""
+        """The ``{helper id: fn(vm, r1..r5)}`` dict for :class:`~bpfcore.sim.model.vm.Vm`."""
         return {
             Helper.MAP_LOOKUP_ELEM: self.map_lookup_elem,
             Helper.MAP_UPDATE_ELEM: self.map_update_elem,

@@ -15,111 +15,17 @@ packets when a capture is given.
 """
 
 import json
-import struct
 import sys
 import time
 
-import dpkt
-
 from bpfcore.errors import BpfcoreError
-from .elf import load_elf
-from .traffic import read_pcap_records
-from .xdp import (ENGINES, VERDICTS, compare_reports, load_map_file, make_engine,
-                  parse_map_setting)
+from bpfcore.sim.engines import engine_names, make_engine
+from bpfcore.sim.load.elf import load_elf
+from bpfcore.sim.load.mapfile import load_map_file, parse_map_setting
+from bpfcore.sim.load.pcap import read_pcap, write_pcap, write_pcapng
+from bpfcore.sim.model.xdp import VERDICTS, compare_reports
 
-__all__ = ["add_commands", "read_pcap", "write_pcap", "write_pcapng"]
-
-LINKTYPE_ETHERNET = 1
-
-
-def read_pcap(path, with_times=False):
-    """The packets (bytes) of a pcap or pcapng file; raises :class:`BpfcoreError` if malformed.
-
-    Classic pcap is read by :func:`bpfcore.sim.traffic.read_pcap_records` (which names a bad
-    record by index and offset); pcapng by dpkt. With ``with_times``, returns ``(packets,
-    timestamps in ns)``.
-    """
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError as error:
-        raise BpfcoreError(f"cannot read {path}: {error.strerror}") from None
-    if head == b"\x0a\x0d\x0d\x0a":
-        records = _read_pcapng(path)
-    else:
-        try:
-            records = [(r.ts_ns, r.frame) for r in read_pcap_records(path)]
-        except BpfcoreError as error:
-            raise BpfcoreError(f"not a valid pcap/pcapng file: {error}") from None
-    packets = [buf for _, buf in records]
-    return (packets, [ts for ts, _ in records]) if with_times else packets
-
-
-def _read_pcapng(path):
-    with open(path, "rb") as f:
-        try:
-            reader = dpkt.pcapng.Reader(f)
-            linktype = reader.datalink()
-            if linktype != LINKTYPE_ETHERNET:
-                raise BpfcoreError(f"{path}: link type {linktype}, only Ethernet (1) is "
-                                   "supported")
-            records = [(int(round(ts * 1e9)), bytes(buf)) for ts, buf in reader]
-            rest = f.read()
-        except BpfcoreError:
-            raise
-        except (ValueError, struct.error, dpkt.UnpackError, EOFError) as error:
-            raise BpfcoreError(f"{path}: not a valid pcapng file: "
-                               f"{str(error) or 'truncated block'}") from None
-    if rest:
-        raise BpfcoreError(f"{path}: truncated pcapng block after packet {len(records)}")
-    return records
-
-
-def write_pcap(path, packets):
-    """Write (bytes, ...) tuples' first items as a classic pcap."""
-    try:
-        with open(path, "wb") as f:
-            writer = dpkt.pcap.Writer(f, snaplen=65535, linktype=LINKTYPE_ETHERNET)
-            for i, item in enumerate(packets):
-                writer.writepkt(item[0], ts=float(i))
-    except OSError as error:
-        raise BpfcoreError(f"cannot write {path}: {error.strerror}") from None
-
-
-def _block(block_type, body):
-    body += b"\0" * (-len(body) % 4)
-    length = len(body) + 12
-    return struct.pack("<II", block_type, length) + body + struct.pack("<I", length)
-
-
-def _option(code, value):
-    return struct.pack("<HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
-
-
-def write_pcapng(path, packets):
-    """Write (bytes, action, port) tuples as pcapng: one interface per port, action as comment."""
-    ports = []
-    for _, _, port in packets:
-        if port not in ports:
-            ports.append(port)
-    out = [_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) +
-                  _option(4, b"bpfcore run") + _option(0, b""))]
-    for port in ports:
-        name = "unknown" if port is None else str(port) if port == "host" else f"port{port}"
-        out.append(_block(1, struct.pack("<HHI", LINKTYPE_ETHERNET, 0, 0) +
-                          _option(2, name.encode()) + _option(0, b"")))
-    for i, (data, action, port) in enumerate(packets):
-        ts = i * 1_000_000
-        comment = f"action={action} port={'?' if port is None else port}".encode()
-        out.append(_block(6, struct.pack("<IIIII", ports.index(port), ts >> 32,
-                                         ts & 0xffff_ffff, len(data), len(data)) +
-                          data + b"\0" * (-len(data) % 4) + _option(1, comment) + _option(0, b"")))
-    try:
-        with open(path, "wb") as f:
-            f.write(b"".join(out))
-    except OSError as error:
-        raise BpfcoreError(f"cannot write {path}: {error.strerror}") from None
-
+__all__ = ["add_commands"]
 
 def _clock(text):
     if text == "pcap":
@@ -203,7 +109,7 @@ def _run(args):
         if args.out.endswith(".pcapng"):
             write_pcapng(args.out, leaving)
         else:
-            write_pcap(args.out, leaving)
+            write_pcap(args.out, [data for data, _, _ in leaving])
     cycles = report.cycles
     if args.json:
         out = report.to_json()
@@ -260,7 +166,7 @@ def _common(p):
     p.add_argument("object", help="BPF ELF object (clang -target bpf -g -c)")
     p.add_argument("--section", help="program to run: section or function name "
                                      "(default: section xdp, else the first program)")
-    p.add_argument("--engine", choices=sorted(ENGINES),
+    p.add_argument("--engine", choices=engine_names("xdp"),
                    help="where to run it (default: vm)")
     p.add_argument("--maps", metavar="FILE.json",
                    help="initial map entries (bpfcore-maps/1, e.g. firmware/NAME.maps.json); "

@@ -1,29 +1,27 @@
-"""The conformance suite: ``.data`` files, engines that run them, and ``bpfcore conformance``.
+"""The conformance suite: ``.data`` files, the conformance profile, and judging outcomes.
 
 A ``.data`` file (format in ``shared/conformance/README.md``) holds a program (``-- asm`` or
 ``-- raw``), optional input memory (``-- mem``) and the expected ``r0`` (``-- result``) or an
 expected failure (``-- error``). The *conformance profile* runs it with the ``mem`` bytes as the
 packet: r1 = their address, r2 = their length, and helper 5 is the suite's "unwind" helper.
 
-Engines run batches of cases: :class:`VmEngine` here, and the RTL engine in ``bpfcore.sim.rtl``
-(registered in :data:`ENGINES`). An engine's ``run_many(cases)`` returns one :class:`Outcome`
-per case.
+Engines (:mod:`bpfcore.sim.engines`, ``make_conformance_engine``) run batches of cases: an
+engine's ``run_many(cases)`` returns one :class:`Outcome` per case; ``bpfcore conformance``
+(:mod:`bpfcore.sim.commands.conformance`) prints them.
 """
 
-import importlib
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from bpfcore import abi
 from bpfcore.errors import AsmError, BpfcoreError, ProgramError
-from .asm import assemble
-from .program import Program
-from .vm import Halt, Vm
+from bpfcore.sim.load.asm import assemble
+from bpfcore.sim.load.program import Program
+from bpfcore.sim.model.vm import Halt, Vm
 
-__all__ = ["Case", "Outcome", "parse_data", "load_cases", "conformance_helpers", "run_case_vm",
-           "VmEngine", "ENGINES", "make_engine", "cpi_summary"]
+__all__ = ["Case", "Outcome", "parse_data", "load_cases", "conformance_helpers",
+           "conformance_start", "run_case_vm", "uses_div", "judge", "cpi_summary"]
 
 
 @dataclass
@@ -181,31 +179,6 @@ def run_case_vm(program, mem, *, on_retire=None, budget=abi.DEFAULT_BUDGET):
     return Outcome(r0=result.r0, retired=result.retired)
 
 
-class VmEngine:
-    """The golden VM as a conformance engine."""
-
-    name = "vm"
-
-    def run_many(self, cases):
-        return [run_case_vm(case.program, case.mem) for case in cases]
-
-
-#: Engine name -> "module:Class" (imported on demand).
-ENGINES = {
-    "vm": "bpfcore.sim.conformance:VmEngine",
-    "rtl": "bpfcore.sim.rtl.engine:RtlEngine",
-}
-
-
-def make_engine(name, simulator=None):
-    module_name, _, class_name = ENGINES[name].partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except ImportError as error:
-        raise BpfcoreError(f"engine {name!r} is not available: {error}") from None
-    return cls(simulator=simulator) if simulator else cls()
-
-
 def uses_div(program):
     from bpfcore.isa import AluOp, Kind
     for insn in program.insns:
@@ -239,58 +212,3 @@ def cpi_summary(rows):
     timed = [(o, d) for o, d in rows
              if o.first_retire_cycle is not None and o.retired and o.retired > 1]
     return cpi([o for o, _ in timed]), cpi([o for o, d in timed if not d])
-
-
-def run_conformance(paths, engine_name="vm", simulator=None, out=None):
-    """Run files and folders on an engine; print one line per file and the totals. Returns the
-    number of failures."""
-    out = out or sys.stdout
-    cases = load_cases(paths)
-    if not cases:
-        raise BpfcoreError("no .data files found in " + ", ".join(map(str, paths)))
-    engine = make_engine(engine_name, simulator)
-    runnable = [case for case in cases if case.program is not None and not case.error]
-    outcomes = dict(zip((id(c) for c in runnable), engine.run_many(runnable)))
-    passed = failed = 0
-    rows = []
-    for case in cases:
-        outcome = outcomes.get(id(case), Outcome())
-        ok, reason = judge(case, outcome)
-        timing = ""
-        if outcome.cycles is not None:
-            cpi = "-"
-            if outcome.retired and outcome.retired > 1 and outcome.first_retire_cycle is not None:
-                cpi = f"{(outcome.last_retire_cycle - outcome.first_retire_cycle) / (outcome.retired - 1):.3f}"
-            timing = f" [cycles={outcome.cycles} retired={outcome.retired} cpi={cpi}]"
-            rows.append((outcome, uses_div(case.program)))
-        if ok:
-            passed += 1
-            print(f"PASS {case.name}{timing}", file=out)
-        else:
-            failed += 1
-            print(f"FAIL {case.name}: {reason}{timing}", file=out)
-    if rows:
-        total_cycles = sum(o.cycles for o, _ in rows)
-        total_retired = sum(o.retired or 0 for o, _ in rows)
-        all_cpi, nodiv_cpi = cpi_summary(rows)
-        fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
-        print(f"cycles={total_cycles} retired={total_retired}", file=out)
-        print(f"CPI all={fmt(all_cpi)} nodiv={fmt(nodiv_cpi)}", file=out)
-    print(f"{passed} passed, {failed} failed", file=out)
-    return failed
-
-
-def add_commands(subparsers):
-    p = subparsers.add_parser("conformance", help="run conformance .data files on an engine")
-    p.add_argument("paths", nargs="+", metavar="PATH", help=".data files or folders")
-    p.add_argument("--engine", choices=sorted(ENGINES), default="vm")
-    p.add_argument("--simulator", choices=("icarus", "verilator"), default=None,
-                   help="RTL simulator (engine rtl)")
-    p.set_defaults(func=_command)
-
-
-def _command(args):
-    if args.simulator and args.engine != "rtl":
-        raise BpfcoreError("--simulator applies only to --engine rtl")
-    failed = run_conformance(args.paths, args.engine, args.simulator)
-    return 1 if failed else 0

@@ -40,7 +40,7 @@ from bpfcore.errors import BpfcoreError
 from bpfcore.hdl.cpu import BHT_ENTRIES
 from bpfcore.hdl.decoder import operand_roles
 from bpfcore.isa import AluOp, Kind, decode_slot
-from .conformance import judge, load_cases, uses_div
+from bpfcore.sim.load.conformance import judge, load_cases, uses_div
 
 __all__ = ["LIMITS", "MISPREDICT_CYCLES", "reads", "mispredictions", "hazards",
            "check_predictor", "budget", "collect", "summarise"]
@@ -196,7 +196,7 @@ def collect(paths, simulator="icarus"):
     ``[(name, records, retire_cycles, uses_div)]`` for each run with two retirements or more.
     Raises :class:`BpfcoreError` for a file that does not parse or a case that fails: the
     budget of a partial suite means nothing."""
-    from .rtl.engine import RtlEngine
+    from bpfcore.sim.engines.rtl import RtlConformance
     cases = load_cases(paths)
     for case in cases:
         if case.error or case.program is None:
@@ -204,7 +204,7 @@ def collect(paths, simulator="icarus"):
     if not cases:
         raise BpfcoreError("no .data files found in " + ", ".join(map(str, paths)))
     runs = []
-    for case, outcome in zip(cases, RtlEngine(simulator=simulator).run_many(cases)):
+    for case, outcome in zip(cases, RtlConformance(simulator=simulator).run_many(cases)):
         passed, reason = judge(case, outcome)
         if not passed:
             raise BpfcoreError(f"{case.name}: {reason}")

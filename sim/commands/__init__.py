@@ -1,0 +1,2 @@
+"""Command implementations: one module per ``bpfcore`` command (registered in
+:data:`bpfcore.cli.COMMAND_MODULES`)."""
