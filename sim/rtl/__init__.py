@@ -9,5 +9,8 @@ The flow, for a batch of programs::
     trace.parse_log(path)          the log -> one TraceRun (records, cycles, result) per program
     lockstep.compare(vm, rtl)      first differing RetireRecord, with the disassembly around it
 
-:class:`bpfcore.sim.rtl.engine.RtlEngine` joins these into a conformance engine.
+:class:`bpfcore.sim.rtl.engine.RtlEngine` joins these into a conformance engine. Inside the
+simulator, :mod:`bpfcore.sim.rtl.cocotb_bench` runs the batch with the reusable drivers of
+:mod:`bpfcore.sim.rtl.drivers` (stream source/sink with valid/ready patterns, checked reads,
+reset, the per-design bench classes).
 """
