@@ -50,9 +50,9 @@ value of memory never written, or of a register never set), instead of reading i
 
 * packet read-back (:meth:`CoreBench.read_packet`): only the bytes asked for, not the rest of
   their 64-bit words (bytes around a packet are not part of the result);
-* map responses (:class:`MapHostPort`): every field is checked. The map memory registers its
-  response with defined initial values, so an operation that leaves a field alone answers its
-  previous value, never X; a response field with X is a design fault worth stopping on.
+* map responses (:class:`MapHostPort`): every field is checked. The map memory drives every
+  response field from registers and memories with initial values, so a field an operation
+  does not set holds an old value or 0, never X: X there is a design fault worth stopping on.
 
 Retirement records with X are refused by the log parser (:func:`bpfcore.sim.rtl.trace.parse_log`).
 
