@@ -69,8 +69,8 @@ def _pattern(spec, seed, role):
 
 
 async def _watch(dut, log):
-    """Per cycle, the source side of the pipe as the rising edge samples it; checks the
-    stream rules the source must keep and logs the transfers."""
+    """Per cycle, the source side of the pipe as the rising edge samples it: logs the
+    transfers, the stalls and every break of the stream rules the source must keep."""
     from cocotb.triggers import FallingEdge, ReadOnly
     held = None                          # payload offered and not taken in the last cycle
     while True:
@@ -78,9 +78,11 @@ async def _watch(dut, log):
         await ReadOnly()
         valid, ready = read(dut.i__valid), read(dut.i__ready)
         payload = read(dut.i__payload) if valid else None
-        if held is not None:
-            assert valid, "the source dropped valid before the transfer"
-            assert payload == held, f"payload changed from {held:#x} to {payload:#x} while valid"
+        if held is not None and not valid:
+            log["broken"].append(f"cycle {log['cycles']}: valid dropped before the transfer")
+        elif held is not None and payload != held:
+            log["broken"].append(f"cycle {log['cycles']}: payload {held:#x} became "
+                                 f"{payload:#x} while valid")
         if valid and ready:
             log["transfers"].append(payload)
         log["stalls"] += valid and not ready
@@ -101,7 +103,7 @@ async def drivers_in_order(dut):
         what = f"valid {valid}, ready {ready}, seed {seed}"
         source = StreamSource(dut, "i", dut.clk, valid=_pattern(valid, seed, "i"))
         sink = StreamSink(dut, "o", dut.clk, ready=_pattern(ready, seed, "o"))
-        log = {"transfers": [], "stalls": 0, "cycles": 0}
+        log = {"transfers": [], "stalls": 0, "cycles": 0, "broken": []}
         watch = cocotb.start_soon(_watch(dut, log))
         payloads = [rng.getrandbits(WIDTH) for _ in range(PAYLOADS)]
         assert source.idle() and sink.idle()
@@ -113,7 +115,7 @@ async def drivers_in_order(dut):
         got += [await sink.recv() for _ in range(PAYLOADS - 4)]
         await source.wait()
         assert got == payloads, what
-        assert log["transfers"] == payloads, what
+        assert log["transfers"] == payloads and not log["broken"], f"{what}: {log['broken']}"
         assert source.idle() and sink.idle() and source.sent == sink.received == PAYLOADS, what
         if valid == "slow":                          # an idle cycle before each payload
             assert log["cycles"] >= 3 * PAYLOADS - 2, what
@@ -122,6 +124,29 @@ async def drivers_in_order(dut):
         watch.cancel()
         source.stop()
         sink.stop()
+
+
+@cocotb.test()
+async def drivers_monitor_catches_a_broken_source(dut):
+    """The stability check bites: a hand-driven source that changes its payload, then drops
+    valid, while the full FIFO holds ready low."""
+    from cocotb.clock import Clock
+    from cocotb.triggers import FallingEdge
+    Clock(dut.clk, 10, unit="ns").start()
+    dut.i__valid.value = 0
+    dut.o__ready.value = 0
+    await reset(dut)
+    log = {"transfers": [], "stalls": 0, "cycles": 0, "broken": []}
+    watch = cocotb.start_soon(_watch(dut, log))
+    for payload in list(range(1, DEPTH + 1)) + [0x77, 0x78, None]:
+        await FallingEdge(dut.clk)
+        dut.i__valid.value = payload is not None
+        dut.i__payload.value = payload or 0
+    await FallingEdge(dut.clk)
+    watch.cancel()
+    assert log["transfers"] == list(range(1, DEPTH + 1)), log
+    assert [line.split(": ", 1)[1] for line in log["broken"]] == [
+        "payload 0x77 became 0x78 while valid", "valid dropped before the transfer"], log
 
 
 @cocotb.test()
@@ -157,6 +182,11 @@ async def drivers_flag_undefined_bits(dut):
 def test_every_payload_arrives_in_order_under_every_pattern(seed):
     tests, failed, log = _run("drivers_in_order", seed)
     assert (tests, failed) == (1, 0), f"seed {seed}: see {log}"
+
+
+def test_the_stability_check_catches_a_broken_source(seed):
+    tests, failed, log = _run("drivers_monitor_catches_a_broken_source", seed)
+    assert (tests, failed) == (1, 0), f"see {log}"
 
 
 def test_undefined_bits_are_flagged_by_name(seed):
