@@ -38,7 +38,12 @@ followed by 1s. The default is always 1.
 
 :func:`flow` makes the named patterns (:data:`PATTERNS`): ``always``, ``random`` (seeded; each
 cycle 1 with probability 1/2) and ``slow`` (one cycle in three). :func:`bench_pattern` reads the
-benches' pattern from ``BPFCORE_BENCH_PATTERN`` and its seed from ``BPFCORE_SEED``.
+benches' pattern from ``BPFCORE_BENCH_PATTERN`` and its seed from ``BPFCORE_SEED``;
+:meth:`bpfcore.sim.rtl.runner.Bench.run` puts it in the batch, and the XDP bench applies it to
+the map host port (requests' valid, responses' ready), e.g.
+``BPFCORE_BENCH_PATTERN=random BPFCORE_SEED=5 bpfcore run ... --engine rtl`` or the same
+variables before ``pytest tests/test_sim_rtl_xdp.py``. The CPU's own runs never see it: the
+host port is idle while a program runs, so retire cycles and cycles per packet do not change.
 
 Undefined bits
 --------------
