@@ -4,6 +4,8 @@ every map at the end (``bpfcore run --engine rtl``).
 
 The simulator is BPFCORE_RTL_SIMULATOR (icarus or verilator; default icarus); packets per
 program BPFCORE_RTL_XDP_PACKETS (default 12), from the traffic generator with BPFCORE_SEED.
+BPFCORE_BENCH_PATTERN (always, random, slow; see bpfcore.sim.rtl.drivers) sets the flow pattern
+of the map host port for every test here; one test runs all three.
 """
 
 import json
@@ -111,6 +113,31 @@ def test_cli_maps_dump_engine_rtl_reads_the_core_back(capsys, monkeypatch):
     assert main(args) == 0
     vm = json.loads(capsys.readouterr().out)
     assert rtl == vm and any(m["entries"] for m in vm.values())
+
+
+def test_host_port_under_every_flow_pattern(seed, monkeypatch):
+    """Maps loaded and read back through the map host port with its requests and responses
+    under each bench pattern (always ready, seeded random idle cycles and back-pressure, one
+    cycle in three): the same verdicts, cycles per packet and maps, and the pattern reached
+    the port (the setup before the first packet takes more cycles)."""
+    from bpfcore.sim.rtl.drivers import PATTERNS
+    from bpfcore.sim.rtl.runner import Bench
+    starts = {}
+    real_run = Bench.run
+
+    def run(bench, items, **kwargs):
+        batch = real_run(bench, items, **kwargs)
+        starts[os.environ["BPFCORE_BENCH_PATTERN"]] = batch.runs[0].start_cycle
+        return batch
+
+    monkeypatch.setattr(Bench, "run", run)
+    results = {}
+    for pattern in PATTERNS:
+        monkeypatch.setenv("BPFCORE_BENCH_PATTERN", pattern)
+        report = _engine("firewall").run(_packets(seed, 4))     # maps checked against the VM
+        results[pattern] = ([p.action for p in report.packets], report.cycles, report.maps)
+    assert all(result == results["always"] for result in results.values()), f"seed {seed}"
+    assert starts["always"] < min(starts["random"], starts["slow"]), f"seed {seed}: {starts}"
 
 
 PRINTK_C = r"""

@@ -10,5 +10,8 @@ The flow, for a batch of programs::
     trace.parse_log(path)          the log -> one TraceRun (records, cycles, result) per program
     lockstep.first_mismatch(vm, rtl)   first differing RetireRecord, with the disassembly around it
 
-:mod:`bpfcore.sim.engines.rtl` joins these into the ``rtl`` run engine.
+:mod:`bpfcore.sim.engines.rtl` joins these into the ``rtl`` run engine. Inside the simulator,
+:mod:`bpfcore.sim.rtl.cocotb_bench` runs the batch with the reusable drivers of
+:mod:`bpfcore.sim.rtl.drivers` (stream source/sink with valid/ready patterns, checked reads,
+reset, the per-design bench classes).
 """

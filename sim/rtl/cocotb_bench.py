@@ -19,89 +19,39 @@ A batch for a top with map memory (:class:`bpfcore.hdl.xdpcore.XdpCore`) may als
 
 Each item's result then also holds the final packet bounds, the redirect target and the packet.
 Python only wakes every cycle for these transfers, never while a program runs.
+
+The batch's ``pattern`` (``[name, seed]``, see :func:`bpfcore.sim.rtl.drivers.bench_pattern`;
+default ``always``) sets the valid pattern of the map host requests and the ready pattern of
+the responses. The drivers, reset and packet read-back are those of
+:mod:`bpfcore.sim.rtl.drivers` (:class:`~bpfcore.sim.rtl.drivers.XdpBench` for a top with map
+memory, else :class:`~bpfcore.sim.rtl.drivers.CoreBench`); values are read with
+:func:`~bpfcore.sim.rtl.drivers.read`, which refuses X/Z bits.
 """
 
 import json
 import os
 
 import cocotb
-from cocotb.triggers import FallingEdge, First, ReadOnly, RisingEdge, Timer
+from cocotb.triggers import First, RisingEdge, Timer
+
+from bpfcore.sim.rtl.drivers import CoreBench, XdpBench, read
 
 PERIOD_NS = 10
 _RUN_INPUTS = ("start_r1", "start_r2", "budget", "data", "data_end", "ingress_ifindex",
                "rx_queue_index", "entry_len")
 
 
-async def _reset(dut, cycles=3):
-    dut.rst.value = 1
-    for _ in range(cycles):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
-    await RisingEdge(dut.clk)
-
-
-def _bits(value):
-    """A signal's value as an int, undefined bits (X/Z: memory never written, response fields
-    an operation leaves open, in a 4-state simulator) read as 0, as the VM's zeroed state."""
-    text = str(value)
-    if text.isdigit():
-        return int(text, 2)
-    return int("".join(c if c in "01" else "0" for c in text), 2)
-
-
-class _HostPort:
-    """:class:`bpfcore.sim.rtl.mapdrv.MapDriver` transport over the top's map host streams.
-
-    Inputs change at falling edges only; a transfer happens at the rising edge in between when
-    ``valid`` and ``ready`` were both high (read once settled, in the ReadOnly phase)."""
-
-    def __init__(self, dut, sizes):
-        from bpfcore.hdl.maps.layouts import Op, request_layout, response_layout
-        self.dut = dut
-        self.req_layout = request_layout(sizes["map_bits"], sizes["max_key_size"],
-                                         sizes["max_value_size"])
-        self.resp_layout = response_layout(sizes["max_key_size"])
-        self.defaults = {"op": Op.LOOKUP, "map": 0, "flags": 0, "addr": 0, "data": 0, "key": 0,
-                         "value": 0}
-
-    async def call(self, request):
-        dut = self.dut
-        full = dict(self.defaults)
-        full.update(request)
-        # Inputs change at falling edges; ReadOnly sees the settled ready/valid that the next
-        # rising edge samples.
-        await FallingEdge(dut.clk)
-        dut.map_host_req__payload.value = self.req_layout.const(full).as_bits()
-        dut.map_host_req__valid.value = 1
-        while True:
-            await ReadOnly()
-            accepted = int(dut.map_host_req__ready.value)
-            await FallingEdge(dut.clk)
-            if accepted:
-                break
-        dut.map_host_req__valid.value = 0
-        dut.map_host_resp__ready.value = 1
-        while True:
-            await ReadOnly()
-            payload = _bits(dut.map_host_resp__payload.value) \
-                if int(dut.map_host_resp__valid.value) else None
-            await FallingEdge(dut.clk)
-            if payload is not None:
-                break
-        dut.map_host_resp__ready.value = 0
-        return self.resp_layout.from_bits(payload)
-
-
-def _driver(dut, spec):
+def _driver(bench, spec):
     from bpfcore.hdl.maps.layouts import Field
     from bpfcore.sim.rtl.mapdrv import Layout, MapDriver
     layouts = [Layout(lay["index"], lay["name"], {Field(int(f)): v for f, v in lay["fields"]})
                for lay in spec["layouts"]]
-    return MapDriver(_HostPort(dut, spec), layouts), layouts
+    return MapDriver(bench.open_map_host(spec), layouts), layouts
 
 
-async def _setup_maps(dut, spec):
-    drv, layouts = _driver(dut, spec)
+async def _setup_maps(bench, spec):
+    dut = bench.dut
+    drv, layouts = _driver(bench, spec)
     await drv.configure(layouts, {index: bytes.fromhex(blob)
                                   for index, blob in spec.get("initial", ())})
     for index, key, value in spec.get("entries", ()):
@@ -121,44 +71,34 @@ async def _dump_maps(drv):
             for lay in drv.layouts]
 
 
-async def _read_packet(dut, start, end):
-    """Bytes ``[start, end)`` of the packet buffer (offsets from its base)."""
-    out = bytearray()
-    for word in range(start // 8, (end + 7) // 8):
-        dut.pkt_addr.value = word
-        await RisingEdge(dut.clk)
-        await FallingEdge(dut.clk)
-        out += _bits(dut.pkt_rdata.value).to_bytes(8, "little")
-    skip = start % 8
-    return bytes(out[skip:skip + end - start])
-
-
-async def _extras(dut, item):
+async def _extras(bench, item):
     """The item's results beyond the status (tops with helper units and map memory)."""
     from bpfcore import abi
+    dut = bench.dut
     extra = {}
     if hasattr(dut, "result_data"):
-        extra["data"] = int(dut.result_data.value)
-        extra["data_end"] = int(dut.result_data_end.value)
+        extra["data"] = read(dut.result_data)
+        extra["data_end"] = read(dut.result_data_end)
     if hasattr(dut, "redirect_kind"):
-        extra["redirect"] = [int(dut.redirect_kind.value), int(dut.redirect_ifindex.value),
-                             int(dut.redirect_map.value), int(dut.redirect_slot.value)]
+        extra["redirect"] = [read(dut.redirect_kind), read(dut.redirect_ifindex),
+                             read(dut.redirect_map), read(dut.redirect_slot)]
     # Only packets that leave are read back (the others are not compared): fewer cycles with
     # Python awake.
-    leaves = int(dut.result_fault.value) == 0 and \
-        (int(dut.result_r0.value) & 0xffff_ffff) in abi.LEAVING_ACTIONS
+    leaves = read(dut.result_fault) == 0 and \
+        (read(dut.result_r0) & 0xffff_ffff) in abi.LEAVING_ACTIONS
     if item.get("readback") and "data" in extra and leaves:
         start, end = extra["data"] - abi.PKT_BASE, extra["data_end"] - abi.PKT_BASE
         if 0 <= start <= end <= abi.PKT_BUF_SIZE:
-            extra["packet"] = (await _read_packet(dut, start, end)).hex()
+            extra["packet"] = (await bench.read_packet(start, end)).hex()
     return extra
 
 
-async def _run_item(dut, index, item, loaded):
+async def _run_item(bench, index, item, loaded):
     """Run one item; ``loaded`` is the program already in program memory (not written again:
     a batch of packets for one program writes it once). Returns the item's status."""
-    clk = dut.clk
-    while int(dut.busy.value):
+    dut = bench.dut
+    clk = bench.clock
+    while read(dut.busy):
         await RisingEdge(clk)
     if item["slots"] != loaded:
         for addr, word in enumerate(item["slots"]):
@@ -188,7 +128,7 @@ async def _run_item(dut, index, item, loaded):
     timeout = Timer(item["timeout_cycles"] * PERIOD_NS, unit="ns")
     fired = await First(RisingEdge(dut.done), timeout)
     if fired is timeout:
-        await _reset(dut)
+        await bench.reset()
         return "timeout"
     await RisingEdge(clk)
     return "done"
@@ -201,14 +141,17 @@ async def run_batch(dut):
     results_path = os.environ["BPFCORE_RTL_RESULTS"]
     status = []
     extras = []
-    await _reset(dut)
+    pattern = batch.get("pattern", ("always", 1))
+    bench = XdpBench(dut, pattern) if hasattr(dut, "map_host_req__valid") else \
+        CoreBench(dut, pattern)
+    await bench.reset()
     drv = None
     if "maps" in batch:
-        drv = await _setup_maps(dut, batch["maps"])
+        drv = await _setup_maps(bench, batch["maps"])
     loaded = None
     for index, item in enumerate(batch["items"]):
-        status.append(await _run_item(dut, index, item, loaded))
-        extras.append(await _extras(dut, item) if status[-1] == "done" else {})
+        status.append(await _run_item(bench, index, item, loaded))
+        extras.append(await _extras(bench, item) if status[-1] == "done" else {})
         # After a timeout the design was reset: write the program again to be safe.
         loaded = item["slots"] if status[-1] == "done" else None
     dump = await _dump_maps(drv) if drv is not None and batch["maps"].get("dump") else None

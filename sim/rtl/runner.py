@@ -21,7 +21,7 @@ from bpfcore.sim.rtl import tb
 from bpfcore.sim.rtl.trace import parse_log
 from bpfcore.sim.rtl.verilog import generate
 
-__all__ = ["SIMULATORS", "BatchItem", "Bench", "verilator_env"]
+__all__ = ["SIMULATORS", "BatchItem", "Bench", "verilator_env", "run_cocotb_tests"]
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -159,12 +159,7 @@ class Bench:
         self._built = False
 
     def _runner(self):
-        from cocotb_tools.runner import get_runner
-        if self.simulator == "verilator":
-            verilator_env()
-        elif shutil.which("iverilog") is None:
-            raise BpfcoreError("Icarus Verilog (iverilog) is not installed")
-        return get_runner(self.simulator)
+        return _get_runner(self.simulator)
 
     def build(self):
         """Build the simulator model unless this design's model already exists."""
@@ -206,11 +201,18 @@ class Bench:
                 os.environ["MAKEFLAGS"] = saved
         marker.write_text("ok\n")
 
-    def run(self, items, maps=None):
+    def run(self, items, maps=None, pattern=None):
         """Run ``items`` (:class:`BatchItem`) in one simulator invocation; return a
         :class:`BatchResult`. ``maps`` (tops with map memory) is the batch's ``maps`` section
-        (see :mod:`bpfcore.sim.rtl.cocotb_bench`). ``BPFCORE_KEEP_RUNS=1`` keeps the run folder
-        (batch, log, simulator output) for inspection."""
+        (see :mod:`bpfcore.sim.rtl.cocotb_bench`). ``pattern``: ``(name, seed)`` of the flow
+        pattern of the bench's streams (the map host port), by default
+        :func:`bpfcore.sim.rtl.drivers.bench_pattern` (``BPFCORE_BENCH_PATTERN``,
+        ``BPFCORE_SEED``). ``BPFCORE_KEEP_RUNS=1`` keeps the run folder (batch, log, simulator
+        output) for inspection."""
+        from .drivers import bench_pattern, flow
+        if pattern is None:
+            pattern = bench_pattern()
+        flow(*pattern)                   # refuse an unknown pattern before the simulator runs
         self.build()
         runs_root = self.folder / "runs"
         runs_root.mkdir(exist_ok=True)
@@ -220,7 +222,7 @@ class Bench:
         results_path = workdir / "results.json"
         log_path = workdir / "trace.log"
         sim_log = workdir / "sim.log"
-        batch = {"items": [item.to_json() for item in items]}
+        batch = {"items": [item.to_json() for item in items], "pattern": list(pattern)}
         if maps is not None:
             batch["maps"] = maps
         batch_path.write_text(json.dumps(batch))
@@ -246,8 +248,9 @@ class Bench:
                 lines = sim_log.read_text(errors="replace").splitlines()
                 errors = [l.strip() for l in lines if "Error" in l or "error" in l]
                 tail = " | ".join(errors[-3:] or [l.strip() for l in lines[-3:]])
-            raise BpfcoreError(f"{self.simulator} run failed ({failure or 'no results'}); "
-                               f"see {sim_log}: {tail}")
+            raise BpfcoreError(f"{self.simulator} run failed ({failure or 'no results'}; "
+                               f"pattern {pattern[0]}, seed {pattern[1]}); see {sim_log}: "
+                               f"{tail}")
         results = json.loads(results_path.read_text())
         status = results["status"]
         runs = parse_log(log_path, self.layout) if log_path.exists() else []
@@ -256,6 +259,57 @@ class Bench:
         if not os.environ.get("BPFCORE_KEEP_RUNS"):
             shutil.rmtree(workdir, ignore_errors=True)
         return result
+
+
+def _get_runner(simulator):
+    from cocotb_tools.runner import get_runner
+    if simulator == "verilator":
+        verilator_env()
+    elif shutil.which("iverilog") is None:
+        raise BpfcoreError("Icarus Verilog (iverilog) is not installed")
+    return get_runner(simulator)
+
+
+def run_cocotb_tests(spec, test_module, *, testcase=None, extra_env=None):
+    """Run the cocotb tests of module ``test_module`` on the design of ``spec`` (a
+    :class:`~bpfcore.sim.rtl.verilog.TopSpec`) alone, without the bench wrapper: the toplevel is
+    the design (ports ``clk``, ``rst`` and its signature's), so the tests drive the clock. Icarus
+    only (a small design's model is built in a second). ``testcase``: the tests to run (a name
+    or a comma-separated list), default all.
+
+    Returns ``(tests, failed, log)``: how many ran, how many failed, and the simulator's log
+    (its run folder is kept when a test failed, or with ``BPFCORE_KEEP_RUNS=1``).
+    """
+    from cocotb_tools.runner import get_results
+    folder, verilog_path, _ = generate(spec)
+    runner = _get_runner("icarus")
+    sim_dir = folder / "bare_icarus"
+    with open(folder / ".build_bare_icarus.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (sim_dir / "built.ok").exists():
+            try:
+                runner.build(sources=[verilog_path], hdl_toplevel=spec.name, build_dir=sim_dir,
+                             timescale=("1ns", "1ps"), log_file=folder / "build_bare.log")
+            except (SystemExit, Exception) as error:
+                raise BpfcoreError(f"icarus build of {spec.name} failed ({error}); see "
+                                   f"{folder / 'build_bare.log'}") from None
+            (sim_dir / "built.ok").write_text("ok\n")
+    workdir = Path(tempfile.mkdtemp(prefix=f"tests-{os.getpid()}-", dir=sim_dir))
+    results = workdir / "results.xml"
+    log = workdir / "sim.log"
+    try:
+        runner.test(test_module=test_module, hdl_toplevel=spec.name,
+                    hdl_toplevel_lang="verilog", build_dir=sim_dir, test_dir=workdir,
+                    testcase=testcase, extra_env=dict(extra_env or {}),
+                    results_xml=str(results), log_file=log, timescale=("1ns", "1ps"))
+    except SystemExit:
+        pass                       # failing tests: counted from the results below
+    if not results.exists():
+        raise BpfcoreError(f"icarus run of {test_module} failed; see {log}")
+    tests, failed = get_results(results)
+    if not failed and not os.environ.get("BPFCORE_KEEP_RUNS"):
+        shutil.rmtree(workdir, ignore_errors=True)
+    return tests, failed, log
 
 
 def _port_range(component, port):
