@@ -21,7 +21,7 @@ from amaranth.lib import enum as aenum
 
 __all__ = [
     "CTX_BASE", "CTX_SIZE", "STACK_BASE", "STACK_FRAME_SIZE", "STACK_FRAMES", "STACK_SIZE",
-    "STACK_TOP", "PKT_BASE", "PKT_BUF_SIZE", "PKT_HEADROOM", "MAP_BASE", "MAP_WINDOW",
+    "STACK_TOP", "PKT_BASE", "PKT_BUF_SIZE", "PKT_HEADROOM", "PKT_SLOT_SIZE", "MAP_BASE", "MAP_WINDOW",
     "MAX_MAPS", "PROGRAM_MAX_SLOTS", "DEFAULT_BUDGET", "Region", "Fault", "Helper", "MapType",
     "XdpAction", "XDP_MD_FIELDS", "RetireRecord", "frame_pointer", "xdp_md_bytes", "Errno",
     "XDP_FRAME_SIZE", "ETH_HLEN", "MAX_TAIL_CALL_CNT", "KERNEL_FRAME_LIMIT", "BPF_F_BROADCAST",
@@ -51,6 +51,11 @@ STACK_TOP = STACK_BASE + STACK_SIZE
 PKT_BASE = 0x0004_0000
 PKT_BUF_SIZE = 0x4000
 PKT_HEADROOM = 256
+#: A packet slot of a core built for a datapath (several slots, one per frame in flight): the
+#: packet region seen from the program is the same, but only its first ``PKT_SLOT_SIZE`` bytes
+#: exist, enough for the XDP buffer (``KERNEL_FRAME_LIMIT``: a packet and its tailroom never
+#: reach past it).
+PKT_SLOT_SIZE = 0x1000
 
 #: Map value storage: map ``i`` owns the window ``MAP_BASE + i * MAP_WINDOW``; its value slot ``k``
 #: starts at ``window + k * value_size``. Access must stay inside one value.

@@ -22,7 +22,7 @@ from bpfcore.isa import AluOp, JmpOp, Kind, Size
 
 __all__ = ["HelperRequest", "HelperResponse", "HelperMemSignature", "PrintkLayout",
            "RetireLayout", "TraceSignature", "DecodeLayout", "FdLayout", "PredecodeLayout",
-           "DxLayout", "XmLayout", "MwLayout"]
+           "DxLayout", "XmLayout", "MwLayout", "SlotPortSignature"]
 
 
 #: Helper call request: the helper id, the argument registers r1-r5, and ``nested`` (the call
@@ -187,3 +187,52 @@ MwLayout = data.StructLayout({
     "valid": 1,
     "rec": RetireLayout,
 })
+
+
+class SlotPortSignature(wiring.Signature):
+    """A datapath's port into a core's packet slots (seen from the datapath, which drives it).
+
+    Each slot has its own block RAMs: this port reaches any slot the CPU is not running, while
+    the CPU uses another one (or any slot while the CPU is idle).
+
+    Parameters
+    ----------
+    slots : int
+        Number of packet slots.
+    slot_bytes : int
+        Bytes per slot (a multiple of 16).
+
+    Members
+    -------
+    wslot : Out(range(slots))
+        The slot written.
+    waddr : Out(range(slot_bytes // 8))
+        The 64-bit word written, an index within the slot (byte offset / 8).
+    we : Out(8)
+        Byte enables (bit ``i``: byte ``i`` of the word, bits ``8i .. 8i+7`` of ``wdata``);
+        nothing is written while ``we`` is 0.
+    wdata : Out(64)
+        The word written.
+    rslot : Out(range(slots))
+        The slot read.
+    raddr : Out(range(slot_bytes // 8))
+        The 64-bit word read.
+    rdata : In(64)
+        The word at ``rslot``/``raddr`` of the previous cycle (a registered block-RAM read).
+    """
+
+    def __init__(self, *, slots, slot_bytes):
+        self.slots, self.slot_bytes = slots, slot_bytes
+        words = slot_bytes // 8
+        super().__init__({
+            "wslot": Out(range(slots)), "waddr": Out(range(words)), "we": Out(8),
+            "wdata": Out(64),
+            "rslot": Out(range(slots)), "raddr": Out(range(words)), "rdata": In(64),
+        })
+
+    def __eq__(self, other):
+        return (isinstance(other, SlotPortSignature) and self.slots == other.slots
+                and self.slot_bytes == other.slot_bytes)
+
+    def __repr__(self):
+        return f"SlotPortSignature(slots={self.slots}, slot_bytes={self.slot_bytes})"

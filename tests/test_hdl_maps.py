@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from amaranth.sim import Simulator
 
-from bpfcore.abi import MapType
+from bpfcore.abi import Errno, MapType
 from bpfcore.hdl.maps.engine import MapMemory, ring_bytes
 from bpfcore.hdl.maps.hash import Crc32Step
 from bpfcore.hdl.maps.layouts import (Field, Op, RECIP_SHIFT, OFFSET_BITS, VALUE_SIZE_BITS,
@@ -101,7 +101,7 @@ def expected(refs, index, side, op, key, value, flags):
         if spec.type == MapType.PROG_ARRAY:
             i = int.from_bytes(key, "little")
             if i >= spec.max_entries:
-                return False, -ref.E2BIG, None
+                return False, -Errno.E2BIG, None
             m.set_program(i, None, int.from_bytes(value, "little"))
             return False, 0, None
         return False, m.update(key, value, flags), None
@@ -356,13 +356,13 @@ def random_sequence(dut, seed, ops):
     run(dut, bench)
     # The outcomes that matter were reached (otherwise the sequence tests too little).
     wanted = {("hash", "LOOKUP", True), ("hash", "LOOKUP", False), ("hash", "UPDATE", 0),
-              ("hash", "UPDATE", -ref.EEXIST), ("hash", "UPDATE", -ref.ENOENT),
-              ("hash", "UPDATE", -ref.EINVAL), ("hash", "DELETE", 0),
-              ("hash", "DELETE", -ref.ENOENT), ("tight", "UPDATE", -ref.E2BIG),
+              ("hash", "UPDATE", -Errno.EEXIST), ("hash", "UPDATE", -Errno.ENOENT),
+              ("hash", "UPDATE", -Errno.EINVAL), ("hash", "DELETE", 0),
+              ("hash", "DELETE", -Errno.ENOENT), ("tight", "UPDATE", -Errno.E2BIG),
               ("lru", "full update"), ("lru", "LOOKUP", True),
-              ("array", "UPDATE", -ref.E2BIG), ("array", "DELETE", -ref.EINVAL),
-              ("lpm", "LOOKUP", True), ("lpm", "UPDATE", -ref.ENOSPC), ("lpm", "DELETE", 0),
-              ("devmap", "UPDATE", 0), ("devmap", "UPDATE", -ref.EINVAL),
+              ("array", "UPDATE", -Errno.E2BIG), ("array", "DELETE", -Errno.EINVAL),
+              ("lpm", "LOOKUP", True), ("lpm", "UPDATE", -Errno.ENOSPC), ("lpm", "DELETE", 0),
+              ("devmap", "UPDATE", 0), ("devmap", "UPDATE", -Errno.EINVAL),
               ("devmap", "DELETE", 0), ("devmap", "UPDATE", "fault"),
               ("progs", "LOOKUP", "fault"), ("rodata", "UPDATE", "fault")}
     if OPS >= 400:

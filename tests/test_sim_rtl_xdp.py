@@ -16,6 +16,7 @@ import pytest
 
 from bpfcore.errors import BpfcoreError
 from bpfcore.sim.gen import traffic
+from bpfcore.sim.load.pcap import write_pcap
 from bpfcore.sim.load.elf import load_elf
 from bpfcore.sim.load.mapfile import load_map_file
 
@@ -76,7 +77,7 @@ def test_lockstep_catches_an_injected_cpu_bug(seed):
 def test_cli_run_engine_rtl_json(capsys, tmp_path, seed):
     from bpfcore.cli import main
     pcap = tmp_path / "in.pcap"
-    traffic.write_pcap(str(pcap), traffic.generate(6, seed=seed))
+    write_pcap(str(pcap), traffic.generate(6, seed=seed))
     assert main(["run", str(FIRMWARE / "build" / "counter.o"), "--pcap", str(pcap),
                  "--maps", str(FIRMWARE / "counter.maps.json"), "--engine", "rtl",
                  "--simulator", SIMULATOR, "--json"]) == 0

@@ -196,8 +196,8 @@ def test_json_report_has_the_documented_fields(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["nope.o"], "bpfcore throughput: cannot read nope.o: No such file or directory"),
-    (["firmware/build/drop.o", "--pcap", "README.md"], "bpfcore throughput: README.md: not a "
-     "pcap file"),
+    (["firmware/build/drop.o", "--pcap", "README.md"], "bpfcore throughput: README.md: not a pcap "
+     "or pcapng file"),
     (["firmware/build/drop.o", "--pcap", "x.pcap", "--seed", "1"], "bpfcore throughput: "
      "--count and --seed make generated traffic; they do not go with --pcap"),
 ])

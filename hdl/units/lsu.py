@@ -22,6 +22,8 @@ one copy of the store's data, picked byte by byte after the region's banks are c
 RAM ports transparent to the write would each need their own copy and multiplexer).
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
@@ -30,6 +32,7 @@ from bpfcore import abi
 from bpfcore.abi import Fault, Region
 from bpfcore.isa import Size
 from ..attrs import KEEP
+from ..layouts import SlotPortSignature
 from ..ram import NO_RW_CHECK, registered_read_port
 
 __all__ = ["RegionCheck", "Lsu", "size_mask"]
@@ -195,33 +198,46 @@ class Lsu(wiring.Component):
         Zero the stack (only the rows written since the last clear); ``clearing`` while it runs.
     clearing : Out(1)
     host : In(1)
-        The host owns the packet buffer port (the CPU is idle).
+        The CPU is idle: the host owns the packet buffer port (one slot), or the datapath may
+        use the CPU's slot too (several slots).
     pkt_we : In(8)
     pkt_addr : In(range(PKT_BUF_SIZE // 8))
     pkt_wdata : In(64)
     pkt_rdata : Out(64)
-        The word at ``pkt_addr`` of the previous cycle (undefined if that cycle also wrote it).
+        With one slot: the word at ``pkt_addr`` of the previous cycle (undefined if that cycle
+        also wrote it).
+    slot : In(range(pkt_slots))
+        With several slots: the slot the CPU runs on (held while it runs).
+    dp : In(SlotPortSignature(slots=pkt_slots, slot_bytes=abi.PKT_SLOT_SIZE))
+        With several slots: the datapath's port, to any slot but the one the CPU runs on.
+
+    Parameters
+    ----------
+    pkt_slots : int
+        1: one packet buffer of ``abi.PKT_BUF_SIZE`` bytes, written and read through the host
+        port while the CPU is idle. More: that many slots of ``abi.PKT_SLOT_SIZE`` bytes, each in
+        its own block RAMs, the CPU on one (``slot``) while the datapath fills and empties the
+        others (``dp``); the CPU's packet accesses stay inside the slot (``[data, data_end)``
+        never passes ``PKT_BASE + KERNEL_FRAME_LIMIT``).
     """
 
-    x_addr: In(32)
-    m_addr: In(32)
-    m_region: In(3)
-    m_size: In(Size)
-    m_sext: In(1)
-    m_rdata: Out(64)
-    m_loaded: Out(64)
-    map_ring: In(128)
-    map_rot: In(4)
-    m_we: In(1)
-    m_wdata: In(64)
-    ctx: In(data.ArrayLayout(32, 6))
-    clear: In(1)
-    clearing: Out(1)
-    host: In(1)
-    pkt_we: In(8)
-    pkt_addr: In(range(abi.PKT_BUF_SIZE // 8))
-    pkt_wdata: In(64)
-    pkt_rdata: Out(64)
+    def __init__(self, *, pkt_slots=1):
+        self.pkt_slots = pkt_slots
+        members = {
+            "x_addr": In(32), "m_addr": In(32), "m_region": In(3), "m_size": In(Size),
+            "m_sext": In(1), "m_rdata": Out(64), "m_loaded": Out(64), "map_ring": In(128),
+            "map_rot": In(4), "m_we": In(1), "m_wdata": In(64),
+            "ctx": In(data.ArrayLayout(32, 6)), "clear": In(1), "clearing": Out(1),
+            "host": In(1),
+        }
+        if pkt_slots == 1:
+            members.update({"pkt_we": In(8), "pkt_addr": In(range(abi.PKT_BUF_SIZE // 8)),
+                            "pkt_wdata": In(64), "pkt_rdata": Out(64)})
+        else:
+            members.update({"slot": In(range(pkt_slots)),
+                            "dp": In(SlotPortSignature(slots=pkt_slots,
+                                                       slot_bytes=abi.PKT_SLOT_SIZE))})
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -240,28 +256,60 @@ class Lsu(wiring.Component):
                 ports.append((rp, wp))
             return ports
 
+        slots = self.pkt_slots
+        pkt_rows = PKT_ROWS if slots == 1 else abi.PKT_SLOT_SIZE // 16
         (s_ev_r, s_ev_w), (s_od_r, s_od_w) = banks("stack", STACK_ROWS)
-        (p_ev_r, p_ev_w), (p_od_r, p_od_w) = banks("packet", PKT_ROWS)
+        if slots == 1:
+            (p_ev_r, p_ev_w), (p_od_r, p_od_w) = banks("packet", pkt_rows)
+        else:
+            slot_banks = [banks(f"slot{s}", pkt_rows) for s in range(slots)]
+            # The CPU's view of the packet: the banks of its slot. Only the CPU's ports are
+            # picked here; each slot's own ports are driven below (CPU or datapath).
+            p_ev_r = SimpleNamespace(data=Signal(64, name="p_ev_rdata"))
+            p_od_r = SimpleNamespace(data=Signal(64, name="p_od_rdata"))
+            cpu_slot = Signal(range(slots))
+            m.d.sync += cpu_slot.eq(self.slot)      # the read data is one cycle behind
+
+            with m.Switch(cpu_slot):
+                for s, ((ev_r, _), (od_r, _)) in enumerate(slot_banks):
+                    with m.Case(s):
+                        m.d.comb += [p_ev_r.data.eq(ev_r.data), p_od_r.data.eq(od_r.data)]
 
         def rows(addr, bits):
             word = addr[3:3 + bits + 1]
             return ((word + 1) >> 1)[:bits], (word >> 1)[:bits]
 
         s_bits = (STACK_ROWS - 1).bit_length()
-        p_bits = (PKT_ROWS - 1).bit_length()
+        p_bits = (pkt_rows - 1).bit_length()
 
         # Reads, issued from execute.
         x_s_even, x_s_odd = rows(self.x_addr, s_bits)
         x_p_even, x_p_odd = rows(self.x_addr, p_bits)
-        host_row = self.pkt_addr[1:]
-        m.d.comb += [
-            s_ev_r.addr.eq(x_s_even), s_od_r.addr.eq(x_s_odd),
-            p_ev_r.addr.eq(Mux(self.host, host_row, x_p_even)),
-            p_od_r.addr.eq(Mux(self.host, host_row, x_p_odd)),
-        ]
-        host_odd = Signal()
-        m.d.sync += host_odd.eq(self.pkt_addr[0])
-        m.d.comb += self.pkt_rdata.eq(Mux(host_odd, p_od_r.data, p_ev_r.data))
+        m.d.comb += [s_ev_r.addr.eq(x_s_even), s_od_r.addr.eq(x_s_odd)]
+        if slots == 1:
+            host_row = self.pkt_addr[1:]
+            m.d.comb += [
+                p_ev_r.addr.eq(Mux(self.host, host_row, x_p_even)),
+                p_od_r.addr.eq(Mux(self.host, host_row, x_p_odd)),
+            ]
+            host_odd = Signal()
+            m.d.sync += host_odd.eq(self.pkt_addr[0])
+            m.d.comb += self.pkt_rdata.eq(Mux(host_odd, p_od_r.data, p_ev_r.data))
+        else:
+            # A slot belongs to the CPU while it runs on it, else to the datapath.
+            cpu_owns = [~self.host & (self.slot == s) for s in range(slots)]
+            dp = self.dp
+            dp_row = dp.raddr[1:]
+            dp_rslot = Signal.like(dp.rslot)
+            dp_odd = Signal()
+            m.d.sync += [dp_rslot.eq(dp.rslot), dp_odd.eq(dp.raddr[0])]
+            with m.Switch(dp_rslot):
+                for s, ((ev_r, _), (od_r, _)) in enumerate(slot_banks):
+                    with m.Case(s):
+                        m.d.comb += dp.rdata.eq(Mux(dp_odd, od_r.data, ev_r.data))
+            for s, ((ev_r, _), (od_r, _)) in enumerate(slot_banks):
+                m.d.comb += [ev_r.addr.eq(Mux(cpu_owns[s], x_p_even, dp_row)),
+                             od_r.addr.eq(Mux(cpu_owns[s], x_p_odd, dp_row))]
 
         # Read data, aligned in the memory stage. The region's even and odd words of the row
         # pair make a 16-byte ring (even word first); the access starts at byte
@@ -383,18 +431,37 @@ class Lsu(wiring.Component):
             with m.If(self.clear & (low != STACK_ROWS)):
                 m.d.sync += [self.clearing.eq(1), row.eq(STACK_ROWS - 1)]
 
-        with m.If(self.host):
-            m.d.comb += [
-                p_ev_w.addr.eq(host_row), p_od_w.addr.eq(host_row),
-                p_ev_w.en.eq(Mux(self.pkt_addr[0], 0, self.pkt_we)),
-                p_od_w.en.eq(Mux(self.pkt_addr[0], self.pkt_we, 0)),
-                p_ev_w.data.eq(self.pkt_wdata), p_od_w.data.eq(self.pkt_wdata),
-            ]
-        with m.Else():
-            m.d.comb += [
-                p_ev_w.addr.eq(m_p_even), p_od_w.addr.eq(m_p_odd),
-                p_ev_w.en.eq(Mux(to_pkt, even_mask, 0)),
-                p_od_w.en.eq(Mux(to_pkt, odd_mask, 0)),
-                p_ev_w.data.eq(even_data), p_od_w.data.eq(odd_data),
-            ]
+        if slots == 1:
+            with m.If(self.host):
+                m.d.comb += [
+                    p_ev_w.addr.eq(host_row), p_od_w.addr.eq(host_row),
+                    p_ev_w.en.eq(Mux(self.pkt_addr[0], 0, self.pkt_we)),
+                    p_od_w.en.eq(Mux(self.pkt_addr[0], self.pkt_we, 0)),
+                    p_ev_w.data.eq(self.pkt_wdata), p_od_w.data.eq(self.pkt_wdata),
+                ]
+            with m.Else():
+                m.d.comb += [
+                    p_ev_w.addr.eq(m_p_even), p_od_w.addr.eq(m_p_odd),
+                    p_ev_w.en.eq(Mux(to_pkt, even_mask, 0)),
+                    p_od_w.en.eq(Mux(to_pkt, odd_mask, 0)),
+                    p_ev_w.data.eq(even_data), p_od_w.data.eq(odd_data),
+                ]
+        else:
+            dp_wrow = dp.waddr[1:]
+            for s, ((_, ev_w), (_, od_w)) in enumerate(slot_banks):
+                dp_here = dp.wslot == s
+                with m.If(cpu_owns[s]):
+                    m.d.comb += [
+                        ev_w.addr.eq(m_p_even), od_w.addr.eq(m_p_odd),
+                        ev_w.en.eq(Mux(to_pkt, even_mask, 0)),
+                        od_w.en.eq(Mux(to_pkt, odd_mask, 0)),
+                        ev_w.data.eq(even_data), od_w.data.eq(odd_data),
+                    ]
+                with m.Else():
+                    m.d.comb += [
+                        ev_w.addr.eq(dp_wrow), od_w.addr.eq(dp_wrow),
+                        ev_w.en.eq(Mux(dp_here & ~dp.waddr[0], dp.we, 0)),
+                        od_w.en.eq(Mux(dp_here & dp.waddr[0], dp.we, 0)),
+                        ev_w.data.eq(dp.wdata), od_w.data.eq(dp.wdata),
+                    ]
         return m
