@@ -9,7 +9,8 @@ import pytest
 
 from bpfcore.cli import main
 from bpfcore.errors import BpfcoreError
-from bpfcore.sim.gen.traffic import MAX_FRAME, MIX, SCENARIO, Packet, generate, inet_checksum
+from bpfcore.sim.gen.traffic import (MAX_FRAME, MIX, SCENARIO, Packet, generate, generate_sized,
+                                      inet_checksum)
 from bpfcore.sim.load.pcap import read_pcap, read_pcap_records, write_pcap
 
 
@@ -246,3 +247,27 @@ def test_cli_summary_and_errors(tmp_path, capsys):
         main(["gen-traffic", "--count", "0", "--out", str(out)])
     assert info.value.code == 2
     assert "must be at least 1, not 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", [64, 65, 128, 1518])
+def test_sized_frames_are_well_formed_udp_of_exactly_that_size(size):
+    packets = generate_sized(20, size, seed=3)
+    assert len(packets) == 20
+    for packet in packets:
+        assert len(packet.frame) == size - 4          # the capture holds no FCS
+        eth = dpkt.ethernet.Ethernet(packet.frame)
+        ip = eth.data
+        assert isinstance(ip, dpkt.ip.IP) and isinstance(ip.data, dpkt.udp.UDP)
+        assert ip.len == size - 4 - 14
+        assert inet_checksum(bytes(packet.frame[14:34])) == 0
+        assert ip.dst in {a.packed for a in SCENARIO["servers4"]}
+    assert generate_sized(20, size, seed=3) == packets
+
+
+def test_gen_traffic_size_option(tmp_path, capsys):
+    out = tmp_path / "s.pcap"
+    assert main(["gen-traffic", "--size", "64", "--count", "7", "--out", str(out)]) == 0
+    assert [len(f) for f in read_pcap(out)] == [60] * 7
+    for bad in ("63", "1519"):
+        assert main(["gen-traffic", "--size", bad, "--count", "7", "--out", str(out)]) == 1
+        assert "frame size must be from 64 to 1518" in capsys.readouterr().err

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 from bpfcore.errors import BpfcoreError
 
-__all__ = ["SCENARIO", "Packet", "generate", "inet_checksum", "DEFAULT_SEED"]
+__all__ = ["SCENARIO", "Packet", "generate", "generate_sized", "inet_checksum", "DEFAULT_SEED",
+           "SIZED_MIN", "SIZED_MAX"]
 
 DEFAULT_SEED = 1
 
@@ -487,4 +488,37 @@ def generate(count, seed=DEFAULT_SEED):
             # bursts arrive back to back (1-3 us apart); other packets ~20 us apart on average
             now_us += gen.rng.randrange(1, 4) if i else 1 + int(gen.rng.expovariate(1 / 20))
             packets.append(Packet(kind + suffix, now_us, frame))
+    return packets
+
+
+#: Frame sizes :func:`generate_sized` takes: on the wire, FCS included (64 to 1518 bytes).
+SIZED_MIN = MIN_FRAME + 4
+SIZED_MAX = 1518
+
+
+def generate_sized(count, size, seed=DEFAULT_SEED):
+    """``count`` well-formed IPv4 UDP frames of exactly ``size`` bytes on the wire (FCS included,
+    as "64-byte frames" are counted: the capture holds ``size - 4`` bytes), from the scenario's
+    clients to its servers, 1 us apart.
+
+    Raises
+    ------
+    BpfcoreError
+        ``count`` is not a positive integer, or ``size`` is not from 64 to 1518.
+    """
+    if not isinstance(count, int) or count < 1:
+        raise BpfcoreError(f"packet count must be a positive integer, not {count!r}")
+    if not isinstance(size, int) or not SIZED_MIN <= size <= SIZED_MAX:
+        raise BpfcoreError(f"frame size must be from {SIZED_MIN} to {SIZED_MAX} bytes (FCS "
+                           f"included), not {size!r}")
+    gen = _Generator(seed)
+    headers = 14 + 20 + 8
+    packets = []
+    for i in range(count):
+        dst = gen.rng.choice(SCENARIO["servers4"])
+        payload = gen.rng.randbytes(size - 4 - headers)
+        frame = gen.ip_packet(gen.client4(), dst, PROTO_UDP, gen.port(),
+                              gen.rng.choice([53, 123, 9, 4789]), payload)
+        assert len(frame) == size - 4, len(frame)
+        packets.append(Packet("sized", i + 1, frame))
     return packets
