@@ -4,6 +4,8 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..unused import rejecting
+
 __all__ = ["RoundRobin"]
 
 
@@ -27,8 +29,9 @@ class RoundRobin(wiring.Component):
     """
 
     def __init__(self, count):
-        if not isinstance(count, int) or count < 1:
-            raise ValueError(f"count must be a positive integer, not {count!r}")
+        with rejecting(self):
+            if not isinstance(count, int) or count < 1:
+                raise ValueError(f"count must be a positive integer, not {count!r}")
         self.count = count
         super().__init__({"requests": In(count), "grant": Out(range(count)), "valid": Out(1)})
 

@@ -7,7 +7,8 @@ frame at bits ``8i .. 8i+7`` of its word (little-endian), ``count`` valid bytes 
 :data:`RxWord`      receive: ``data``, ``count``, ``last``; ``good`` is meaningful with ``last``
                     only: a frame whose last word has ``good`` low is bad (FCS, runt, oversize, rx
                     error, MAC FIFO overflow, already counted by the MAC) and is discarded.
-:data:`TxWord`      transmit: ``data``, ``count``, ``last`` (the MAC pads to 60 bytes, adds the FCS).
+:data:`TxWord`      transmit: ``data``, ``count``, ``last`` (the MAC pads to 60 bytes and adds
+                    the FCS).
 :data:`RxByte`      the MAC's receive byte stream today: ``data``, ``first``, ``last``, ``good``.
 :data:`TxByte`      the MAC's transmit byte stream today: ``data``, ``first``, ``last``.
 ==================  ==============================================================================
@@ -44,7 +45,8 @@ TxByte = data.StructLayout({"data": 8, "first": 1, "last": 1})
 #: * ``received``: every frame that ended on the receive stream, good or bad, including frames
 #:   discarded for lack of a buffer;
 #: * ``bytes_received``: the bytes of the frames handed to the core (good, 14..3520 bytes);
-#: * ``pass``, ``tx``, ``redirect``: frames of this ingress port handed to a transmitter, by verdict;
+#: * ``pass``, ``tx``, ``redirect``: frames of this ingress port handed to a transmitter, by
+#:   verdict;
 #: * ``drop``: ``XDP_DROP``, and ``XDP_REDIRECT`` to no target or to an unknown ifindex;
 #: * ``aborted``: ``XDP_ABORTED``, any other verdict, a fault, or packet bounds outside the slot;
 #: * ``rejected``: bad frames (``good`` low), runts (< 14 bytes), frames longer than the XDP buffer;

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from bpfcore import abi
 
+from ..unused import rejecting
 from .arbiter import RoundRobin
 from .counters import Counters
 from .dispatch import INJECT_BUGS, Dispatcher
@@ -67,20 +68,21 @@ class Datapath(wiring.Component):
 
     def __init__(self, *, ports=2, slots=4, slot_bytes=4096, budget=abi.DEFAULT_BUDGET,
                  inject_bug=None):
-        if ports != 2:
-            raise ValueError(f"ports must be 2 (a bump in the wire: PASS leaves on the other "
-                             f"port), not {ports!r}")
-        if not isinstance(slots, int) or not 2 <= slots <= 16:
-            raise ValueError(f"slots must be an integer in 2..16, not {slots!r}")
-        if (not isinstance(slot_bytes, int) or slot_bytes < 1024
-                or slot_bytes & (slot_bytes - 1)):
-            raise ValueError(f"slot_bytes must be a power of two of at least 1024, "
-                             f"not {slot_bytes!r}")
-        if not isinstance(budget, int) or not 0 <= budget < 1 << 32:
-            raise ValueError(f"budget must be a 32-bit unsigned integer, not {budget!r}")
-        if inject_bug is not None and inject_bug not in INJECT_BUGS:
-            raise ValueError(f"inject_bug must be None or one of {INJECT_BUGS}, "
-                             f"not {inject_bug!r}")
+        with rejecting(self):
+            if ports != 2:
+                raise ValueError(f"ports must be 2 (a bump in the wire: PASS leaves on the other "
+                                 f"port), not {ports!r}")
+            if not isinstance(slots, int) or not 2 <= slots <= 16:
+                raise ValueError(f"slots must be an integer in 2..16, not {slots!r}")
+            if (not isinstance(slot_bytes, int) or slot_bytes < 1024
+                    or slot_bytes & (slot_bytes - 1)):
+                raise ValueError(f"slot_bytes must be a power of two of at least 1024, "
+                                 f"not {slot_bytes!r}")
+            if not isinstance(budget, int) or not 0 <= budget < 1 << 32:
+                raise ValueError(f"budget must be a 32-bit unsigned integer, not {budget!r}")
+            if inject_bug is not None and inject_bug not in INJECT_BUGS:
+                raise ValueError(f"inject_bug must be None or one of {INJECT_BUGS}, "
+                                 f"not {inject_bug!r}")
         self.ports, self.slots, self.slot_bytes = ports, slots, slot_bytes
         self.budget, self.inject_bug = budget, inject_bug
         #: Longest frame taken, in bytes.
