@@ -27,7 +27,7 @@ from bpfcore.sim.model.xdp import MAX_PACKET
 from bpfcore.sim.rtl.streams import stream_get, stream_put
 
 #: Frames per port in the random traffic tests.
-FRAMES = int(os.environ.get("BPFCORE_DP_FRAMES", "24"))
+FRAMES = int(os.environ.get("BPFCORE_DP_FRAMES", "30"))
 HEAD = abi.PKT_HEADROOM
 #: Cycles without progress after which the bench declares a hang.
 HANG = 20_000
@@ -100,27 +100,34 @@ class Frame:
 
 
 def make_frames(rng, port, count, serials):
-    """``count`` random frames (mostly good, 14..1514 bytes; some bad, runt, too long, or at the
-    limits), each good-sized one carrying a unique serial in bytes 1..4."""
-    frames = []
-    for _ in range(count):
+    """``count`` random frames (mostly good, 14..1514 bytes; some bad, runt or too long), among
+    them, in random places, one of each corner: 1 byte, 13 bytes, 14 bytes, ``MAX_PACKET``,
+    ``MAX_PACKET + 1``, longer than a slot, and a bad one. Each frame of 5 bytes or more carries
+    a unique serial in bytes 1..4."""
+    corners = [(1, True), (abi.ETH_HLEN - 1, True), (abi.ETH_HLEN, True), (MAX_PACKET, True),
+               (MAX_PACKET + 1, True), (4500, True), (rng.randint(abi.ETH_HLEN, 200), False)]
+    shapes = []
+    for _ in range(max(count - len(corners), 0)):
         kind = rng.random()
-        if kind < 0.06:
+        if kind < 0.04:
             length = rng.randint(1, abi.ETH_HLEN - 1)
-        elif kind < 0.10:
+        elif kind < 0.06:
             length = rng.randint(MAX_PACKET + 1, MAX_PACKET + 40)
-        elif kind < 0.13:
-            length = rng.choice([abi.ETH_HLEN, MAX_PACKET, abi.ETH_HLEN + 1, 60])
-        elif kind < 0.6:
+        elif kind < 0.55:
             length = rng.randint(abi.ETH_HLEN, 120)
         else:
             length = rng.randint(abi.ETH_HLEN, 1514)
+        shapes.append((length, rng.random() > 0.05))
+    shapes += corners[:count]
+    rng.shuffle(shapes)
+    frames = []
+    for length, good in shapes:
         data = bytearray(rng.randbytes(length))
         if length >= 5:
             serial = len(serials)
             data[1:5] = serial.to_bytes(4, "little")
             serials.append((port, len(frames)))
-        frames.append(Frame(data, good=rng.random() > 0.07))
+        frames.append(Frame(data, good))
     return frames
 
 
@@ -252,10 +259,15 @@ class Bench:
             stream = self.dut.tx[port]
             rng = random.Random(self.rng.random())
             frame = bytearray()
+            waiting = None          # a word offered but not taken: it must stay offered
             while not self.finished:
                 ready = self.cycle >= self.hold.get(port, 0) and rng.random() >= self.stall
                 ctx.set(stream.ready, ready)
                 _, _, valid, word = await ctx.tick().sample(stream.valid, stream.payload)
+                if waiting is not None:
+                    assert valid and word == waiting, \
+                        f"port {port}: tx word withdrawn or changed before it was taken"
+                waiting = word if valid and not ready else None
                 if not (valid and ready):
                     continue
                 assert 1 <= word.count <= 8, word.count
@@ -353,15 +365,15 @@ def test_back_to_back_never_stalls_rx(seed):
 def test_held_transmitter_runs_out_of_slots(seed):
     """Port 1's transmitter is not ready for a long time: its frames hold every slot, new
     frames count no_buffer, nothing hangs, and the counters add up after the release."""
-    bench = Bench(seed, hold={1: 6000}, gap=(0, 30), core_cycles=(1, 10)).run().check()
+    bench = Bench(seed, hold={1: 3000}, gap=(0, 40), core_cycles=(1, 10)).run().check()
     assert sum(bench.counters[p]["no_buffer"] for p in range(2)) > 0
     assert bench.out[1], "port 1 sent nothing after the release"
 
 
 def test_injected_bug_is_caught(seed):
     """PASS leaving on the ingress port must fail the comparison."""
-    bench = Bench(seed, inject_bug="pass_same_port").run()
-    with pytest.raises(AssertionError, match="port"):
+    bench = Bench(seed, inject_bug="pass_same_port", frames=16).run()
+    with pytest.raises(AssertionError, match=r"port \d (sent|frame)"):
         bench.check()
 
 
