@@ -143,7 +143,7 @@ class Bench:
     """A :class:`Datapath`, its slot memory and core played in Python, and the traffic."""
 
     def __init__(self, seed, *, slots=4, frames=FRAMES, inject_bug=None, idle=0.3, stall=0.3,
-                 hold=None, core_cycles=(1, 40), gap=(0, 6)):
+                 hold=None, core_cycles=(1, 40), gap=(0, 6), tweak=None, ports=(0, 1)):
         self.rng = random.Random(seed)
         self.dut = Datapath(slots=slots, inject_bug=inject_bug, budget=12345)
         self.slots = slots
@@ -152,9 +152,14 @@ class Bench:
         self.hold = hold or {}
         self.mem = [bytearray(self.dut.slot_bytes) for _ in range(slots)]
         self.serials = []
-        self.sent = [make_frames(self.rng, p, frames, self.serials) for p in range(2)]
+        self.sent = [make_frames(self.rng, p, frames if p in ports else 0, self.serials)
+                     for p in range(2)]
+        for frame in self.sent[0] + self.sent[1]:
+            if tweak and len(frame.data) >= 8:
+                frame.data = tweak(frame.data)
         self.ran = []               # (port, index) in the order the core ran them
         self.out = [[], []]         # frames each transmit stream sent
+        self.spans = [[], []]       # (words, cycles from the first to the last word) per frame
         self.cycle = 0
         self.progress = 0           # the cycle of the last transfer anywhere
         self.drivers_done = 0
@@ -271,10 +276,13 @@ class Bench:
                 if not (valid and ready):
                     continue
                 assert 1 <= word.count <= 8, word.count
+                if not frame:
+                    began = self.cycle
                 frame += (word.data).to_bytes(8, "little")[:word.count]
                 self.progress = self.cycle
                 if word.last:
                     self.out[port].append(bytes(frame))
+                    self.spans[port].append(((len(frame) + 7) // 8, self.cycle - began + 1))
                     frame = bytearray()
         return take
 
@@ -360,6 +368,19 @@ def test_back_to_back_never_stalls_rx(seed):
     bench = Bench(seed, slots=16, idle=0, stall=0, gap=(0, 0), core_cycles=(1, 3),
                   frames=12).run().check()
     assert max(bench.max_stall) <= 1, bench.max_stall
+
+
+@pytest.mark.parametrize("head", [0, 3])
+def test_one_port_at_one_word_per_cycle(seed, head):
+    """Alone, a port takes and sends one word per cycle: every frame XDP_TX, the core quick, no
+    idle cycles, no back-pressure; the packet start moved by ``head`` bytes."""
+    def tx_moved(data):
+        return bytes([3]) + data[1:6] + bytes([12 + head, 12]) + data[8:]
+    bench = Bench(seed, slots=8, idle=0, stall=0, gap=(0, 0), core_cycles=(1, 1), frames=12,
+                  tweak=tx_moved, ports=(0,)).run().check()
+    assert bench.max_stall[0] == 0, bench.max_stall
+    long = [(words, cycles) for words, cycles in bench.spans[0] if words >= 16]
+    assert long and all(cycles == words for words, cycles in long), long
 
 
 def test_held_transmitter_runs_out_of_slots(seed):

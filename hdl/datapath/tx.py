@@ -21,6 +21,7 @@ class TxReader(wiring.Component):
     are ever in flight). The reader asks the shared read port for the job's words, keeps up to
     four of them ahead of the stream, and realigns them: output word ``k`` is bytes
     ``start + 8k ..`` taken from read words ``k`` and ``k + 1`` (``start`` need not be aligned).
+    With the read port to itself it sends one word per cycle.
 
     Parameters
     ----------
@@ -92,32 +93,38 @@ class TxReader(wiring.Component):
             m.d.sync += [self.raddr.eq(self.raddr + 1), to_read.eq(to_read - 1)]
         m.d.comb += [ahead.w_data.eq(self.rdata), ahead.w_en.eq(inflight)]
 
-        # Output word = bytes shift.. of prev, then bytes ..shift of the next read word.
+        # Aligned (start % 8 == 0): output word k is read word k. Otherwise output word k is
+        # bytes shift.. of read word k (held in prev) then bytes ..shift of read word k + 1.
         out = self.tx.payload
         with m.Switch(shift):
             with m.Case(0):
-                m.d.comb += out.data.eq(prev)
+                m.d.comb += out.data.eq(ahead.r_data)
             for sh in range(1, 8):
                 with m.Case(sh):
                     m.d.comb += out.data.eq(Cat(prev[8 * sh:], ahead.r_data[:8 * sh]))
         m.d.comb += [out.count.eq(Mux(remaining > 8, 8, remaining)),
                      out.last.eq(remaining <= 8)]
-        need_next = (shift != 0) & (remaining > 8 - shift)
+        need_next = remaining > 8 - shift
+        sent = self.tx.valid & self.tx.ready
 
-        with m.If(active & prev_valid):
+        with m.If(active & (shift == 0)):
+            m.d.comb += [self.tx.valid.eq(ahead.r_rdy), ahead.r_en.eq(sent)]
+        with m.Elif(active & prev_valid):
             m.d.comb += self.tx.valid.eq(~need_next | ahead.r_rdy)
-            with m.If(self.tx.valid & self.tx.ready):
-                m.d.sync += remaining.eq(remaining - out.count)
+            with m.If(sent):
                 with m.If(need_next):
                     m.d.comb += ahead.r_en.eq(1)
                     m.d.sync += prev.eq(ahead.r_data)
                 with m.Else():
                     m.d.sync += prev_valid.eq(0)
-                with m.If(out.last):
-                    m.d.sync += [active.eq(0), prev_valid.eq(0)]
-                    m.d.comb += [self.free.eq(1), self.free_slot.eq(self.rslot)]
         with m.Elif(active & ahead.r_rdy):
             m.d.comb += ahead.r_en.eq(1)
             m.d.sync += [prev.eq(ahead.r_data), prev_valid.eq(1)]
+
+        with m.If(sent):
+            m.d.sync += remaining.eq(remaining - out.count)
+            with m.If(out.last):
+                m.d.sync += [active.eq(0), prev_valid.eq(0)]
+                m.d.comb += [self.free.eq(1), self.free_slot.eq(self.rslot)]
         return m
 
