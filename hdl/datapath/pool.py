@@ -12,7 +12,7 @@ class SlotPool(wiring.Component):
 
     Every receiver is offered the lowest free slot that no receiver before it takes in the same
     cycle, so two receivers starting frames at once get different slots, and the last free slot
-    goes to whichever receiver asks for it.
+    goes to whichever receiver asks for it (the lower-numbered one when both ask at once).
 
     Parameters
     ----------
