@@ -29,6 +29,7 @@ from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..helpers import RedirectKind
+from ..layouts import SlotPortSignature
 
 __all__ = ["RxWord", "TxWord", "RxByte", "TxByte", "COUNTER_NAMES", "CounterLayout", "Outcome",
            "SlotPortSignature", "RunControlSignature", "rx_done_layout", "tx_job_layout"]
@@ -74,48 +75,6 @@ def tx_job_layout(slots, slot_bytes):
     """A frame queued for a transmitter: its ``slot`` and the bytes ``[start, end)`` in it."""
     return data.StructLayout({"slot": range(slots), "start": range(slot_bytes + 1),
                               "end": range(slot_bytes + 1)})
-
-
-class SlotPortSignature(wiring.Signature):
-    """The datapath's port into the core's packet slots (driven by the datapath).
-
-    Each slot has its own block RAMs; this port reaches any slot the core is not running, while
-    the CPU uses another one.
-
-    Parameters
-    ----------
-    slots : int
-        Number of packet slots.
-    slot_bytes : int
-        Bytes per slot (a multiple of 8).
-
-    Members
-    -------
-    wslot : Out(range(slots))
-        The slot written.
-    waddr : Out(range(slot_bytes // 8))
-        The 64-bit word written, an index within the slot (byte offset / 8).
-    we : Out(8)
-        Byte enables (bit ``i``: byte ``i`` of the word, bits ``8i .. 8i+7`` of ``wdata``);
-        nothing is written while ``we`` is 0.
-    wdata : Out(64)
-        The word written.
-    rslot : Out(range(slots))
-        The slot read.
-    raddr : Out(range(slot_bytes // 8))
-        The 64-bit word read.
-    rdata : In(64)
-        The word at ``rslot``/``raddr`` of the previous cycle (a registered block-RAM read).
-    """
-
-    def __init__(self, *, slots, slot_bytes):
-        self.slots, self.slot_bytes = slots, slot_bytes
-        words = slot_bytes // 8
-        super().__init__({
-            "wslot": Out(range(slots)), "waddr": Out(range(words)), "we": Out(8),
-            "wdata": Out(64),
-            "rslot": Out(range(slots)), "raddr": Out(range(words)), "rdata": In(64),
-        })
 
 
 class RunControlSignature(wiring.Signature):
