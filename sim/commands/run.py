@@ -19,7 +19,7 @@ import sys
 import time
 
 from bpfcore.errors import BpfcoreError
-from bpfcore.sim.engines import engine_names, make_engine
+from bpfcore.sim.engines import SOC_PORTS, SOC_SYNC_MHZ, engine_names, make_engine
 from bpfcore.sim.load.elf import load_elf
 from bpfcore.sim.load.mapfile import load_map_file, parse_map_setting
 from bpfcore.sim.load.pcap import read_pcap, write_pcap, write_pcapng
@@ -44,14 +44,23 @@ def _engine_options(args):
             args.section = entry
     settings += [parse_map_setting(s) for s in args.set or ()]
     clock = _clock(args.clock)
-    return dict(seed=args.seed, clock=0 if clock == "pcap" else clock,
-                ingress_ifindex=args.ifindex, map_settings=settings,
-                simulator=getattr(args, "simulator", None))
+    options = dict(seed=args.seed, clock=0 if clock == "pcap" else clock,
+                   ingress_ifindex=args.ifindex, map_settings=settings,
+                   simulator=getattr(args, "simulator", None))
+    if (args.engine or "vm") == "soc":
+        options.update(ports=getattr(args, "ports", None) or "0",
+                       line_rate=getattr(args, "line_rate", False),
+                       sync_mhz=getattr(args, "clock_mhz", None) or SOC_SYNC_MHZ)
+    elif getattr(args, "ports", None) or getattr(args, "line_rate", False) or \
+            getattr(args, "clock_mhz", None):
+        raise BpfcoreError("--ports, --line-rate and --clock-mhz apply only to --engine soc")
+    return options
 
 
 def _run_report(args, packets, times_ns, engine_name=None):
-    if getattr(args, "simulator", None) and (engine_name or args.engine) != "rtl":
-        raise BpfcoreError("--simulator chooses the simulator of --engine rtl; add --engine rtl")
+    if getattr(args, "simulator", None) and (engine_name or args.engine) not in ("rtl", "soc"):
+        raise BpfcoreError("--simulator chooses the simulator of --engine rtl or soc; add "
+                           "--engine rtl")
     obj = load_elf(args.object)
     options = _engine_options(args)
     prog = obj.find(args.section)
@@ -105,7 +114,9 @@ def _run(args):
         return _compare(args, packets, times)
     report = _run_report(args, packets, times)
     if args.out:
-        leaving = [(p.data, p.action, p.port) for p in report.packets if p.data is not None]
+        ports = report.ports or [p.port for p in report.packets]
+        leaving = [(p.data, p.action, port) for p, port in zip(report.packets, ports)
+                   if p.data is not None and port is not None]
         if args.out.endswith(".pcapng"):
             write_pcapng(args.out, leaving)
         else:
@@ -129,6 +140,14 @@ def _run(args):
     for name, count in report.counts.items():
         if count or name in ("PASS", "DROP", "TX"):
             print(f"  {name:<9} {count}")
+    if report.counters:
+        names = list(report.counters["total"])
+        print("  counters  " + " ".join(f"{name:>9}" for name in names))
+        for where, counters in report.counters.items():
+            print(f"  {where:<9} " + " ".join(f"{counters[name]:>9}" for name in names))
+    if report.rates:
+        print(f"  offered   {report.rates['offered_mpps']} Mpps, sustained "
+              f"{report.rates['sustained_mpps']} Mpps")
     notes = [p.message for p in report.packets if p.message]
     for note in notes[:5]:
         print(f"  note: {note}")
@@ -180,7 +199,7 @@ def _common(p):
                    help="ingress ifindex in xdp_md (default 1, the kernel test run's loopback)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--simulator", choices=("icarus", "verilator"),
-                   help="simulator of --engine rtl (default icarus)")
+                   help="simulator of --engine rtl (default icarus) or soc (default verilator)")
 
 
 def add_commands(subparsers):
@@ -191,6 +210,14 @@ def add_commands(subparsers):
     p.add_argument("--out", help="write the packets that leave (.pcapng keeps action and port)")
     p.add_argument("--per-packet", action="store_true",
                    help="with --engine rtl: cycles and instructions of every packet run")
+    p.add_argument("--ports", choices=SOC_PORTS,
+                   help="--engine soc: the board port(s) the capture enters (default 0; both: "
+                        "packet i on port i %% 2)")
+    p.add_argument("--line-rate", action="store_true",
+                   help="--engine soc: offer the frames back to back at 1 Gb/s (default: one "
+                        "at a time) and report offered and sustained packet rates")
+    p.add_argument("--clock-mhz", type=float, metavar="F",
+                   help=f"--engine soc: the core clock simulated (default {SOC_SYNC_MHZ})")
     p.add_argument("--compare", action="store_true",
                    help="run on both engines (vm, kernel) and report whether verdicts, packets "
                         "out and maps agree, and each engine's time; exit status 1 if not")

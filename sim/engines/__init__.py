@@ -16,6 +16,7 @@ An engine runs one of two workloads:
 | ``vm`` | :mod:`bpfcore.sim.engines.vm` | the golden VM | the golden VM |
 | ``kernel`` | :mod:`bpfcore.sim.engines.kernel` | ``BPF_PROG_TEST_RUN`` | |
 | ``rtl`` | :mod:`bpfcore.sim.engines.rtl` | the XDP core's Verilog, in lockstep with the VM | the CPU's |
+| ``soc`` | :mod:`bpfcore.sim.engines.soc` | the whole board (MACs, datapath, core), frames on its ports | |
 
 Modules are imported when an engine is made: the RTL engine needs Amaranth and cocotb, the
 kernel engine the ``bpf()`` system call, the VM nothing.
@@ -28,7 +29,13 @@ from typing import Optional
 from bpfcore.errors import BpfcoreError
 
 __all__ = ["ENGINES", "EngineEntry", "engine_names", "make_engine", "make_conformance_engine",
-           "run_packets"]
+           "run_packets", "SOC_PORTS", "SOC_SYNC_MHZ"]
+
+#: Where a capture enters the ``soc`` engine's board: port 0, port 1, or both (packet ``i`` on
+#: port ``i % 2``).
+SOC_PORTS = ("0", "1", "both")
+#: The core clock the ``soc`` engine simulates by default, in MHz (half the RGMII clock).
+SOC_SYNC_MHZ = 62.5
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ ENGINES = {
     "kernel": EngineEntry("bpfcore.sim.engines.kernel", xdp="KernelEngine"),
     "rtl": EngineEntry("bpfcore.sim.engines.rtl", xdp="RtlEngine", conformance="RtlConformance",
                        simulated=True),
+    "soc": EngineEntry("bpfcore.sim.engines.soc", xdp="SocEngine", simulated=True),
 }
 
 

@@ -112,12 +112,12 @@ class RtlEngine:
         self.seed, self.clock, self.budget = seed, clock, budget
         self.ingress_ifindex, self.rx_queue_index = ingress_ifindex, rx_queue_index
         self.simulator = simulator
-        self.spec = xdp_core_spec(**(DEFAULT_CORE if core is None else core))
+        self.spec = self.design(DEFAULT_CORE if core is None else core)
         self.records = []
         self.vm = VmEngine(obj, prog, seed=seed, clock=clock, ingress_ifindex=ingress_ifindex,
                            rx_queue_index=rx_queue_index, map_settings=map_settings,
                            budget=budget, on_retire=self.records.append)
-        top = self.spec.make()
+        top = self.core_of(self.spec.make())
         self.helper_ids = top.helper_ids
         self.mm = top.maps
         # Program memory: the entry program from slot 0, then every tail-call target.
@@ -154,11 +154,20 @@ class RtlEngine:
                                      (base | length << 16).to_bytes(4, "little")))
         self.map_settings = prog_entries + list(map_settings)
 
+    def design(self, core):
+        """The :class:`TopSpec` this engine simulates, for XdpCore arguments ``core``."""
+        return xdp_core_spec(**core)
+
+    @staticmethod
+    def core_of(top):
+        """The :class:`~bpfcore.hdl.xdpcore.XdpCore` of the simulated top."""
+        return top
+
     def bench(self):
         """The (cached, per process) :class:`Bench` of this engine's design."""
         return _bench(self.spec, self.simulator)
 
-    def _maps_section(self):
+    def maps_section(self):
         index = {spec.name: i for i, spec in enumerate(self.obj.maps)}
         entries = [[index[name], bytes(key).hex(), bytes(value).hex()]
                    for name, key, value in self.map_settings]
@@ -203,7 +212,7 @@ class RtlEngine:
                                    readback=True,
                                    entry_len=entry_len,
                                    timeout_cycles=20_000 + 200 * len(self.records)))
-        batch = self.bench().run(items, maps=self._maps_section())
+        batch = self.bench().run(items, maps=self.maps_section())
         runs = {run.index: run for run in batch.runs}
         for n, (index, records, want_log, want) in enumerate(reference):
             run = runs.get(n)
@@ -251,7 +260,7 @@ class RtlEngine:
         """The maps as the core's host port reads them back after ``batch`` (by default after
         loading them, with no packet run)."""
         if batch is None:
-            batch = self.bench().run([], maps=self._maps_section())
+            batch = self.bench().run([], maps=self.maps_section())
         out = {}
         for spec, entries in zip(self.obj.maps, batch.maps):
             pairs = [(bytes.fromhex(k), bytes.fromhex(v)) for k, v in entries]

