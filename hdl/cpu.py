@@ -17,9 +17,9 @@ from amaranth.lib.wiring import In, Out
 from bpfcore import abi
 from bpfcore.abi import Fault
 from bpfcore.isa import AluOp, Kind, Size
-from .decoder import IMM_REG, Decoder
+from .decoder import IMM_REG
 from .layouts import (DxLayout, HelperMemSignature, HelperRequest, HelperResponse, MwLayout,
-                      PredecodeLayout, Region, TraceSignature, XmLayout)
+                      Region, TraceSignature, XmLayout)
 from .maps.engine import CpuValueSignature
 from .units.alu import Alu
 from .units.atomics import Atomics
@@ -27,16 +27,14 @@ from .units.branch import BranchCompare
 from .units.bswap import ByteSwap
 from .units.callstack import CallStack
 from .units.divider import Divider
+from .units.fetch import Fetch
 from .units.helper import HelperPort
 from .units.lsu import Lsu, RegionCheck, size_mask
 from .units.multiplier import Multiplier
+from .units.predictor import BHT_ENTRIES, BranchPredictor
 from .units.shifter import Shifter
 
-__all__ = ["Cpu", "INJECT_BUGS"]
-
-#: Conditional branches whose last outcome decode remembers (by pc modulo this; 16 give the
-#: conformance suite the same CPI as 64).
-BHT_ENTRIES = 16
+__all__ = ["BHT_ENTRIES", "Cpu", "INJECT_BUGS"]
 
 #: Known bugs that ``inject_bug`` can switch on, to prove that lockstep checks catch them.
 INJECT_BUGS = {
@@ -193,7 +191,6 @@ class Cpu(wiring.Component):
         # ---- Run state -----------------------------------------------------------------------
         running = Signal()          # fetching
         launch = Signal()           # first fetch (pc 0) this cycle
-        prog_len = Signal(range(slots + 1))     # one past the last slot written
         prog_base = Signal(16)                  # first slot of the running program
         prog_end = Signal(17)                   # one past its last slot
         budget = Signal(32)
@@ -206,6 +203,9 @@ class Cpu(wiring.Component):
         regs = [Signal(64, name=f"r{i}") for i in range(10)]
         w_term = Signal()           # writeback retires the last instruction
 
+        m.submodules.fetch = fetch = Fetch(slots, with_divider=self.with_divider,
+                                           with_atomics=self.with_atomics)
+        m.submodules.predictor = predictor = BranchPredictor()
         m.submodules.callstack = cs = CallStack(self.frames)
         m.submodules.lsu = lsu = Lsu()
         m.submodules.helper = helper = HelperPort()
@@ -230,7 +230,7 @@ class Cpu(wiring.Component):
                     ]
                     m.d.sync += [r.eq(0) for r in regs]
                     m.d.sync += [prog_base.eq(0),
-                                 prog_end.eq(Mux(self.entry_len != 0, self.entry_len, prog_len))]
+                                 prog_end.eq(Mux(self.entry_len != 0, self.entry_len, fetch.length))]
                     m.d.sync += [regs[1].eq(self.start_r1), regs[2].eq(self.start_r2)]
                     m.d.comb += [lsu.clear.eq(1), cs.x_reset.eq(1)]
                     m.next = "CLEAR"
@@ -246,75 +246,20 @@ class Cpu(wiring.Component):
                 m.d.sync += [self.done.eq(0), self.busy.eq(0)]
                 m.next = "IDLE"
 
-        # ---- Program memory: two banks (even and odd slots), so lddw comes in one read -------
-        # Each slot is stored with its decoded control and its jump target, computed when the
-        # host writes it: decode then costs nothing between the memory and the pipeline.
-        m.submodules.decoder = decoder = Decoder()
-        m.d.comb += decoder.insn.eq(self.prog_wdata)
-        ctrl_w = decoder.ctrl
-        pre_w = Signal(PredecodeLayout)
-        legal_w = ctrl_w.legal & (ctrl_w.kind != Kind.CALL_BTF)
-        if not self.with_divider:
-            legal_w = legal_w & ~((ctrl_w.kind == Kind.ALU)
-                                  & ctrl_w.alu_op.as_value().matches(AluOp.DIV, AluOp.MOD))
-        if not self.with_atomics:
-            legal_w = legal_w & (ctrl_w.kind != Kind.ATOMIC)
-        long_jump = ctrl_w.kind.as_value().matches(Kind.JA32, Kind.CALL_LOCAL)
-        # Static prediction of a conditional branch not seen yet in this run (see the branch
-        # history in decode): backward branches are taken (loops), forward ones are not (an
-        # XDP program's bounds and protocol checks usually fall through). Taking forward
-        # branches other than ``jne`` suits the conformance suite (CPI 1.470 / 1.211 against
-        # 1.493 / 1.248) but costs l3_filter about 18 % more cycles per packet.
-        jcond_w = legal_w & (ctrl_w.kind == Kind.JCOND)
-        m.d.comb += [
-            pre_w.insn.eq(self.prog_wdata),
-            pre_w.ctrl.eq(ctrl_w),
-            pre_w.ctrl.legal.eq(legal_w),
-            pre_w.jcond.eq(jcond_w),
-            pre_w.bt.eq(jcond_w & self.prog_wdata[31]),
-            pre_w.ja.eq(legal_w & ctrl_w.kind.as_value().matches(Kind.JA, Kind.JA32)),
-            pre_w.target.eq(self.prog_addr + 1 + Mux(long_jump, self.prog_wdata[32:48],
-                                                     self.prog_wdata[16:32])),
-        ]
-        m.d.comb += pre_w.target_even.eq((pre_w.target + 1) >> 1)
-        banks = []
-        for parity in ("even", "odd"):
-            mem = memory.Memory(shape=PredecodeLayout, depth=slots // 2, init=[])
-            m.submodules[f"prog_{parity}"] = mem
-            wp = mem.write_port()
-            rp = mem.read_port()
-            m.d.comb += [
-                wp.addr.eq(self.prog_addr >> 1),
-                wp.data.eq(pre_w),
-                wp.en.eq(self.prog_we & (self.prog_addr[0] == (parity == "odd"))),
-            ]
-            banks.append(rp)
-        prog_even, prog_odd = banks
-        with m.If(self.prog_we):
-            m.d.sync += prog_len.eq(self.prog_addr + 1)
-
         # ---- Fetch -> decode -----------------------------------------------------------------
-        # The program memory output is the fetch/decode register: the word read at f_addr in
-        # the previous cycle, for the instruction at d_pc.
-        # The fetch address and, precomputed per source, its even-bank row ((addr + 1) >> 1):
-        # no adder between the program memory output and its address input.
-        f_addr = Signal(16)
-        f_even = Signal(16)
-        d_valid = Signal()
-        d_pc = Signal(16)
-        d_bad = Signal()            # redirected to a target outside the program (wrapped pc)
+        fd = fetch.fd
+        m.d.comb += [
+            fetch.prog_we.eq(self.prog_we), fetch.prog_addr.eq(self.prog_addr),
+            fetch.prog_wdata.eq(self.prog_wdata),
+            predictor.fd.eq(fd), predictor.d_even.eq(fetch.d_even),
+            predictor.d_odd.eq(fetch.d_odd),
+            fetch.f_next.eq(predictor.f_next), fetch.f_next_even.eq(predictor.f_next_even),
+        ]
+        d_pc = fd.pc
+        d_insn = fd.slot.insn
+        d_hi = fd.insn_hi
+        ctrl = fd.slot.ctrl
         ja_bad = Signal()           # execute holds a ja whose target (now in decode) is outside
-        m.d.comb += [
-            prog_even.addr.eq(f_even), prog_odd.addr.eq(f_addr >> 1),
-        ]
-        d_pre = Signal(PredecodeLayout)
-        d_hi = Signal(64)
-        m.d.comb += [
-            d_pre.eq(Mux(d_pc[0], prog_odd.data, prog_even.data)),
-            d_hi.eq(Mux(d_pc[0], prog_even.data.insn, prog_odd.data.insn)),
-        ]
-        d_insn = d_pre.insn
-        ctrl = d_pre.ctrl
 
         # ---- Decode --------------------------------------------------------------------------
         dx = Signal(DxLayout)
@@ -344,7 +289,7 @@ class Cpu(wiring.Component):
         m.d.comb += [read_a.eq(read(ctrl.ra)), read_b.eq(read(ctrl.rb))]
 
         d_fault = Signal(4)
-        with m.If(d_bad | ja_bad | (d_pc >= prog_end)):
+        with m.If(fd.bad | ja_bad | (d_pc >= prog_end)):
             m.d.comb += d_fault.eq(Fault.PC_RANGE)
         with m.Elif(~ctrl.legal):
             m.d.comb += d_fault.eq(Fault.ILLEGAL)
@@ -361,42 +306,9 @@ class Cpu(wiring.Component):
         with m.Else():
             m.d.comb += d_imm.eq(imm)
 
-        d_next = Signal(16)
-        d_next_even = Signal(16)
-        pc1 = Signal(16)
-        pc2 = Signal(16)
-        pc3 = Signal(16)
-        m.d.comb += [pc1.eq(d_pc + 1), pc2.eq(d_pc + 2), pc3.eq(d_pc + 3)]
-        # Branch history: the last outcome of the conditional branch at each pc (mod
-        # BHT_ENTRIES) in this run; a branch without history uses its static prediction.
-        bht_valid = Signal(BHT_ENTRIES)
-        bht_taken = Signal(BHT_ENTRIES)
-        bht_bits = (BHT_ENTRIES - 1).bit_length()
-        d_hist = d_pc[:bht_bits]
-        d_hit = bht_valid.bit_select(d_hist, 1)
-        d_last = bht_taken.bit_select(d_hist, 1)
-        d_taken = Signal()
-        m.d.comb += d_taken.eq(d_pre.jcond & Mux(d_hit, d_last, d_pre.bt))
-        # The next fetch address is worked out for both banks' words at once, then picked by
-        # the pc's parity: one level less behind the program memory outputs.
-        bank_next = []
-        for bank in (prog_even, prog_odd):
-            pre = bank.data
-            nxt = Signal(16)
-            nxt_even = Signal(16)
-            with m.If(pre.ja | (pre.jcond & Mux(d_hit, d_last, pre.bt))):
-                m.d.comb += [nxt.eq(pre.target), nxt_even.eq(pre.target_even)]
-            with m.Elif(pre.ctrl.lddw & pre.ctrl.legal):
-                m.d.comb += [nxt.eq(pc2), nxt_even.eq(pc3 >> 1)]
-            with m.Else():
-                m.d.comb += [nxt.eq(pc1), nxt_even.eq(pc2 >> 1)]
-            bank_next.append((nxt, nxt_even))
-        m.d.comb += [d_next.eq(Mux(d_pc[0], bank_next[1][0], bank_next[0][0])),
-                     d_next_even.eq(Mux(d_pc[0], bank_next[1][1], bank_next[0][1]))]
-
         dx_next = Signal(DxLayout)
         m.d.comb += [
-            dx_next.valid.eq(d_valid),
+            dx_next.valid.eq(fd.valid),
             dx_next.pc.eq(d_pc),
             dx_next.insn.eq(Mux(d_fault == Fault.PC_RANGE, 0, d_insn)),
             dx_next.insn_hi.eq(Mux((d_fault == 0) & ctrl.lddw, d_hi, 0)),
@@ -406,9 +318,9 @@ class Cpu(wiring.Component):
             dx_next.b.eq(read_b),
             dx_next.imm.eq(d_imm),
             dx_next.off.eq(d_insn[16:32]),
-            dx_next.target.eq(d_pre.target),
-            dx_next.bt.eq(d_taken),
-            dx_next.target_even.eq(d_pre.target_even),
+            dx_next.target.eq(fd.slot.target),
+            dx_next.bt.eq(predictor.d_taken),
+            dx_next.target_even.eq(fd.slot.target_even),
         ]
         # The instructions that are in memory and writeback when this one is in execute:
         # memory gets execute's instruction, unless the atomic there holds it; writeback gets
@@ -729,12 +641,8 @@ class Cpu(wiring.Component):
             m.d.comb += cs.x_pop.eq(x_fire)
             with m.If(x_fire):
                 m.d.sync += [regs[6 + i].eq(cs.top_saved[i]) for i in range(4)]
-        x_hist = dx.pc[:bht_bits]
-        with m.If(launch):
-            m.d.sync += bht_valid.eq(0)
-        with m.Elif(fire_ok & (x.kind == Kind.JCOND)):
-            m.d.sync += [bht_valid.bit_select(x_hist, 1).eq(1),
-                         bht_taken.bit_select(x_hist, 1).eq(branch.x_taken)]
+        m.d.comb += [predictor.clear.eq(launch), predictor.x_update.eq(fire_ok & (x.kind == Kind.JCOND)),
+                     predictor.x_pc.eq(dx.pc), predictor.x_taken.eq(branch.x_taken)]
         m.d.comb += [cs.x_ret_pc.eq(dx.pc + 1)]
         m.d.sync += [r_cond.eq(x_redirect), r_fired.eq(x_fire), r_target.eq(x_target),
                      r_target_even.eq(x_target_even), r_target_bad.eq(x_target_bad)]
@@ -742,23 +650,16 @@ class Cpu(wiring.Component):
 
         # ---- Pipeline registers and fetch control ----------------------------------------------
         d_stall = Signal()
-        m.d.comb += d_stall.eq(d_valid & x_stall)
-        d_fire = d_valid & ~d_stall & ~r_redirect & ~m_kill
-
-        with m.If(launch):
-            m.d.comb += [f_addr.eq(0), f_even.eq(0)]
-            m.d.sync += [d_valid.eq(1), d_pc.eq(0), d_bad.eq(0)]
-        with m.Elif(m_kill | ~running):
-            m.d.sync += d_valid.eq(0)
-        with m.Elif(r_redirect):
-            m.d.comb += [f_addr.eq(r_target), f_even.eq(r_target_even)]
-            m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(r_target_bad)]
-        with m.Else():
-            m.d.comb += [f_addr.eq(d_next), f_even.eq(d_next_even)]
-            with m.If(~d_stall):
-                m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(0)]
-        # Decode stalls: the program memory keeps its output (read enable low).
-        m.d.comb += [prog_even.en.eq(~d_stall), prog_odd.en.eq(~d_stall)]
+        m.d.comb += d_stall.eq(fd.valid & x_stall)
+        d_fire = fd.valid & ~d_stall & ~r_redirect & ~m_kill
+        m.d.comb += [
+            fetch.f_launch.eq(launch),
+            fetch.f_kill.eq(m_kill | ~running),
+            fetch.f_redirect.eq(r_redirect),
+            fetch.f_target.eq(r_target), fetch.f_target_even.eq(r_target_even),
+            fetch.f_target_bad.eq(r_target_bad),
+            fetch.d_stall.eq(d_stall),
+        ]
 
         with m.If(m_kill):
             m.d.sync += running.eq(0)

@@ -4,8 +4,8 @@ The pipeline has four payload registers, named by the stage pair they sit betwee
 lesson 3):
 
 ========  =====================================================================================
-``fd``    fetch -> decode: not a register of its own (program memory is read synchronously, so
-          the memory's output *is* the fetch/decode register); :data:`FdLayout` names its fields.
+``fd``    fetch -> decode: program memory is read synchronously, so the memory's output *is* the
+          fetch/decode register; :data:`FdLayout` adds the pc and valid registers beside it.
 ``dx``    decode -> execute: decoded control, operand register indexes, operand values read in
           decode, the 64-bit immediate, the branch target.
 ``xm``    execute -> memory: the result computed in execute, the access (address, size, region,
@@ -139,11 +139,14 @@ PredecodeLayout = data.StructLayout({
     "target_even": 16,       # (target + 1) >> 1: the target's even-bank row
 })
 
-#: Fetch -> decode (the program memory's output and the pc it was read at).
+#: Fetch -> decode: the program memory's output (both banks, picked by the pc's parity) and the
+#: registers beside it (see :class:`~bpfcore.hdl.units.fetch.Fetch`).
 FdLayout = data.StructLayout({
+    "valid": 1,
     "pc": 16,
-    "slot": PredecodeLayout,
-    "insn_hi": 64,
+    "bad": 1,                # redirected to a target outside the program (the pc wrapped)
+    "slot": PredecodeLayout,     # the slot at pc
+    "insn_hi": 64,           # the slot after it (lddw's second half)
 })
 
 DxLayout = data.StructLayout({
