@@ -10,14 +10,13 @@ stages and the units of :mod:`bpfcore.hdl.units`; the control vocabulary is:
 * **redirect**: execute changes the fetch address (taken branch, local call, exit to a caller).
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from bpfcore import abi
 from bpfcore.abi import Fault
 from bpfcore.isa import AluOp, Kind, Size
-from .decoder import IMM_REG
 from .layouts import (DxLayout, HelperMemSignature, HelperRequest, HelperResponse, MwLayout,
                       Region, TraceSignature, XmLayout)
 from .maps.engine import CpuValueSignature
@@ -32,6 +31,7 @@ from .units.helper import HelperPort
 from .units.lsu import Lsu, RegionCheck, size_mask
 from .units.multiplier import Multiplier
 from .units.predictor import BHT_ENTRIES, BranchPredictor
+from .units.regfile import RegisterFile
 from .units.shifter import Shifter
 
 __all__ = ["BHT_ENTRIES", "Cpu", "INJECT_BUGS"]
@@ -200,12 +200,12 @@ class Cpu(wiring.Component):
         rxq = Signal(32)
         order = Signal(32)          # order of the instruction in execute
         budget_hit = Signal()       # order == budget
-        regs = [Signal(64, name=f"r{i}") for i in range(10)]
         w_term = Signal()           # writeback retires the last instruction
 
         m.submodules.fetch = fetch = Fetch(slots, with_divider=self.with_divider,
                                            with_atomics=self.with_atomics)
         m.submodules.predictor = predictor = BranchPredictor()
+        m.submodules.regfile = rf = RegisterFile()
         m.submodules.callstack = cs = CallStack(self.frames)
         m.submodules.lsu = lsu = Lsu()
         m.submodules.helper = helper = HelperPort()
@@ -228,11 +228,9 @@ class Cpu(wiring.Component):
                         rxq.eq(self.rx_queue_index), order.eq(0),
                         budget_hit.eq(self.budget == 0),
                     ]
-                    m.d.sync += [r.eq(0) for r in regs]
                     m.d.sync += [prog_base.eq(0),
                                  prog_end.eq(Mux(self.entry_len != 0, self.entry_len, fetch.length))]
-                    m.d.sync += [regs[1].eq(self.start_r1), regs[2].eq(self.start_r2)]
-                    m.d.comb += [lsu.clear.eq(1), cs.x_reset.eq(1)]
+                    m.d.comb += [lsu.clear.eq(1), cs.x_reset.eq(1), rf.start.eq(1)]
                     m.next = "CLEAR"
             with m.State("CLEAR"):
                 with m.If(~lsu.clearing):
@@ -268,25 +266,6 @@ class Cpu(wiring.Component):
         phase = Signal()            # the atomic in memory is in its second cycle
         x_fire = Signal()
         mw = Signal(MwLayout)
-        w_we = Signal()
-        m.d.comb += w_we.eq(mw.valid & mw.rec.rd_valid)
-
-        # Register reads in decode; they see writeback's write of this cycle. Operand B of a
-        # form without a register B names IMM_REG: the sign-extended immediate (the lddw
-        # constant is dx.imm's, which execute uses directly).
-        assert IMM_REG == 15
-        imm_b = Signal(64)
-        m.d.comb += imm_b.eq(d_insn[32:].as_signed())
-        reg_view = Array(regs + [cs.fp] + [Const(0, 64)] * 4 + [imm_b])
-
-        def read(index):
-            return Mux(w_we & (mw.rec.rd == index), mw.rec.rd_value, reg_view[index])
-
-        # Indexed by the predecoded operand registers (``ra`` is src or dst): no operand mux
-        # behind the register read.
-        read_a = Signal(64)
-        read_b = Signal(64)
-        m.d.comb += [read_a.eq(read(ctrl.ra)), read_b.eq(read(ctrl.rb))]
 
         d_fault = Signal(4)
         with m.If(fd.bad | ja_bad | (d_pc >= prog_end)):
@@ -314,32 +293,22 @@ class Cpu(wiring.Component):
             dx_next.insn_hi.eq(Mux((d_fault == 0) & ctrl.lddw, d_hi, 0)),
             dx_next.fault.eq(d_fault),
             dx_next.ctrl.eq(ctrl),
-            dx_next.a.eq(read_a),
-            dx_next.b.eq(read_b),
+            dx_next.ops.eq(rf.d_ops),
             dx_next.imm.eq(d_imm),
             dx_next.off.eq(d_insn[16:32]),
             dx_next.target.eq(fd.slot.target),
             dx_next.bt.eq(predictor.d_taken),
             dx_next.target_even.eq(fd.slot.target_even),
         ]
-        # The instructions that are in memory and writeback when this one is in execute:
-        # memory gets execute's instruction, unless the atomic there holds it; writeback gets
-        # memory's.
-        # The bits include those stages' valid and rd_valid (a faulting instruction there may
-        # forward: it kills the instruction in execute anyway).
-        next_m_rd = Signal(4)
-        next_m_we = Signal()
-        next_w_we = Signal()
         m.d.comb += [
-            next_m_rd.eq(Mux(m_stall, xm.rd, dx.ctrl.rd)),
-            next_m_we.eq(Mux(m_stall, xm.valid & xm.rd_valid, x_fire & dx.ctrl.rd_we)),
-            next_w_we.eq(xm.valid & ~m_stall & xm.rd_valid),
-        ]
-        m.d.comb += [
-            dx_next.m_a.eq(next_m_we & (next_m_rd == ctrl.ra)),
-            dx_next.m_b.eq(next_m_we & (next_m_rd == ctrl.rb)),
-            dx_next.w_a.eq(next_w_we & (xm.rd == ctrl.ra)),
-            dx_next.w_b.eq(next_w_we & (xm.rd == ctrl.rb)),
+            rf.start_r1.eq(self.start_r1), rf.start_r2.eq(self.start_r2), rf.fp.eq(cs.fp),
+            rf.d_ra.eq(ctrl.ra), rf.d_rb.eq(ctrl.rb), rf.d_imm.eq(d_insn[32:].as_signed()),
+            rf.x_ops.eq(dx.ops), rf.x_ra.eq(dx.ctrl.ra), rf.x_rb.eq(dx.ctrl.rb),
+            rf.x_rd.eq(dx.ctrl.rd), rf.x_rd_we.eq(dx.ctrl.rd_we), rf.x_fire.eq(x_fire),
+            rf.m_valid.eq(xm.valid), rf.m_rd_valid.eq(xm.rd_valid), rf.m_rd.eq(xm.rd),
+            rf.m_result.eq(xm.result), rf.m_stall.eq(m_stall),
+            rf.w_we.eq(mw.valid & mw.rec.rd_valid), rf.w_rd.eq(mw.rec.rd),
+            rf.w_value.eq(mw.rec.rd_value),
         ]
 
         # ---- Execute -------------------------------------------------------------------------
@@ -355,23 +324,10 @@ class Cpu(wiring.Component):
         r_target_bad = Signal()
         x_valid = dx.valid & ~r_redirect
 
-        # Operands read in decode, overridden by the results in memory and writeback
-        # (forwarding).
-
-        # Which stage an operand comes from is decided one cycle ahead (``dx.m_a`` ...: the
-        # register index matches the rd of the instruction that is then in memory/writeback),
-        # so that only the valid bits of those stages remain between the registers and the
-        # operand muxes.
-        def forward(from_m, from_w, latched):
-            return Mux(from_m, xm.result, Mux(from_w, mw.rec.rd_value, latched))
-
-        fwd_a = Signal(64)
-        fwd_b = Signal(64)
-        m.d.comb += [fwd_a.eq(forward(dx.m_a, dx.w_a, dx.a)),
-                     fwd_b.eq(forward(dx.m_b, dx.w_b, dx.b))]
+        op_a = rf.x_a
+        op_b = rf.x_b       # the register or, as IMM_REG, the immediate
         load_use = Signal()
-        m.d.comb += load_use.eq(xm.late & ((x.use_a & dx.m_a) | (x.use_b & dx.m_b)))
-        op_b = fwd_b        # the register or, as IMM_REG, the immediate
+        m.d.comb += load_use.eq(xm.late & ((x.use_a & dx.ops.m_a) | (x.use_b & dx.ops.m_b)))
 
         # Faults known before execution, in the golden VM's order.
         # ``budget_hit`` (order == budget) is kept as a register: a 32-bit compare less in
@@ -411,13 +367,13 @@ class Cpu(wiring.Component):
         m.submodules.region = region = RegionCheck(
             bounds_off_by_one=self.inject_bug == "bounds_off_by_one")
         m.d.comb += [
-            alu.x_op.eq(x.alu_op), alu.x_a.eq(fwd_a), alu.x_b.eq(op_b), alu.x_w64.eq(x.w64),
+            alu.x_op.eq(x.alu_op), alu.x_a.eq(op_a), alu.x_b.eq(op_b), alu.x_w64.eq(x.w64),
             alu.x_off.eq(dx.off),
-            bswap.x_a.eq(fwd_a), bswap.x_bits.eq(dx.imm[:7]), bswap.x_swap.eq(x.swap),
-            branch.x_op.eq(x.jmp_op), branch.x_a.eq(fwd_a), branch.x_b.eq(op_b),
+            bswap.x_a.eq(op_a), bswap.x_bits.eq(dx.imm[:7]), bswap.x_swap.eq(x.swap),
+            branch.x_op.eq(x.jmp_op), branch.x_a.eq(op_a), branch.x_b.eq(op_b),
             branch.x_w64.eq(x.w64),
-            mul.x_a.eq(fwd_a), mul.x_b.eq(op_b),
-            region.x_base.eq(fwd_a), region.x_off.eq(dx.off), region.x_size.eq(x.size),
+            mul.x_a.eq(op_a), mul.x_b.eq(op_b),
+            region.x_base.eq(op_a), region.x_off.eq(dx.off), region.x_size.eq(x.size),
             region.x_write.eq(is_write), region.x_data.eq(data_lo),
             region.x_data_end.eq(data_hi), region.x_fp.eq(cs.fp),
         ]
@@ -432,28 +388,27 @@ class Cpu(wiring.Component):
         if self.with_divider:
             m.submodules.div = div = Divider(external_shift=True)
             m.d.comb += [
-                div.x_a.eq(fwd_a), div.x_b.eq(op_b), div.x_w64.eq(x.w64),
+                div.x_a.eq(op_a), div.x_b.eq(op_b), div.x_w64.eq(x.w64),
                 div.x_signed.eq(dx.off[0]), div.x_mod.eq(x.alu_op == AluOp.MOD),
                 div.x_start.eq(go & is_div & ~started & ~load_use),
             ]
             ready_div = started & div.x_done
             # The divider borrows the shifter (idle during a division) to normalise.
             m.d.comb += div.x_norm_result.eq(shifter.x_result)
-        m.d.comb += [shifter.x_op.eq(x.alu_op), shifter.x_a.eq(fwd_a), shifter.x_b.eq(op_b),
+        m.d.comb += [shifter.x_op.eq(x.alu_op), shifter.x_a.eq(op_a), shifter.x_b.eq(op_b),
                      shifter.x_w64.eq(x.w64)]
         if self.with_divider:
             with m.If(div.x_norm):
                 m.d.comb += [shifter.x_op.eq(AluOp.LSH), shifter.x_a.eq(div.x_norm_value),
                              shifter.x_b.eq(div.x_norm_shift), shifter.x_w64.eq(1)]
-        callx_bad = (x.kind == Kind.CALLX) & (fwd_a[32:] != 0)
+        callx_bad = (x.kind == Kind.CALLX) & (op_a[32:] != 0)
         m.d.comb += [
             helper.x_start.eq(go & is_helper & ~started & ~load_use & drained),
             helper.x_bad.eq(callx_bad),
             helper.x_nested.eq(cs.depth != 0),
-            helper.x_id.eq(Mux(x.kind == Kind.CALLX, fwd_a[:32], dx.imm[:32])),
+            helper.x_id.eq(Mux(x.kind == Kind.CALLX, op_a[:32], dx.imm[:32])),
         ]
-        for i in range(5):
-            m.d.comb += helper.x_args[i].eq(regs[1 + i])
+        m.d.comb += helper.x_args.eq(rf.x_r1_r5)
         ready_helper = started & helper.x_done
         with m.If(is_mul):
             m.d.comb += unit_ready.eq(ready_mul)
@@ -588,7 +543,7 @@ class Cpu(wiring.Component):
             xm_next.helper_id.eq(helper.x_id),
             xm_next.helper_r0.eq(helper.x_r0),
             xm_next.ret_valid.eq(is_end | halt),
-            xm_next.ret.eq(Mux(halt, helper.x_r0, fwd_a)),
+            xm_next.ret.eq(Mux(halt, helper.x_r0, op_a)),
         ]
 
         # Full-width targets: outside the program means Fault.PC_RANGE where the VM would land.
@@ -639,14 +594,13 @@ class Cpu(wiring.Component):
                          prog_end.eq(helper.x_prog_base + helper.x_prog_len)]
         with m.If(x_ok & is_ret):
             m.d.comb += cs.x_pop.eq(x_fire)
-            with m.If(x_fire):
-                m.d.sync += [regs[6 + i].eq(cs.top_saved[i]) for i in range(4)]
+            m.d.comb += rf.x_restore.eq(x_fire)
         m.d.comb += [predictor.clear.eq(launch), predictor.x_update.eq(fire_ok & (x.kind == Kind.JCOND)),
                      predictor.x_pc.eq(dx.pc), predictor.x_taken.eq(branch.x_taken)]
         m.d.comb += [cs.x_ret_pc.eq(dx.pc + 1)]
         m.d.sync += [r_cond.eq(x_redirect), r_fired.eq(x_fire), r_target.eq(x_target),
                      r_target_even.eq(x_target_even), r_target_bad.eq(x_target_bad)]
-        m.d.comb += [cs.x_saved[i].eq(regs[6 + i]) for i in range(4)]
+        m.d.comb += [cs.x_saved.eq(rf.x_r6_r9), rf.x_restore_r6_r9.eq(cs.top_saved)]
 
         # ---- Pipeline registers and fetch control ----------------------------------------------
         d_stall = Signal()
@@ -671,11 +625,7 @@ class Cpu(wiring.Component):
             m.d.sync += dx.eq(dx_next)
         with m.Elif(x_stall):
             # Keep operands current while execute waits: their producers retire meanwhile.
-            m.d.sync += [dx.a.eq(fwd_a), dx.b.eq(fwd_b),
-                         dx.m_a.eq(next_m_we & m_stall & (xm.rd == x.ra)),
-                         dx.m_b.eq(next_m_we & m_stall & (xm.rd == x.rb)),
-                         dx.w_a.eq(next_w_we & (xm.rd == x.ra)),
-                         dx.w_b.eq(next_w_we & (xm.rd == x.rb))]
+            m.d.sync += dx.ops.eq(rf.x_held)
         with m.Else():
             m.d.sync += dx.valid.eq(0)
         with m.If(x_fire):
@@ -758,7 +708,7 @@ class Cpu(wiring.Component):
             # cmpxchg compares with r0 in its second memory cycle: by then every older
             # instruction has left writeback (the first cycle sent a bubble), so the register
             # file holds r0.
-            atomics.m_cmp.eq(regs[0]),
+            atomics.m_cmp.eq(rf.m_r0),
         ]
         atomic_store = xm.atomic & phase & atomics.m_store
         m_we = Signal()
@@ -823,10 +773,6 @@ class Cpu(wiring.Component):
         m.d.sync += mw.eq(rec)
 
         # ---- Writeback -----------------------------------------------------------------------
-        with m.If(w_we):
-            for i, reg in enumerate(regs):
-                with m.If(mw.rec.rd == i):
-                    m.d.sync += reg.eq(mw.rec.rd_value)
         m.d.comb += [self.trace.valid.eq(mw.valid), self.trace.record.eq(mw.rec)]
         with m.If(~mw.rec.rd_valid):
             m.d.comb += self.trace.record.rd_value.eq(0)

@@ -22,7 +22,7 @@ from bpfcore.isa import AluOp, JmpOp, Kind, Size
 
 __all__ = ["HelperRequest", "HelperResponse", "HelperMemSignature", "PrintkLayout",
            "RetireLayout", "TraceSignature", "DecodeLayout", "FdLayout", "PredecodeLayout",
-           "DxLayout", "XmLayout", "MwLayout", "Region"]
+           "OperandsLayout", "DxLayout", "XmLayout", "MwLayout", "Region"]
 
 
 #: Helper call request: the helper id, the argument registers r1-r5, and ``nested`` (the call
@@ -149,6 +149,17 @@ FdLayout = data.StructLayout({
     "insn_hi": 64,           # the slot after it (lddw's second half)
 })
 
+#: Execute's operands as decode hands them over (see
+#: :class:`~bpfcore.hdl.units.regfile.RegisterFile`).
+OperandsLayout = data.StructLayout({
+    "a": 64,             # value of register ra (refreshed by forwarding while execute stalls)
+    "b": 64,             # value of register rb
+    "m_a": 1,            # ra is the rd of the instruction in memory (when that one is valid)
+    "m_b": 1,            # rb likewise
+    "w_a": 1,            # ra is the rd of the instruction in writeback (when that one is valid)
+    "w_b": 1,            # rb likewise
+})
+
 DxLayout = data.StructLayout({
     "valid": 1,
     "pc": 16,
@@ -156,17 +167,12 @@ DxLayout = data.StructLayout({
     "insn_hi": 64,       # second slot of lddw, else 0
     "fault": 4,          # PC_RANGE / ILLEGAL found in decode
     "ctrl": DecodeLayout,
-    "a": 64,             # value of register ra (refreshed by forwarding while execute stalls)
-    "b": 64,             # value of register rb
+    "ops": OperandsLayout,
     "imm": 64,           # imm sign-extended; for lddw the 64-bit constant
     "off": 16,
     "target": 16,        # pc + 1 + offset/imm of jumps and local calls (16 bits)
     "target_even": 16,   # (target + 1) >> 1
     "bt": 1,             # conditional branch predicted taken in decode (fetch followed it)
-    "m_a": 1,            # ra is the rd of the instruction in memory (when that one is valid)
-    "m_b": 1,            # rb likewise
-    "w_a": 1,            # ra is the rd of the instruction in writeback (when that one is valid)
-    "w_b": 1,            # rb likewise
 })
 
 XmLayout = data.StructLayout({
