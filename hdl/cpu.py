@@ -11,7 +11,7 @@ stages and the units of :mod:`bpfcore.hdl.units`; the control vocabulary is:
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from bpfcore import abi
@@ -26,12 +26,14 @@ from .units.branch import BranchCompare
 from .units.bswap import ByteSwap
 from .units.callstack import CallStack
 from .units.divider import Divider
+from .units.faults import FaultPriority
 from .units.fetch import Fetch
 from .units.helper import HelperPort
 from .units.lsu import Lsu, RegionCheck, size_mask
 from .units.multiplier import Multiplier
 from .units.predictor import BHT_ENTRIES, BranchPredictor
 from .units.regfile import RegisterFile
+from .units.retire import RetireRecord
 from .units.shifter import Shifter
 
 __all__ = ["BHT_ENTRIES", "Cpu", "INJECT_BUGS"]
@@ -206,6 +208,8 @@ class Cpu(wiring.Component):
                                            with_atomics=self.with_atomics)
         m.submodules.predictor = predictor = BranchPredictor()
         m.submodules.regfile = rf = RegisterFile()
+        m.submodules.faults = faults = FaultPriority()
+        m.submodules.retire = retire = RetireRecord(wrong_rd=self.inject_bug == "wrong_rd")
         m.submodules.callstack = cs = CallStack(self.frames)
         m.submodules.lsu = lsu = Lsu()
         m.submodules.helper = helper = HelperPort()
@@ -267,11 +271,9 @@ class Cpu(wiring.Component):
         x_fire = Signal()
         mw = Signal(MwLayout)
 
-        d_fault = Signal(4)
-        with m.If(fd.bad | ja_bad | (d_pc >= prog_end)):
-            m.d.comb += d_fault.eq(Fault.PC_RANGE)
-        with m.Elif(~ctrl.legal):
-            m.d.comb += d_fault.eq(Fault.ILLEGAL)
+        d_fault = faults.d_fault
+        m.d.comb += [faults.d_pc_range.eq(fd.bad | ja_bad | (d_pc >= prog_end)),
+                     faults.d_legal.eq(ctrl.legal)]
 
         imm = d_insn[32:].as_signed()
         d_imm = Signal(64)
@@ -332,15 +334,7 @@ class Cpu(wiring.Component):
         # Faults known before execution, in the golden VM's order.
         # ``budget_hit`` (order == budget) is kept as a register: a 32-bit compare less in
         # front of execute's control.
-        early = Signal(4)
-        early_any = Signal()
-        with m.If(dx.fault == Fault.PC_RANGE):
-            m.d.comb += early.eq(Fault.PC_RANGE)
-        with m.Elif(budget_hit):
-            m.d.comb += early.eq(Fault.BUDGET)
-        with m.Elif(dx.fault != 0):
-            m.d.comb += early.eq(dx.fault)
-        m.d.comb += early_any.eq((dx.fault != 0) | budget_hit)
+        early_any = faults.x_early
         go = x_valid & ~early_any
 
         is_alu = x.kind == Kind.ALU
@@ -449,15 +443,12 @@ class Cpu(wiring.Component):
             m.d.sync += started.eq(1)
 
         # Execute's outcome.
-        x_fault = Signal(4)
-        with m.If(early_any):
-            m.d.comb += x_fault.eq(early)
-        with m.Elif(is_mem):
-            m.d.comb += x_fault.eq(region.x_fault)
-        with m.Elif(is_call & cs.x_full):
-            m.d.comb += x_fault.eq(Fault.CALL_DEPTH)
-        with m.Elif(is_helper):
-            m.d.comb += x_fault.eq(helper.x_fault)
+        m.d.comb += [
+            faults.x_dx_fault.eq(dx.fault), faults.x_budget_hit.eq(budget_hit),
+            faults.x_mem.eq(is_mem), faults.x_region_fault.eq(region.x_fault),
+            faults.x_call_full.eq(is_call & cs.x_full),
+            faults.x_helper.eq(is_helper), faults.x_helper_fault.eq(helper.x_fault),
+        ]
 
         # A helper that moved the packet bounds (xdp_adjust_head/tail): they change as it retires.
         with m.If(x_fire & ~early_any & (helper.x_fault == 0) & is_helper & helper.x_ctx_we):
@@ -526,7 +517,7 @@ class Cpu(wiring.Component):
             xm_next.pc.eq(dx.pc - prog_base),
             xm_next.insn.eq(dx.insn),
             xm_next.insn_hi.eq(dx.insn_hi),
-            xm_next.fault.eq(x_fault),
+            xm_next.fault.eq(faults.x_fault),
             xm_next.rd_valid.eq(x.rd_we),
             xm_next.rd.eq(x.rd),
             xm_next.result.eq(result),
@@ -664,20 +655,15 @@ class Cpu(wiring.Component):
         m_rdata = Signal(64)
         m.d.comb += [lsu.map_ring.eq(maps.ring), lsu.map_rot.eq(maps.rot), m_rdata.eq(lsu.m_rdata)]
 
-        # Map accesses learn in the memory stage whether they are allowed (the VM's order: out
-        # of bounds first, then read-only).
+        # Map accesses learn in the memory stage whether they are allowed.
         m_map = Signal()
-        m_write = xm.store | xm.atomic
-        map_fault = Signal(4)
-        m_fault = Signal(4)
         m_ok = xm.valid & (xm.fault == 0) & ~m_late
         m.d.comb += m_map.eq(m_ok & (xm.region == Region.MAP) & (xm.load | xm.store | xm.atomic))
-        with m.If(m_map & ~maps.ok):
-            m.d.comb += map_fault.eq(Mux(m_write, Fault.STORE_OOB, Fault.LOAD_OOB))
-        with m.Elif(m_map & m_write & maps.ro):
-            m.d.comb += map_fault.eq(Fault.STORE_RO)
+        map_fault = faults.m_map_fault
         m.d.comb += [
-            m_fault.eq(xm.fault | map_fault),      # at most one of them is set
+            faults.m_xm_fault.eq(xm.fault), faults.m_map.eq(m_map),
+            faults.m_write.eq(xm.store | xm.atomic), faults.m_map_ok.eq(maps.ok),
+            faults.m_map_ro.eq(maps.ro),
             m_term.eq(xm.valid & ~m_late & ((xm.fault != 0) | xm.ret_valid)),
             # (An atomic whose map access faults takes its second cycle too: it writes nothing
             # and retires with the fault then.)
@@ -722,62 +708,21 @@ class Cpu(wiring.Component):
             m.d.comb += maps.we.eq(m_we & m_map)
         m.d.comb += [lsu.m_we.eq(m_we), lsu.m_wdata.eq(m_wdata), maps.wdata.eq(m_wdata)]
 
-        rec = Signal(MwLayout)
         # (The load/store unit sign-extends a load beside its alignment: lsu.m_loaded.)
         m.d.comb += lsu.m_sext.eq(xm.sext & ~h_pending)
-        r = rec.rec
         m.d.comb += [
-            rec.valid.eq(xm.valid & ~m_stall & ~m_late),
-            r.order.eq(xm.order), r.pc.eq(xm.pc), r.insn.eq(xm.insn), r.insn_hi.eq(xm.insn_hi),
-            r.fault.eq(m_fault),
-            r.rd.eq(xm.rd),
-            r.helper_valid.eq(xm.helper_valid),
-            r.ret_valid.eq(xm.ret_valid),
-            r.ret.eq(Mux(xm.ret_valid, xm.ret, 0)),
+            retire.m_xm.eq(xm), retire.m_fault.eq(faults.m_fault), retire.m_loaded.eq(lsu.m_loaded),
+            retire.m_rdata.eq(m_rdata), retire.m_old.eq(old), retire.m_mask.eq(mmask),
+            retire.m_atomic_store.eq(atomics.m_store), retire.m_atomic_new.eq(atomics.m_new),
         ]
-        m.d.sync += m_late.eq(rec.valid & (map_fault != 0))
-        with m.If(xm.helper_valid):
-            m.d.comb += [r.helper_id.eq(xm.helper_id), r.helper_r0.eq(xm.helper_r0)]
-        with m.If(xm.load):
-            m.d.comb += [
-                r.rd_valid.eq(1), r.rd_value.eq(lsu.m_loaded),
-                r.mem_addr.eq(xm.addr), r.mem_rmask.eq(mmask), r.mem_rdata.eq(m_rdata),
-            ]
-        with m.Elif(xm.store):
-            m.d.comb += [r.mem_addr.eq(xm.addr), r.mem_wmask.eq(mmask),
-                         r.mem_wdata.eq(xm.result & Cat(*(mmask[i].replicate(8)
-                                                          for i in range(8))))]
-        with m.Elif(xm.atomic):
-            m.d.comb += [
-                r.rd_valid.eq(xm.rd_valid), r.rd_value.eq(old),
-                r.mem_addr.eq(xm.addr), r.mem_rmask.eq(mmask), r.mem_rdata.eq(old),
-            ]
-            with m.If(atomics.m_store):
-                m.d.comb += [r.mem_wmask.eq(mmask), r.mem_wdata.eq(atomics.m_new)]
-        with m.Else():
-            m.d.comb += [r.rd_valid.eq(xm.rd_valid), r.rd_value.eq(xm.result)]
-            if self.inject_bug == "wrong_rd":
-                with m.If(xm.rd_valid & (xm.insn[4:8] == AluOp.ADD.value)
-                          & ((xm.insn[0:3] == 4) | (xm.insn[0:3] == 7))):
-                    m.d.comb += r.rd.eq(xm.rd ^ 1)
-        # A faulting instruction's record carries no effects. rd_value (whenever rd_valid is
-        # low) and mem_rdata are zeroed at the trace port instead (below), off the load path;
-        # no other reader uses them then.
-        with m.If(m_fault != 0):
-            m.d.comb += [r.rd_valid.eq(0), r.mem_addr.eq(0),
-                         r.mem_rmask.eq(0), r.mem_wmask.eq(0),
-                         r.mem_wdata.eq(0), r.helper_valid.eq(0), r.helper_id.eq(0),
-                         r.helper_r0.eq(0), r.ret_valid.eq(0), r.ret.eq(0)]
-        with m.If(~r.rd_valid):
-            m.d.comb += r.rd.eq(0)
-        m.d.sync += mw.eq(rec)
+        m_retire = Signal()
+        m.d.comb += m_retire.eq(xm.valid & ~m_stall & ~m_late)
+        m.d.sync += [mw.valid.eq(m_retire), mw.rec.eq(retire.m_rec)]
+        m.d.sync += m_late.eq(m_retire & (map_fault != 0))
 
         # ---- Writeback -----------------------------------------------------------------------
-        m.d.comb += [self.trace.valid.eq(mw.valid), self.trace.record.eq(mw.rec)]
-        with m.If(~mw.rec.rd_valid):
-            m.d.comb += self.trace.record.rd_value.eq(0)
-        with m.If(mw.rec.fault != 0):
-            m.d.comb += self.trace.record.mem_rdata.eq(0)
+        m.d.comb += [retire.w_valid.eq(mw.valid), retire.w_rec.eq(mw.rec)]
+        wiring.connect(m, retire.trace, wiring.flipped(self.trace))
         m.d.comb += w_term.eq(mw.valid & ((mw.rec.fault != 0) | mw.rec.ret_valid))
         with m.If(w_term):
             m.d.sync += [
