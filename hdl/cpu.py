@@ -207,7 +207,8 @@ class Cpu(wiring.Component):
         mw = Signal(MwLayout)
         x = dx.ctrl
 
-        # ---- Stall, kill, fire ---------------------------------------------------------------
+        # ---- Stall, kill, fire: every cause on its own line ----------------------------------
+        f_kill = Signal()
         d_stall = Signal()
         d_fire = Signal()
         x_valid = Signal()
@@ -215,31 +216,39 @@ class Cpu(wiring.Component):
         x_fire = Signal()
         m_stall = Signal()
         m_kill = Signal()
-        m_term = Signal()           # the memory stage holds an instruction that ends the run
-        m_late = Signal()           # the previous memory stage's map value access faulted
+        m_term = Signal()
+        m_late = Signal()
         m_ok = Signal()             # the memory stage holds an instruction that acts
         m_retire = Signal()
-        load_use = Signal()
+        load_use = Signal()         # (execute's stall causes are worked out below)
         map_hazard = Signal()
         phase = Signal()            # the atomic in memory is in its second cycle
         m.d.comb += [
-            d_stall.eq(fd.valid & x_stall),
-            d_fire.eq(fd.valid & ~d_stall & ~redirect.f_redirect & ~m_kill),
-            x_valid.eq(dx.valid & ~redirect.f_redirect),    # killed: the redirect behind
+            f_kill.eq(~run.running  # kill: not running (or the run ended)
+                      | m_kill),
+            d_stall.eq(fd.valid & x_stall),         # stall: execute keeps its instruction
+            d_fire.eq(fd.valid & ~d_stall
+                      & ~redirect.f_redirect        # kill: on the wrong path
+                      & ~m_kill),
+            x_valid.eq(dx.valid
+                       & ~redirect.f_redirect),     # kill: on the wrong path
             x_stall.eq(x_valid & (
                 load_use            # an operand comes from a load (or atomic fetch) in memory
                 | multi.x_wait      # a multi-cycle unit works, or a call waits for the drain
                 | m_stall           # the memory stage keeps an atomic for its second cycle
                 | map_hazard)),     # a memory access right behind a map value write
             x_fire.eq(x_valid & ~x_stall & ~m_kill),
-            m_stall.eq(m_ok & xm.atomic & ~phase),
-            m_kill.eq(
-                m_term              # a fault known before memory, or the last exit
-                | m_late),          # a map value fault, known late in the previous cycle
+            # An atomic whose map access faults takes its second cycle too (it writes nothing
+            # and retires with the fault then).
+            m_stall.eq(m_ok & xm.atomic & ~phase),  # stall: an atomic's read cycle
+            m_kill.eq(m_term        # kill the younger instructions: this one ends the run
+                      | m_late),    # kill: the previous one's map value access faulted
             m_term.eq(xm.valid & ~m_late & ((xm.fault != 0) | xm.ret_valid)),
             m_ok.eq(xm.valid & (xm.fault == 0) & ~m_late),
             m_retire.eq(xm.valid & ~m_stall & ~m_late),
         ]
+        # The map memory answers late in the cycle: its fault stops the younger instructions a
+        # cycle later, and the one that entered the memory stage meanwhile has no effect.
         m.d.sync += m_late.eq(m_retire & (faults.m_map_fault != 0))
 
         # ---- Run control ---------------------------------------------------------------------
@@ -261,7 +270,7 @@ class Cpu(wiring.Component):
             fetch.prog_we.eq(self.prog_we), fetch.prog_addr.eq(self.prog_addr),
             fetch.prog_wdata.eq(self.prog_wdata),
             fetch.f_launch.eq(run.launch),
-            fetch.f_kill.eq(m_kill | ~run.running),
+            fetch.f_kill.eq(f_kill),
             fetch.f_redirect.eq(redirect.f_redirect),
             fetch.f_target.eq(redirect.f_target), fetch.f_target_even.eq(redirect.f_target_even),
             fetch.f_target_bad.eq(redirect.f_target_bad),
@@ -279,16 +288,11 @@ class Cpu(wiring.Component):
         m.d.comb += [faults.d_pc_range.eq(fd.bad | redirect.x_ja_bad | (fd.pc >= run.prog_end)),
                      faults.d_legal.eq(ctrl.legal)]
         imm = d_insn[32:].as_signed()
+        src = d_insn[12:16]         # lddw: 0 a constant, else a map (+ value offset for 2, 6)
+        map_imm = abi.MAP_BASE + (imm << 20) + Mux((src == 2) | (src == 6), d_hi[32:], 0)
         d_imm = Signal(64)
-        with m.If(ctrl.lddw):
-            src = d_insn[12:16]
-            with m.If(src == 0):
-                m.d.comb += d_imm.eq(Cat(d_insn[32:], d_hi[32:]))
-            with m.Else():
-                m.d.comb += d_imm.eq(abi.MAP_BASE + (imm << 20)
-                                     + Mux((src == 2) | (src == 6), d_hi[32:], 0))
-        with m.Else():
-            m.d.comb += d_imm.eq(imm)
+        m.d.comb += d_imm.eq(Mux(ctrl.lddw, Mux(src == 0, Cat(d_insn[32:], d_hi[32:]), map_imm),
+                                 imm))
         m.d.comb += [
             rf.start_r1.eq(self.start_r1), rf.start_r2.eq(self.start_r2), rf.fp.eq(cs.fp),
             rf.d_ra.eq(ctrl.ra), rf.d_rb.eq(ctrl.rb), rf.d_imm.eq(imm),
@@ -301,17 +305,12 @@ class Cpu(wiring.Component):
         ]
         dx_next = Signal(DxLayout)
         m.d.comb += [
-            dx_next.valid.eq(fd.valid),
-            dx_next.pc.eq(fd.pc),
+            dx_next.valid.eq(fd.valid), dx_next.pc.eq(fd.pc),
             dx_next.insn.eq(Mux(d_fault == Fault.PC_RANGE, 0, d_insn)),
             dx_next.insn_hi.eq(Mux((d_fault == 0) & ctrl.lddw, d_hi, 0)),
-            dx_next.fault.eq(d_fault),
-            dx_next.ctrl.eq(ctrl),
-            dx_next.ops.eq(rf.d_ops),
-            dx_next.imm.eq(d_imm),
-            dx_next.off.eq(d_insn[16:32]),
-            dx_next.target.eq(fd.slot.target),
-            dx_next.target_even.eq(fd.slot.target_even),
+            dx_next.fault.eq(d_fault), dx_next.ctrl.eq(ctrl), dx_next.ops.eq(rf.d_ops),
+            dx_next.imm.eq(d_imm), dx_next.off.eq(d_insn[16:32]),
+            dx_next.target.eq(fd.slot.target), dx_next.target_even.eq(fd.slot.target_even),
             dx_next.bt.eq(predictor.d_taken),
         ]
 
@@ -320,9 +319,8 @@ class Cpu(wiring.Component):
         op_b = rf.x_b               # the register or, as IMM_REG, the immediate
         early = faults.x_early      # a fault known before execution: no effects in execute
         go = x_valid & ~early
-        is_alu = x.kind == Kind.ALU
-        is_mul = is_alu & (x.alu_op == AluOp.MUL)
-        is_div = is_alu & x.alu_op.as_value().matches(AluOp.DIV, AluOp.MOD)
+        is_mul = (x.kind == Kind.ALU) & (x.alu_op == AluOp.MUL)
+        is_div = (x.kind == Kind.ALU) & x.alu_op.as_value().matches(AluOp.DIV, AluOp.MOD)
         is_mem = x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX, Kind.STORE_IMM,
                                            Kind.STORE_REG, Kind.ATOMIC)
         is_write = x.kind.as_value().matches(Kind.STORE_IMM, Kind.STORE_REG, Kind.ATOMIC)
@@ -396,29 +394,21 @@ class Cpu(wiring.Component):
         halt = is_helper & helper.x_halt
         xm_next = Signal(XmLayout)
         m.d.comb += [
-            xm_next.valid.eq(1),
-            xm_next.order.eq(run.x_order),
+            xm_next.valid.eq(1), xm_next.order.eq(run.x_order),
             xm_next.pc.eq(dx.pc - run.prog_base),
-            xm_next.insn.eq(dx.insn),
-            xm_next.insn_hi.eq(dx.insn_hi),
-            xm_next.fault.eq(faults.x_fault),
-            xm_next.rd_valid.eq(x.rd_we),
-            xm_next.rd.eq(x.rd),
+            xm_next.insn.eq(dx.insn), xm_next.insn_hi.eq(dx.insn_hi),
+            xm_next.fault.eq(faults.x_fault), xm_next.rd_valid.eq(x.rd_we), xm_next.rd.eq(x.rd),
             xm_next.result.eq(result.x_result),
             xm_next.late.eq(x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX, Kind.ATOMIC)),
             xm_next.load.eq(x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX)),
             xm_next.store.eq(x.kind.as_value().matches(Kind.STORE_IMM, Kind.STORE_REG)),
             xm_next.atomic.eq(x.kind == Kind.ATOMIC),
             xm_next.sext.eq(x.kind == Kind.LOADSX),
-            xm_next.size.eq(x.size),
-            xm_next.addr.eq(region.x_addr),
-            xm_next.region.eq(region.x_region),
-            xm_next.aop.eq(dx.imm[:8]),
-            xm_next.helper_valid.eq(is_helper),
-            xm_next.helper_id.eq(helper.x_id),
+            xm_next.size.eq(x.size), xm_next.addr.eq(region.x_addr),
+            xm_next.region.eq(region.x_region), xm_next.aop.eq(dx.imm[:8]),
+            xm_next.helper_valid.eq(is_helper), xm_next.helper_id.eq(helper.x_id),
             xm_next.helper_r0.eq(helper.x_r0),
-            xm_next.ret_valid.eq(is_end | halt),
-            xm_next.ret.eq(Mux(halt, helper.x_r0, op_a)),
+            xm_next.ret_valid.eq(is_end | halt), xm_next.ret.eq(Mux(halt, helper.x_r0, op_a)),
         ]
 
         # Redirects, frame changes, branch history, packet bounds and tail calls take effect
