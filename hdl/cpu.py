@@ -10,16 +10,15 @@ stages and the units of :mod:`bpfcore.hdl.units`; the control vocabulary is:
 * **redirect**: execute changes the fetch address (taken branch, local call, exit to a caller).
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import memory, stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from bpfcore import abi
 from bpfcore.abi import Fault, Region
-from bpfcore.isa import AluOp, Kind, Size
-from .decoder import IMM_REG, Decoder
+from bpfcore.isa import AluOp, Kind, LddwSource, Size
 from .layouts import (DxLayout, HelperMemSignature, HelperRequest, HelperResponse, MwLayout,
-                      PredecodeLayout, TraceSignature, XmLayout)
+                      SlotPortSignature, TraceSignature, XmLayout)
 from .maps.engine import CpuValueSignature
 from .units.alu import Alu
 from .units.atomics import Atomics
@@ -27,38 +26,29 @@ from .units.branch import BranchCompare
 from .units.bswap import ByteSwap
 from .units.callstack import CallStack
 from .units.divider import Divider
+from .units.faults import FaultPriority
+from .units.fetch import Fetch
 from .units.helper import HelperPort
-from .units.lsu import Lsu, RegionCheck, size_mask
+from .units.lsu import Lsu, RegionCheck
+from .units.memport import MemoryPort
+from .units.multicycle import MultiCycle
 from .units.multiplier import Multiplier
+from .units.predictor import BHT_ENTRIES, BranchPredictor
+from .units.redirect import Redirect
+from .units.regfile import RegisterFile
+from .units.result import ResultSelect
+from .units.retire import RetireRecord
+from .units.run import RunControl
 from .units.shifter import Shifter
+from .unused import rejecting
 
-__all__ = ["Cpu", "INJECT_BUGS"]
-
-#: Conditional branches whose last outcome decode remembers (by pc modulo this; 16 give the
-#: conformance suite the same CPI as 64).
-BHT_ENTRIES = 16
+__all__ = ["BHT_ENTRIES", "Cpu", "INJECT_BUGS"]
 
 #: Known bugs that ``inject_bug`` can switch on, to prove that lockstep checks catch them.
 INJECT_BUGS = {
     "wrong_rd": "add results go to (and are reported for) rd ^ 1",
     "bounds_off_by_one": "the packet end check lets one byte past data_end through",
 }
-
-
-def _log2_size(m, size, name):
-    """log2 of the byte count of a :class:`Size` (the map memory's ``size``)."""
-    out = Signal(2, name=name)
-    with m.Switch(size):
-        for value, log2 in ((Size.B, 0), (Size.H, 1), (Size.W, 2), (Size.DW, 3)):
-            with m.Case(value):
-                m.d.comb += out.eq(log2)
-    return out
-
-
-def _map_offset(addr):
-    """``addr - abi.MAP_BASE`` for an address of the map region (26 bits: map, offset)."""
-    assert abi.MAP_BASE == 1 << 24 and abi.MAX_MAPS * abi.MAP_WINDOW == 4 << 24
-    return Cat(addr[:24], (addr[24:27] - 1)[:2])
 
 
 def _check(name, value, ok, expected):
@@ -82,6 +72,9 @@ class Cpu(wiring.Component):
         Build the atomics; without them atomic instructions trap as ``Fault.ILLEGAL``.
     inject_bug : str or None
         A key of :data:`INJECT_BUGS`, or None.
+    pkt_slots : int
+        1: one packet buffer, loaded through the packet port while idle. 2 to 16: packet slots
+        of ``abi.PKT_SLOT_SIZE`` bytes (see :class:`~bpfcore.hdl.units.lsu.Lsu`).
 
     Members
     -------
@@ -90,8 +83,11 @@ class Cpu(wiring.Component):
         program's length is one past the last slot written (control beyond it faults
         ``PC_RANGE``).
     pkt_we, pkt_addr, pkt_wdata, pkt_rdata
-        Packet buffer port (64-bit words, byte enables), honoured while idle; ``pkt_rdata`` is
-        the word at ``pkt_addr`` one cycle later.
+        With one packet slot: the packet buffer port (64-bit words, byte enables), honoured
+        while idle; ``pkt_rdata`` is the word at ``pkt_addr`` one cycle later.
+    start_slot, dp
+        With several packet slots: the slot a run uses (latched by ``start``), and a
+        datapath's port to the other slots (:class:`~bpfcore.hdl.layouts.SlotPortSignature`).
     start, start_r1, start_r2, budget, data, data_end, ingress_ifindex, rx_queue_index
         Run control: ``start`` (a pulse while idle) latches the other inputs and runs from pc 0.
     entry_len
@@ -128,25 +124,28 @@ class Cpu(wiring.Component):
     """
 
     def __init__(self, *, program_slots=4096, frames=8, with_divider=True, with_atomics=True,
-                 inject_bug=None):
-        try:
+                 inject_bug=None, pkt_slots=1):
+        with rejecting(self):
             self._validate(program_slots, frames, with_divider, with_atomics, inject_bug)
-        except ValueError:
-            self._MustUse__silence = True       # a rejected instance is not an unused design
-            raise
+            _check("pkt_slots", pkt_slots,
+                   isinstance(pkt_slots, int) and 1 <= pkt_slots <= 16, "an int from 1 to 16")
         self.program_slots = program_slots
+        self.pkt_slots = pkt_slots
         self.frames = frames
         self.with_divider = with_divider
         self.with_atomics = with_atomics
         self.inject_bug = inject_bug
+        if pkt_slots == 1:
+            packet = {"pkt_we": In(8), "pkt_addr": In(range(abi.PKT_BUF_SIZE // 8)),
+                      "pkt_wdata": In(64), "pkt_rdata": Out(64)}
+        else:
+            packet = {"start_slot": In(range(pkt_slots)),
+                      "dp": In(SlotPortSignature(slots=pkt_slots, slot_bytes=abi.PKT_SLOT_SIZE))}
         super().__init__({
             "prog_we": In(1),
             "prog_addr": In(range(program_slots)),
             "prog_wdata": In(64),
-            "pkt_we": In(8),
-            "pkt_addr": In(range(abi.PKT_BUF_SIZE // 8)),
-            "pkt_wdata": In(64),
-            "pkt_rdata": Out(64),
+            **packet,
             "entry_len": In(range(program_slots + 1)),
             "start": In(1),
             "start_r1": In(64),
@@ -186,299 +185,153 @@ class Cpu(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        slots = self.program_slots
-
-        m.d.sync += self.cycles.eq(self.cycles + 1)
-
-        # ---- Run state -----------------------------------------------------------------------
-        running = Signal()          # fetching
-        launch = Signal()           # first fetch (pc 0) this cycle
-        prog_len = Signal(range(slots + 1))     # one past the last slot written
-        prog_base = Signal(16)                  # first slot of the running program
-        prog_end = Signal(17)                   # one past its last slot
-        budget = Signal(32)
-        data_lo = Signal(32)
-        data_hi = Signal(32)
-        ingress = Signal(32)
-        rxq = Signal(32)
-        order = Signal(32)          # order of the instruction in execute
-        budget_hit = Signal()       # order == budget
-        regs = [Signal(64, name=f"r{i}") for i in range(10)]
-        w_term = Signal()           # writeback retires the last instruction
-
+        m.submodules.run = run = RunControl(self.program_slots)
+        m.submodules.fetch = fetch = Fetch(self.program_slots, with_divider=self.with_divider,
+                                           with_atomics=self.with_atomics)
+        m.submodules.predictor = predictor = BranchPredictor()
+        m.submodules.regfile = rf = RegisterFile()
+        m.submodules.faults = faults = FaultPriority()
+        m.submodules.redirect = redirect = Redirect()
+        m.submodules.multicycle = multi = MultiCycle(with_divider=self.with_divider)
         m.submodules.callstack = cs = CallStack(self.frames)
-        m.submodules.lsu = lsu = Lsu()
+        m.submodules.alu = alu = Alu()
+        m.submodules.shifter = shifter = Shifter()
+        m.submodules.bswap = bswap = ByteSwap()
+        m.submodules.branch = branch = BranchCompare()
+        m.submodules.mul = mul = Multiplier()
+        if self.with_divider:
+            m.submodules.div = div = Divider(external_shift=True)
         m.submodules.helper = helper = HelperPort()
-        wiring.connect(m, wiring.flipped(self.helper_req), helper.req)
-        wiring.connect(m, helper.resp, wiring.flipped(self.helper_resp))
+        m.submodules.region = region = RegionCheck(
+            bounds_off_by_one=self.inject_bug == "bounds_off_by_one")
+        m.submodules.lsu = lsu = Lsu(pkt_slots=self.pkt_slots)
+        m.submodules.memport = memport = MemoryPort()
+        m.submodules.result = result = ResultSelect(with_divider=self.with_divider)
+        m.submodules.atomics = atomics = Atomics()
+        m.submodules.retire = retire = RetireRecord(wrong_rd=self.inject_bug == "wrong_rd")
 
-        m.d.comb += lsu.ctx.eq(Cat(data_lo, data_hi, data_lo, ingress, rxq, Const(0, 32)))
-        m.d.comb += [self.result_data.eq(data_lo), self.result_data_end.eq(data_hi)]
-        m.d.comb += lsu.host.eq(~self.busy)
-        m.d.comb += [lsu.pkt_we.eq(self.pkt_we), lsu.pkt_addr.eq(self.pkt_addr),
-                     lsu.pkt_wdata.eq(self.pkt_wdata), self.pkt_rdata.eq(lsu.pkt_rdata)]
-
-        with m.FSM(name="run"):
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [
-                        self.busy.eq(1),
-                        budget.eq(self.budget), data_lo.eq(self.data),
-                        data_hi.eq(self.data_end), ingress.eq(self.ingress_ifindex),
-                        rxq.eq(self.rx_queue_index), order.eq(0),
-                        budget_hit.eq(self.budget == 0),
-                    ]
-                    m.d.sync += [r.eq(0) for r in regs]
-                    m.d.sync += [prog_base.eq(0),
-                                 prog_end.eq(Mux(self.entry_len != 0, self.entry_len, prog_len))]
-                    m.d.sync += [regs[1].eq(self.start_r1), regs[2].eq(self.start_r2)]
-                    m.d.comb += [lsu.clear.eq(1), cs.x_reset.eq(1)]
-                    m.next = "CLEAR"
-            with m.State("CLEAR"):
-                with m.If(~lsu.clearing):
-                    m.d.comb += launch.eq(1)
-                    m.d.sync += running.eq(1)
-                    m.next = "RUN"
-            with m.State("RUN"):
-                with m.If(w_term):
-                    m.next = "END"
-            with m.State("END"):
-                m.d.sync += [self.done.eq(0), self.busy.eq(0)]
-                m.next = "IDLE"
-
-        # ---- Program memory: two banks (even and odd slots), so lddw comes in one read -------
-        # Each slot is stored with its decoded control and its jump target, computed when the
-        # host writes it: decode then costs nothing between the memory and the pipeline.
-        m.submodules.decoder = decoder = Decoder()
-        m.d.comb += decoder.insn.eq(self.prog_wdata)
-        ctrl_w = decoder.ctrl
-        pre_w = Signal(PredecodeLayout)
-        legal_w = ctrl_w.legal & (ctrl_w.kind != Kind.CALL_BTF)
-        if not self.with_divider:
-            legal_w = legal_w & ~((ctrl_w.kind == Kind.ALU)
-                                  & ctrl_w.alu_op.as_value().matches(AluOp.DIV, AluOp.MOD))
-        if not self.with_atomics:
-            legal_w = legal_w & (ctrl_w.kind != Kind.ATOMIC)
-        long_jump = ctrl_w.kind.as_value().matches(Kind.JA32, Kind.CALL_LOCAL)
-        # Static prediction of a conditional branch not seen yet in this run (see the branch
-        # history in decode): backward branches are taken (loops), forward ones are not (an
-        # XDP program's bounds and protocol checks usually fall through). Taking forward
-        # branches other than ``jne`` suits the conformance suite (CPI 1.470 / 1.211 against
-        # 1.493 / 1.248) but costs l3_filter about 18 % more cycles per packet.
-        jcond_w = legal_w & (ctrl_w.kind == Kind.JCOND)
-        m.d.comb += [
-            pre_w.insn.eq(self.prog_wdata),
-            pre_w.ctrl.eq(ctrl_w),
-            pre_w.ctrl.legal.eq(legal_w),
-            pre_w.jcond.eq(jcond_w),
-            pre_w.bt.eq(jcond_w & self.prog_wdata[31]),
-            pre_w.ja.eq(legal_w & ctrl_w.kind.as_value().matches(Kind.JA, Kind.JA32)),
-            pre_w.target.eq(self.prog_addr + 1 + Mux(long_jump, self.prog_wdata[32:48],
-                                                     self.prog_wdata[16:32])),
-        ]
-        m.d.comb += pre_w.target_even.eq((pre_w.target + 1) >> 1)
-        banks = []
-        for parity in ("even", "odd"):
-            mem = memory.Memory(shape=PredecodeLayout, depth=slots // 2, init=[])
-            m.submodules[f"prog_{parity}"] = mem
-            wp = mem.write_port()
-            rp = mem.read_port()
-            m.d.comb += [
-                wp.addr.eq(self.prog_addr >> 1),
-                wp.data.eq(pre_w),
-                wp.en.eq(self.prog_we & (self.prog_addr[0] == (parity == "odd"))),
-            ]
-            banks.append(rp)
-        prog_even, prog_odd = banks
-        with m.If(self.prog_we):
-            m.d.sync += prog_len.eq(self.prog_addr + 1)
-
-        # ---- Fetch -> decode -----------------------------------------------------------------
-        # The program memory output is the fetch/decode register: the word read at f_addr in
-        # the previous cycle, for the instruction at d_pc.
-        # The fetch address and, precomputed per source, its even-bank row ((addr + 1) >> 1):
-        # no adder between the program memory output and its address input.
-        f_addr = Signal(16)
-        f_even = Signal(16)
-        d_valid = Signal()
-        d_pc = Signal(16)
-        d_bad = Signal()            # redirected to a target outside the program (wrapped pc)
-        ja_bad = Signal()           # execute holds a ja whose target (now in decode) is outside
-        m.d.comb += [
-            prog_even.addr.eq(f_even), prog_odd.addr.eq(f_addr >> 1),
-        ]
-        d_pre = Signal(PredecodeLayout)
-        d_hi = Signal(64)
-        m.d.comb += [
-            d_pre.eq(Mux(d_pc[0], prog_odd.data, prog_even.data)),
-            d_hi.eq(Mux(d_pc[0], prog_even.data.insn, prog_odd.data.insn)),
-        ]
-        d_insn = d_pre.insn
-        ctrl = d_pre.ctrl
-
-        # ---- Decode --------------------------------------------------------------------------
+        # The stage-pair payloads (fd is the program memory's output, in the fetch unit).
+        fd = fetch.fd
         dx = Signal(DxLayout)
         xm = Signal(XmLayout)
-        m_stall = Signal()          # the memory stage holds an atomic for a second cycle
-        phase = Signal()            # the atomic in memory is in its second cycle
-        x_fire = Signal()
         mw = Signal(MwLayout)
-        w_we = Signal()
-        m.d.comb += w_we.eq(mw.valid & mw.rec.rd_valid)
+        x = dx.ctrl
 
-        # Register reads in decode; they see writeback's write of this cycle. Operand B of a
-        # form without a register B names IMM_REG: the sign-extended immediate (the lddw
-        # constant is dx.imm's, which execute uses directly).
-        assert IMM_REG == 15
-        imm_b = Signal(64)
-        m.d.comb += imm_b.eq(d_insn[32:].as_signed())
-        reg_view = Array(regs + [cs.fp] + [Const(0, 64)] * 4 + [imm_b])
+        # ---- Stall, kill, fire: every cause on its own line ----------------------------------
+        f_kill = Signal()
+        d_stall = Signal()
+        d_fire = Signal()
+        x_valid = Signal()
+        x_stall = Signal()
+        x_fire = Signal()
+        m_stall = Signal()
+        m_kill = Signal()
+        m_term = Signal()
+        m_late = Signal()
+        m_ok = Signal()             # the memory stage holds an instruction that acts
+        m_retire = Signal()
+        load_use = Signal()         # (execute's stall causes are worked out below)
+        map_hazard = Signal()
+        phase = Signal()            # the atomic in memory is in its second cycle
+        m.d.comb += [
+            f_kill.eq(~run.running  # kill: not running (or the run ended)
+                      | m_kill),
+            d_stall.eq(fd.valid & x_stall),         # stall: execute keeps its instruction
+            d_fire.eq(fd.valid & ~d_stall
+                      & ~redirect.f_redirect        # kill: on the wrong path
+                      & ~m_kill),
+            x_valid.eq(dx.valid
+                       & ~redirect.f_redirect),     # kill: on the wrong path
+            x_stall.eq(x_valid & (
+                load_use            # an operand comes from a load (or atomic fetch) in memory
+                | multi.x_wait      # a multi-cycle unit works, or a call waits for the drain
+                | m_stall           # the memory stage keeps an atomic for its second cycle
+                | map_hazard)),     # a memory access right behind a map value write
+            x_fire.eq(x_valid & ~x_stall & ~m_kill),
+            # An atomic whose map access faults takes its second cycle too (it writes nothing
+            # and retires with the fault then).
+            m_stall.eq(m_ok & xm.atomic & ~phase),  # stall: an atomic's read cycle
+            m_kill.eq(m_term        # kill the younger instructions: this one ends the run
+                      | m_late),    # kill: the previous one's map value access faulted
+            m_term.eq(xm.valid & ~m_late & ((xm.fault != 0) | xm.ret_valid)),
+            m_ok.eq(xm.valid & (xm.fault == 0) & ~m_late),
+            m_retire.eq(xm.valid & ~m_stall & ~m_late),
+        ]
+        # The map memory answers late in the cycle: its fault stops the younger instructions a
+        # cycle later, and the one that entered the memory stage meanwhile has no effect.
+        m.d.sync += m_late.eq(m_retire & (faults.m_map_fault != 0))
 
-        def read(index):
-            return Mux(w_we & (mw.rec.rd == index), mw.rec.rd_value, reg_view[index])
+        # ---- Run control ---------------------------------------------------------------------
+        m.d.comb += [
+            run.start.eq(self.start), run.entry_len.eq(self.entry_len),
+            run.prog_len.eq(fetch.length), run.budget.eq(self.budget), run.data.eq(self.data),
+            run.data_end.eq(self.data_end), run.ingress_ifindex.eq(self.ingress_ifindex),
+            run.rx_queue_index.eq(self.rx_queue_index),
+            self.busy.eq(run.busy), self.done.eq(run.done), self.cycles.eq(run.cycles),
+            run.clearing.eq(lsu.clearing), run.x_fire.eq(x_fire), run.m_kill.eq(m_kill),
+            lsu.clear.eq(run.clear), cs.x_reset.eq(run.clear), rf.start.eq(run.clear),
+            self.result_data.eq(run.pkt_data), self.result_data_end.eq(run.pkt_data_end),
+            self.result_r0.eq(run.result_r0), self.result_fault.eq(run.result_fault),
+            self.result_pc.eq(run.result_pc),
+        ]
 
-        # Indexed by the predecoded operand registers (``ra`` is src or dst): no operand mux
-        # behind the register read.
-        read_a = Signal(64)
-        read_b = Signal(64)
-        m.d.comb += [read_a.eq(read(ctrl.ra)), read_b.eq(read(ctrl.rb))]
+        # ---- Fetch -> decode -----------------------------------------------------------------
+        m.d.comb += [
+            fetch.prog_we.eq(self.prog_we), fetch.prog_addr.eq(self.prog_addr),
+            fetch.prog_wdata.eq(self.prog_wdata),
+            fetch.f_launch.eq(run.launch),
+            fetch.f_kill.eq(f_kill),
+            fetch.f_redirect.eq(redirect.f_redirect),
+            fetch.f_target.eq(redirect.f_target), fetch.f_target_even.eq(redirect.f_target_even),
+            fetch.f_target_bad.eq(redirect.f_target_bad),
+            fetch.f_next.eq(predictor.f_next), fetch.f_next_even.eq(predictor.f_next_even),
+            fetch.d_stall.eq(d_stall),
+            predictor.clear.eq(run.launch), predictor.fd.eq(fd),
+            predictor.d_even.eq(fetch.d_even), predictor.d_odd.eq(fetch.d_odd),
+        ]
 
-        d_fault = Signal(4)
-        with m.If(d_bad | ja_bad | (d_pc >= prog_end)):
-            m.d.comb += d_fault.eq(Fault.PC_RANGE)
-        with m.Elif(~ctrl.legal):
-            m.d.comb += d_fault.eq(Fault.ILLEGAL)
-
+        # ---- Decode --------------------------------------------------------------------------
+        d_insn = fd.slot.insn
+        d_hi = fd.insn_hi
+        ctrl = fd.slot.ctrl
+        d_fault = faults.d_fault
+        m.d.comb += [faults.d_pc_range.eq(fd.bad | redirect.x_ja_bad | (fd.pc >= run.prog_end)),
+                     faults.d_legal.eq(ctrl.legal)]
         imm = d_insn[32:].as_signed()
+        src = d_insn[12:16]         # lddw: a constant, else a map (+ a value offset)
+        adds_offset = (src == LddwSource.MAP_VALUE) | (src == LddwSource.MAP_IDX_VALUE)
+        map_imm = abi.MAP_BASE + (imm << 20) + Mux(adds_offset, d_hi[32:], 0)
         d_imm = Signal(64)
-        with m.If(ctrl.lddw):
-            src = d_insn[12:16]
-            with m.If(src == 0):
-                m.d.comb += d_imm.eq(Cat(d_insn[32:], d_hi[32:]))
-            with m.Else():
-                m.d.comb += d_imm.eq(abi.MAP_BASE + (imm << 20)
-                                     + Mux((src == 2) | (src == 6), d_hi[32:], 0))
-        with m.Else():
-            m.d.comb += d_imm.eq(imm)
-
-        d_next = Signal(16)
-        d_next_even = Signal(16)
-        pc1 = Signal(16)
-        pc2 = Signal(16)
-        pc3 = Signal(16)
-        m.d.comb += [pc1.eq(d_pc + 1), pc2.eq(d_pc + 2), pc3.eq(d_pc + 3)]
-        # Branch history: the last outcome of the conditional branch at each pc (mod
-        # BHT_ENTRIES) in this run; a branch without history uses its static prediction.
-        bht_valid = Signal(BHT_ENTRIES)
-        bht_taken = Signal(BHT_ENTRIES)
-        bht_bits = (BHT_ENTRIES - 1).bit_length()
-        d_hist = d_pc[:bht_bits]
-        d_hit = bht_valid.bit_select(d_hist, 1)
-        d_last = bht_taken.bit_select(d_hist, 1)
-        d_taken = Signal()
-        m.d.comb += d_taken.eq(d_pre.jcond & Mux(d_hit, d_last, d_pre.bt))
-        # The next fetch address is worked out for both banks' words at once, then picked by
-        # the pc's parity: one level less behind the program memory outputs.
-        bank_next = []
-        for bank in (prog_even, prog_odd):
-            pre = bank.data
-            nxt = Signal(16)
-            nxt_even = Signal(16)
-            with m.If(pre.ja | (pre.jcond & Mux(d_hit, d_last, pre.bt))):
-                m.d.comb += [nxt.eq(pre.target), nxt_even.eq(pre.target_even)]
-            with m.Elif(pre.ctrl.lddw & pre.ctrl.legal):
-                m.d.comb += [nxt.eq(pc2), nxt_even.eq(pc3 >> 1)]
-            with m.Else():
-                m.d.comb += [nxt.eq(pc1), nxt_even.eq(pc2 >> 1)]
-            bank_next.append((nxt, nxt_even))
-        m.d.comb += [d_next.eq(Mux(d_pc[0], bank_next[1][0], bank_next[0][0])),
-                     d_next_even.eq(Mux(d_pc[0], bank_next[1][1], bank_next[0][1]))]
-
+        m.d.comb += d_imm.eq(Mux(ctrl.lddw, Mux(src == LddwSource.IMM64,
+                                                Cat(d_insn[32:], d_hi[32:]), map_imm), imm))
+        m.d.comb += [
+            rf.start_r1.eq(self.start_r1), rf.start_r2.eq(self.start_r2), rf.fp.eq(cs.fp),
+            rf.d_ra.eq(ctrl.ra), rf.d_rb.eq(ctrl.rb), rf.d_imm.eq(imm),
+            rf.x_ops.eq(dx.ops), rf.x_ra.eq(x.ra), rf.x_rb.eq(x.rb), rf.x_rd.eq(x.rd),
+            rf.x_rd_we.eq(x.rd_we), rf.x_fire.eq(x_fire),
+            rf.m_valid.eq(xm.valid), rf.m_rd_valid.eq(xm.rd_valid), rf.m_rd.eq(xm.rd),
+            rf.m_result.eq(xm.result), rf.m_stall.eq(m_stall),
+            rf.w_we.eq(mw.valid & mw.rec.rd_valid), rf.w_rd.eq(mw.rec.rd),
+            rf.w_value.eq(mw.rec.rd_value),
+        ]
         dx_next = Signal(DxLayout)
         m.d.comb += [
-            dx_next.valid.eq(d_valid),
-            dx_next.pc.eq(d_pc),
+            dx_next.valid.eq(fd.valid), dx_next.pc.eq(fd.pc),
             dx_next.insn.eq(Mux(d_fault == Fault.PC_RANGE, 0, d_insn)),
             dx_next.insn_hi.eq(Mux((d_fault == 0) & ctrl.lddw, d_hi, 0)),
-            dx_next.fault.eq(d_fault),
-            dx_next.ctrl.eq(ctrl),
-            dx_next.a.eq(read_a),
-            dx_next.b.eq(read_b),
-            dx_next.imm.eq(d_imm),
-            dx_next.off.eq(d_insn[16:32]),
-            dx_next.target.eq(d_pre.target),
-            dx_next.bt.eq(d_taken),
-            dx_next.target_even.eq(d_pre.target_even),
-        ]
-        # The instructions that are in memory and writeback when this one is in execute:
-        # memory gets execute's instruction, unless the atomic there holds it; writeback gets
-        # memory's.
-        # The bits include those stages' valid and rd_valid (a faulting instruction there may
-        # forward: it kills the instruction in execute anyway).
-        next_m_rd = Signal(4)
-        next_m_we = Signal()
-        next_w_we = Signal()
-        m.d.comb += [
-            next_m_rd.eq(Mux(m_stall, xm.rd, dx.ctrl.rd)),
-            next_m_we.eq(Mux(m_stall, xm.valid & xm.rd_valid, x_fire & dx.ctrl.rd_we)),
-            next_w_we.eq(xm.valid & ~m_stall & xm.rd_valid),
-        ]
-        m.d.comb += [
-            dx_next.m_a.eq(next_m_we & (next_m_rd == ctrl.ra)),
-            dx_next.m_b.eq(next_m_we & (next_m_rd == ctrl.rb)),
-            dx_next.w_a.eq(next_w_we & (xm.rd == ctrl.ra)),
-            dx_next.w_b.eq(next_w_we & (xm.rd == ctrl.rb)),
+            dx_next.fault.eq(d_fault), dx_next.ctrl.eq(ctrl), dx_next.ops.eq(rf.d_ops),
+            dx_next.imm.eq(d_imm), dx_next.off.eq(d_insn[16:32]),
+            dx_next.target.eq(fd.slot.target), dx_next.target_even.eq(fd.slot.target_even),
+            dx_next.bt.eq(predictor.d_taken),
         ]
 
         # ---- Execute -------------------------------------------------------------------------
-        x = dx.ctrl
-        # The redirect decided in execute takes effect one cycle later (registered, so that no
-        # path runs from the execute operands to the program memory address): the instruction
-        # that entered execute behind the redirecting one is then killed.
-        r_cond = Signal()
-        r_fired = Signal()
-        r_redirect = r_cond & r_fired
-        r_target = Signal(16)
-        r_target_even = Signal(16)
-        r_target_bad = Signal()
-        x_valid = dx.valid & ~r_redirect
-
-        # Operands read in decode, overridden by the results in memory and writeback
-        # (forwarding).
-
-        # Which stage an operand comes from is decided one cycle ahead (``dx.m_a`` ...: the
-        # register index matches the rd of the instruction that is then in memory/writeback),
-        # so that only the valid bits of those stages remain between the registers and the
-        # operand muxes.
-        def forward(from_m, from_w, latched):
-            return Mux(from_m, xm.result, Mux(from_w, mw.rec.rd_value, latched))
-
-        fwd_a = Signal(64)
-        fwd_b = Signal(64)
-        m.d.comb += [fwd_a.eq(forward(dx.m_a, dx.w_a, dx.a)),
-                     fwd_b.eq(forward(dx.m_b, dx.w_b, dx.b))]
-        load_use = Signal()
-        m.d.comb += load_use.eq(xm.late & ((x.use_a & dx.m_a) | (x.use_b & dx.m_b)))
-        op_b = fwd_b        # the register or, as IMM_REG, the immediate
-
-        # Faults known before execution, in the golden VM's order.
-        # ``budget_hit`` (order == budget) is kept as a register: a 32-bit compare less in
-        # front of execute's control.
-        early = Signal(4)
-        early_any = Signal()
-        with m.If(dx.fault == Fault.PC_RANGE):
-            m.d.comb += early.eq(Fault.PC_RANGE)
-        with m.Elif(budget_hit):
-            m.d.comb += early.eq(Fault.BUDGET)
-        with m.Elif(dx.fault != 0):
-            m.d.comb += early.eq(dx.fault)
-        m.d.comb += early_any.eq((dx.fault != 0) | budget_hit)
-        go = x_valid & ~early_any
-
-        is_alu = x.kind == Kind.ALU
-        is_shift = is_alu & x.alu_op.as_value().matches(AluOp.LSH, AluOp.RSH, AluOp.ARSH)
-        is_mul = is_alu & (x.alu_op == AluOp.MUL)
-        is_div = is_alu & x.alu_op.as_value().matches(AluOp.DIV, AluOp.MOD)
+        op_a = rf.x_a
+        op_b = rf.x_b               # the register or, as IMM_REG, the immediate
+        early = faults.x_early      # a fault known before execution: no effects in execute
+        go = x_valid & ~early
+        is_mul = (x.kind == Kind.ALU) & (x.alu_op == AluOp.MUL)
+        is_div = (x.kind == Kind.ALU) & x.alu_op.as_value().matches(AluOp.DIV, AluOp.MOD)
         is_mem = x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX, Kind.STORE_IMM,
                                            Kind.STORE_REG, Kind.ATOMIC)
         is_write = x.kind.as_value().matches(Kind.STORE_IMM, Kind.STORE_REG, Kind.ATOMIC)
@@ -486,457 +339,198 @@ class Cpu(wiring.Component):
         is_call = x.kind == Kind.CALL_LOCAL
         is_ret = (x.kind == Kind.EXIT) & (cs.depth != 0)
         is_end = (x.kind == Kind.EXIT) & (cs.depth == 0)
-        # Calls and returns read or write many registers at once: they wait until every older
-        # instruction has retired, then use the register file directly.
-        needs_drain = is_helper | is_call | is_ret
+        is_tail = (helper.x_fault == 0) & is_helper & helper.x_tail
         drained = ~xm.valid & ~mw.valid
-
-        m.submodules.alu = alu = Alu()
-        m.submodules.shifter = shifter = Shifter()
-        m.submodules.bswap = bswap = ByteSwap()
-        m.submodules.branch = branch = BranchCompare()
-        m.submodules.mul = mul = Multiplier()
-        m.submodules.region = region = RegionCheck(
-            bounds_off_by_one=self.inject_bug == "bounds_off_by_one")
         m.d.comb += [
-            alu.x_op.eq(x.alu_op), alu.x_a.eq(fwd_a), alu.x_b.eq(op_b), alu.x_w64.eq(x.w64),
-            alu.x_off.eq(dx.off),
-            bswap.x_a.eq(fwd_a), bswap.x_bits.eq(dx.imm[:7]), bswap.x_swap.eq(x.swap),
-            branch.x_op.eq(x.jmp_op), branch.x_a.eq(fwd_a), branch.x_b.eq(op_b),
-            branch.x_w64.eq(x.w64),
-            mul.x_a.eq(fwd_a), mul.x_b.eq(op_b),
-            region.x_base.eq(fwd_a), region.x_off.eq(dx.off), region.x_size.eq(x.size),
-            region.x_write.eq(is_write), region.x_data.eq(data_lo),
-            region.x_data_end.eq(data_hi), region.x_fp.eq(cs.fp),
+            load_use.eq(xm.late & ((x.use_a & dx.ops.m_a) | (x.use_b & dx.ops.m_b))),
+            # The map memory's read port is not transparent.
+            map_hazard.eq(is_mem & xm.valid & (xm.region == Region.MAP) & (xm.store | xm.atomic)),
         ]
 
-        # Multi-cycle units: started once per instruction, when its operands are ready.
-        started = Signal()
-        unit_ready = Signal()
-        unit_wait = Signal()
-        m.d.comb += mul.x_start.eq(go & is_mul & ~started & ~load_use)
-        ready_mul = started & mul.x_done
-        ready_div = 0
-        if self.with_divider:
-            m.submodules.div = div = Divider(external_shift=True)
-            m.d.comb += [
-                div.x_a.eq(fwd_a), div.x_b.eq(op_b), div.x_w64.eq(x.w64),
-                div.x_signed.eq(dx.off[0]), div.x_mod.eq(x.alu_op == AluOp.MOD),
-                div.x_start.eq(go & is_div & ~started & ~load_use),
-            ]
-            ready_div = started & div.x_done
-            # The divider borrows the shifter (idle during a division) to normalise.
-            m.d.comb += div.x_norm_result.eq(shifter.x_result)
-        m.d.comb += [shifter.x_op.eq(x.alu_op), shifter.x_a.eq(fwd_a), shifter.x_b.eq(op_b),
+        m.d.comb += [
+            alu.x_op.eq(x.alu_op), alu.x_a.eq(op_a), alu.x_b.eq(op_b), alu.x_w64.eq(x.w64),
+            alu.x_off.eq(dx.off),
+            bswap.x_a.eq(op_a), bswap.x_bits.eq(dx.imm[:7]), bswap.x_swap.eq(x.swap),
+            branch.x_op.eq(x.jmp_op), branch.x_a.eq(op_a), branch.x_b.eq(op_b),
+            branch.x_w64.eq(x.w64),
+            mul.x_a.eq(op_a), mul.x_b.eq(op_b), mul.x_start.eq(multi.x_mul_start),
+            region.x_base.eq(op_a), region.x_off.eq(dx.off), region.x_size.eq(x.size),
+            region.x_write.eq(is_write), region.x_data.eq(run.pkt_data),
+            region.x_data_end.eq(run.pkt_data_end), region.x_fp.eq(cs.fp),
+            helper.x_start.eq(multi.x_helper_start),
+            helper.x_bad.eq((x.kind == Kind.CALLX) & (op_a[32:] != 0)),
+            helper.x_nested.eq(cs.depth != 0),
+            helper.x_id.eq(Mux(x.kind == Kind.CALLX, op_a[:32], dx.imm[:32])),
+            helper.x_args.eq(rf.x_r1_r5),
+        ]
+        wiring.connect(m, wiring.flipped(self.helper_req), helper.req)
+        wiring.connect(m, helper.resp, wiring.flipped(self.helper_resp))
+        m.d.comb += [shifter.x_op.eq(x.alu_op), shifter.x_a.eq(op_a), shifter.x_b.eq(op_b),
                      shifter.x_w64.eq(x.w64)]
         if self.with_divider:
+            m.d.comb += [
+                div.x_a.eq(op_a), div.x_b.eq(op_b), div.x_w64.eq(x.w64),
+                div.x_signed.eq(dx.off[0]), div.x_mod.eq(x.alu_op == AluOp.MOD),
+                div.x_start.eq(multi.x_div_start), multi.x_div_done.eq(div.x_done),
+                div.x_norm_result.eq(shifter.x_result), result.x_div_result.eq(div.x_result),
+            ]
+            # The divider borrows the shifter (idle during a division) to normalise.
             with m.If(div.x_norm):
                 m.d.comb += [shifter.x_op.eq(AluOp.LSH), shifter.x_a.eq(div.x_norm_value),
                              shifter.x_b.eq(div.x_norm_shift), shifter.x_w64.eq(1)]
-        callx_bad = (x.kind == Kind.CALLX) & (fwd_a[32:] != 0)
         m.d.comb += [
-            helper.x_start.eq(go & is_helper & ~started & ~load_use & drained),
-            helper.x_bad.eq(callx_bad),
-            helper.x_nested.eq(cs.depth != 0),
-            helper.x_id.eq(Mux(x.kind == Kind.CALLX, fwd_a[:32], dx.imm[:32])),
+            multi.x_go.eq(go), multi.x_load_use.eq(load_use), multi.x_mul.eq(is_mul),
+            multi.x_div.eq(is_div), multi.x_helper.eq(is_helper),
+            multi.x_drain.eq(is_helper | is_call | is_ret), multi.x_drained.eq(drained),
+            multi.x_mul_done.eq(mul.x_done), multi.x_helper_done.eq(helper.x_done),
+            multi.x_fire.eq(x_fire), multi.m_kill.eq(m_kill),
         ]
-        for i in range(5):
-            m.d.comb += helper.x_args[i].eq(regs[1 + i])
-        ready_helper = started & helper.x_done
-        with m.If(is_mul):
-            m.d.comb += unit_ready.eq(ready_mul)
-        with m.Elif(is_div):
-            m.d.comb += unit_ready.eq(ready_div)
-        with m.Elif(is_helper):
-            m.d.comb += unit_ready.eq(ready_helper)
-        with m.Else():
-            m.d.comb += unit_ready.eq(1)
-        multi = is_mul | is_div | is_helper
-        m.d.comb += unit_wait.eq(go & ((multi & ~unit_ready) | (needs_drain & ~drained)))
-
-        # The map memory's read port is not transparent: a memory access right behind a store to
-        # (or an atomic on) a map value waits one cycle.
-        map_hazard = Signal()
-        m.d.comb += map_hazard.eq(is_mem & xm.valid & (xm.region == Region.MAP)
-                                  & (xm.store | xm.atomic))
-
-        # The memory stage holds an atomic for two cycles (read, then modify-write).
-        # ``m_kill`` stops the pipeline: the memory stage holds an instruction that ends the
-        # program (``m_term``: a fault known before the memory stage, or the last exit), or
-        # the previous cycle's memory stage faulted on a map value (``m_late``, registered: the
-        # map memory answers late in the cycle, so its fault stops the younger instructions a
-        # cycle later; the one that entered the memory stage meanwhile has no effect).
-        m_term = Signal()
-        m_late = Signal()
-        m_kill = Signal()
-        x_stall = Signal()
         m.d.comb += [
-            m_kill.eq(m_term | m_late),
-            x_stall.eq(x_valid & (load_use | unit_wait | m_stall | map_hazard)),
-            x_fire.eq(x_valid & ~x_stall & ~m_kill),
+            faults.x_dx_fault.eq(dx.fault), faults.x_budget_hit.eq(run.x_budget_hit),
+            faults.x_mem.eq(is_mem), faults.x_region_fault.eq(region.x_fault),
+            faults.x_call_full.eq(is_call & cs.x_full),
+            faults.x_helper.eq(is_helper), faults.x_helper_fault.eq(helper.x_fault),
         ]
-        with m.If(x_fire | m_kill):
-            m.d.sync += started.eq(0)
-        with m.Elif(mul.x_start | helper.x_start
-                    | (div.x_start if self.with_divider else 0)):
-            m.d.sync += started.eq(1)
 
-        # Execute's outcome.
-        x_fault = Signal(4)
-        with m.If(early_any):
-            m.d.comb += x_fault.eq(early)
-        with m.Elif(is_mem):
-            m.d.comb += x_fault.eq(region.x_fault)
-        with m.Elif(is_call & cs.x_full):
-            m.d.comb += x_fault.eq(Fault.CALL_DEPTH)
-        with m.Elif(is_helper):
-            m.d.comb += x_fault.eq(helper.x_fault)
-
-        # A helper that moved the packet bounds (xdp_adjust_head/tail): they change as it retires.
-        with m.If(x_fire & ~early_any & (helper.x_fault == 0) & is_helper & helper.x_ctx_we):
-            m.d.sync += [data_lo.eq(helper.x_data), data_hi.eq(helper.x_data_end)]
-
-        # Map values: the access is issued to the map memory as it enters the memory stage (or,
-        # while a helper works, on behalf of the helper units).
-        maps = self.maps
-        hmem = self.hmem
-        m.submodules.hregion = hregion = RegionCheck()
         m.d.comb += [
-            hregion.x_base.eq(hmem.addr), hregion.x_off.eq(0), hregion.x_size.eq(hmem.size),
-            hregion.x_write.eq(hmem.we), hregion.x_fp.eq(cs.fp),
-            hregion.x_data.eq(Mux(hmem.raw, abi.PKT_BASE, data_lo)),
-            hregion.x_data_end.eq(Mux(hmem.raw, abi.PKT_BASE + abi.PKT_BUF_SIZE, data_hi)),
+            result.x_kind.eq(x.kind), result.x_alu_op.eq(x.alu_op), result.x_w64.eq(x.w64),
+            result.x_mul.eq(is_mul), result.x_div.eq(is_div), result.x_alu.eq(alu.x_result),
+            result.x_shift.eq(shifter.x_result), result.x_mul_result.eq(mul.x_result),
+            result.x_bswap.eq(bswap.x_result), result.x_imm.eq(dx.imm),
+            result.x_helper_r0.eq(helper.x_r0), result.x_store.eq(op_b),
         ]
-        x_log2 = _log2_size(m, x.size, "x_log2_size")
-        h_log2 = _log2_size(m, hmem.size, "h_log2_size")
-        with m.If(hmem.en):
-            m.d.comb += [maps.en.eq(hregion.x_region == Region.MAP),
-                         maps.addr.eq(_map_offset(hmem.addr)), maps.size.eq(h_log2)]
-        with m.Else():
-            # (A map region access has no region fault: ``ok`` reduces to the early causes.)
-            # The access is issued whether or not execute fires: a stalled instruction issues it
-            # again, and the memory stage only looks at the port after an access that fired.
-            # Not waiting for ``x_fire`` keeps the map check of the instruction in memory (its
-            # fault stops execute) off the path into the map memory's address. The one access
-            # that must not be disturbed is an atomic's: it writes in its second memory cycle
-            # at the address of its ``en``.
-            atomic_hold = xm.valid & xm.atomic & ~phase
-            m.d.comb += [maps.en.eq(x_valid & ~early_any & is_mem & ~atomic_hold
-                                    & (region.x_region == Region.MAP)),
-                         maps.addr.eq(_map_offset(region.x_addr)), maps.size.eq(x_log2)]
-
-        result = Signal(64)
-        with m.Switch(x.kind):
-            with m.Case(Kind.ALU):
-                with m.If(is_shift):
-                    m.d.comb += result.eq(shifter.x_result)
-                with m.Elif(is_mul):
-                    m.d.comb += result.eq(Mux(x.w64, mul.x_result, mul.x_result[:32]))
-                with m.Elif(is_div):
-                    if self.with_divider:
-                        m.d.comb += result.eq(div.x_result)
-                with m.Else():
-                    m.d.comb += result.eq(alu.x_result)
-            with m.Case(Kind.END):
-                m.d.comb += result.eq(bswap.x_result)
-            with m.Case(Kind.LDDW):
-                m.d.comb += result.eq(dx.imm)
-            with m.Case(Kind.CALL, Kind.CALLX):
-                m.d.comb += result.eq(helper.x_r0)
-            with m.Case(Kind.STORE_IMM, Kind.STORE_REG, Kind.ATOMIC):
-                # The store value as it is (the byte enables pick its bytes); the retire record
-                # shows it cut to the access size.
-                m.d.comb += result.eq(op_b)
 
         # The access, helper and return flags are not qualified by execute's fault: the memory
-        # stage drops their effects (and clears the record) when ``xm.fault`` is set, so the
-        # region check's outcome only has to reach ``xm.fault``.
+        # stage drops their effects (and clears the record) when ``xm.fault`` is set.
         halt = is_helper & helper.x_halt
         xm_next = Signal(XmLayout)
         m.d.comb += [
-            xm_next.valid.eq(1),
-            xm_next.order.eq(order),
-            xm_next.pc.eq(dx.pc - prog_base),
-            xm_next.insn.eq(dx.insn),
-            xm_next.insn_hi.eq(dx.insn_hi),
-            xm_next.fault.eq(x_fault),
-            xm_next.rd_valid.eq(x.rd_we),
-            xm_next.rd.eq(x.rd),
-            xm_next.result.eq(result),
+            xm_next.valid.eq(1), xm_next.order.eq(run.x_order),
+            xm_next.pc.eq(dx.pc - run.prog_base),
+            xm_next.insn.eq(dx.insn), xm_next.insn_hi.eq(dx.insn_hi),
+            xm_next.fault.eq(faults.x_fault), xm_next.rd_valid.eq(x.rd_we), xm_next.rd.eq(x.rd),
+            xm_next.result.eq(result.x_result),
             xm_next.late.eq(x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX, Kind.ATOMIC)),
             xm_next.load.eq(x.kind.as_value().matches(Kind.LOAD, Kind.LOADSX)),
             xm_next.store.eq(x.kind.as_value().matches(Kind.STORE_IMM, Kind.STORE_REG)),
             xm_next.atomic.eq(x.kind == Kind.ATOMIC),
             xm_next.sext.eq(x.kind == Kind.LOADSX),
-            xm_next.size.eq(x.size),
-            xm_next.addr.eq(region.x_addr),
-            xm_next.region.eq(region.x_region),
-            xm_next.aop.eq(dx.imm[:8]),
-            xm_next.helper_valid.eq(is_helper),
-            xm_next.helper_id.eq(helper.x_id),
+            xm_next.size.eq(x.size), xm_next.addr.eq(region.x_addr),
+            xm_next.region.eq(region.x_region), xm_next.aop.eq(dx.imm[:8]),
+            xm_next.helper_valid.eq(is_helper), xm_next.helper_id.eq(helper.x_id),
             xm_next.helper_r0.eq(helper.x_r0),
-            xm_next.ret_valid.eq(is_end | halt),
-            xm_next.ret.eq(Mux(halt, helper.x_r0, fwd_a)),
+            xm_next.ret_valid.eq(is_end | halt), xm_next.ret.eq(Mux(halt, helper.x_r0, op_a)),
         ]
 
-        # Full-width targets: outside the program means Fault.PC_RANGE where the VM would land.
-        wide_target = Signal(range(-(1 << 33), 1 << 33))
-        m.d.comb += wide_target.eq(dx.pc + 1 + Mux(x.kind.as_value().matches(Kind.JA32,
-                                                                             Kind.CALL_LOCAL),
-                                                   dx.imm[:32].as_signed(), dx.off.as_signed()))
-        target_bad = Signal()
-        m.d.comb += target_bad.eq((wide_target < prog_base) | (wide_target >= prog_end))
-        m.d.comb += ja_bad.eq(x_valid & ~early_any & target_bad
-                              & (x.kind.as_value().matches(Kind.JA, Kind.JA32) | dx.bt))
+        # Redirects, frame changes, branch history, packet bounds and tail calls take effect
+        # as execute fires.
+        fire_ok = x_fire & ~early
+        m.d.comb += [
+            redirect.prog_base.eq(run.prog_base), redirect.prog_end.eq(run.prog_end),
+            redirect.x_valid.eq(x_valid), redirect.x_early.eq(early),
+            redirect.x_fire.eq(x_fire), redirect.x_kind.eq(x.kind), redirect.x_pc.eq(dx.pc),
+            redirect.x_imm.eq(dx.imm[:32]), redirect.x_off.eq(dx.off),
+            redirect.x_target.eq(dx.target), redirect.x_target_even.eq(dx.target_even),
+            redirect.x_bt.eq(dx.bt), redirect.x_taken.eq(branch.x_taken),
+            redirect.x_call.eq(is_call & ~cs.x_full),
+            redirect.x_ret.eq(is_ret), redirect.x_ret_pc.eq(cs.top_ret_pc),
+            redirect.x_tail.eq(is_tail), redirect.x_tail_pc.eq(helper.x_prog_base),
+            cs.x_push.eq(~early & is_call & ~cs.x_full & x_fire),
+            cs.x_pop.eq(~early & is_ret & x_fire),
+            cs.x_ret_pc.eq(dx.pc + 1), cs.x_saved.eq(rf.x_r6_r9),
+            rf.x_restore.eq(~early & is_ret & x_fire), rf.x_restore_r6_r9.eq(cs.top_saved),
+            predictor.x_update.eq(fire_ok & (x.kind == Kind.JCOND)),
+            predictor.x_pc.eq(dx.pc), predictor.x_taken.eq(branch.x_taken),
+            run.x_bounds_we.eq(fire_ok & (helper.x_fault == 0) & is_helper & helper.x_ctx_we),
+            run.x_bounds_data.eq(helper.x_data), run.x_bounds_data_end.eq(helper.x_data_end),
+            run.x_tail.eq(fire_ok & is_tail), run.x_tail_base.eq(helper.x_prog_base),
+            run.x_tail_len.eq(helper.x_prog_len),
+        ]
 
-        # Redirects and frame changes happen when execute fires.
-        x_redirect = Signal()
-        x_target = Signal(16)
-        x_target_even = Signal(16)
-        x_target_bad = Signal()
-        # (Branches and exits cannot fault in execute: only the early causes stop them.)
-        # ``x_redirect`` is the redirect execute makes if it fires: it is registered beside
-        # ``x_fire`` and the two are ANDed in the next cycle (``r_redirect``), so neither waits
-        # for the other.
-        x_ok = ~early_any
-        fire_ok = x_fire & x_ok
-        # The target depends on the kind only (a conditional branch goes wherever decode did
-        # not send the fetch); whether to redirect comes from the compare.
-        with m.Switch(x.kind):
-            with m.Case(Kind.JCOND):
-                m.d.comb += [x_target.eq(Mux(dx.bt, dx.pc + 1, dx.target)),
-                             x_target_even.eq(Mux(dx.bt, (dx.pc + 2) >> 1, dx.target_even)),
-                             x_target_bad.eq(~dx.bt & target_bad)]
-            with m.Case(Kind.CALL_LOCAL):
-                m.d.comb += [x_target.eq(dx.target), x_target_even.eq(dx.target_even),
-                             x_target_bad.eq(target_bad)]
-            with m.Case(Kind.CALL, Kind.CALLX):
-                # A tail call continues in another program, from its first slot.
-                m.d.comb += [x_target.eq(helper.x_prog_base),
-                             x_target_even.eq((helper.x_prog_base + 1) >> 1)]
-            with m.Default():
-                m.d.comb += [x_target.eq(cs.top_ret_pc),
-                             x_target_even.eq((cs.top_ret_pc + 1) >> 1)]
-        is_tail = (helper.x_fault == 0) & is_helper & helper.x_tail
-        m.d.comb += x_redirect.eq(x_ok & (((x.kind == Kind.JCOND) & (branch.x_taken != dx.bt))
-                                          | (is_call & ~cs.x_full) | is_tail | is_ret))
-        with m.If(x_ok & is_call & ~cs.x_full):
-            m.d.comb += cs.x_push.eq(x_fire)
-        with m.If(fire_ok & is_tail):
-            m.d.sync += [prog_base.eq(helper.x_prog_base),
-                         prog_end.eq(helper.x_prog_base + helper.x_prog_len)]
-        with m.If(x_ok & is_ret):
-            m.d.comb += cs.x_pop.eq(x_fire)
-            with m.If(x_fire):
-                m.d.sync += [regs[6 + i].eq(cs.top_saved[i]) for i in range(4)]
-        x_hist = dx.pc[:bht_bits]
-        with m.If(launch):
-            m.d.sync += bht_valid.eq(0)
-        with m.Elif(fire_ok & (x.kind == Kind.JCOND)):
-            m.d.sync += [bht_valid.bit_select(x_hist, 1).eq(1),
-                         bht_taken.bit_select(x_hist, 1).eq(branch.x_taken)]
-        m.d.comb += [cs.x_ret_pc.eq(dx.pc + 1)]
-        m.d.sync += [r_cond.eq(x_redirect), r_fired.eq(x_fire), r_target.eq(x_target),
-                     r_target_even.eq(x_target_even), r_target_bad.eq(x_target_bad)]
-        m.d.comb += [cs.x_saved[i].eq(regs[6 + i]) for i in range(4)]
-
-        # ---- Pipeline registers and fetch control ----------------------------------------------
-        d_stall = Signal()
-        m.d.comb += d_stall.eq(d_valid & x_stall)
-        d_fire = d_valid & ~d_stall & ~r_redirect & ~m_kill
-
-        with m.If(launch):
-            m.d.comb += [f_addr.eq(0), f_even.eq(0)]
-            m.d.sync += [d_valid.eq(1), d_pc.eq(0), d_bad.eq(0)]
-        with m.Elif(m_kill | ~running):
-            m.d.sync += d_valid.eq(0)
-        with m.Elif(r_redirect):
-            m.d.comb += [f_addr.eq(r_target), f_even.eq(r_target_even)]
-            m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(r_target_bad)]
-        with m.Else():
-            m.d.comb += [f_addr.eq(d_next), f_even.eq(d_next_even)]
-            with m.If(~d_stall):
-                m.d.sync += [d_valid.eq(1), d_pc.eq(f_addr), d_bad.eq(0)]
-        # Decode stalls: the program memory keeps its output (read enable low).
-        m.d.comb += [prog_even.en.eq(~d_stall), prog_odd.en.eq(~d_stall)]
-
-        with m.If(m_kill):
-            m.d.sync += running.eq(0)
-
-        # decode -> execute
+        # ---- Pipeline registers --------------------------------------------------------------
         with m.If(m_kill | x_fire & ~d_fire):
             m.d.sync += dx.valid.eq(0)
         with m.Elif(d_fire):
             m.d.sync += dx.eq(dx_next)
         with m.Elif(x_stall):
-            # Keep operands current while execute waits: their producers retire meanwhile.
-            m.d.sync += [dx.a.eq(fwd_a), dx.b.eq(fwd_b),
-                         dx.m_a.eq(next_m_we & m_stall & (xm.rd == x.ra)),
-                         dx.m_b.eq(next_m_we & m_stall & (xm.rd == x.rb)),
-                         dx.w_a.eq(next_w_we & (xm.rd == x.ra)),
-                         dx.w_b.eq(next_w_we & (xm.rd == x.rb))]
+            m.d.sync += dx.ops.eq(rf.x_held)
         with m.Else():
             m.d.sync += dx.valid.eq(0)
-        with m.If(x_fire):
-            m.d.sync += [order.eq(order + 1), budget_hit.eq(order + 1 == budget)]
-
-        # execute -> memory
         with m.If(~m_stall):
             with m.If(x_fire):
                 m.d.sync += xm.eq(xm_next)
             with m.Else():
                 m.d.sync += xm.valid.eq(0)
+        m.d.sync += [mw.valid.eq(m_retire), mw.rec.eq(retire.m_rec)]
 
         # ---- Memory --------------------------------------------------------------------------
-        m.submodules.atomics = atomics = Atomics()
-        old = Signal(64)
-
-        # A helper units' access (hmem) uses the memory stage's data paths in the cycle after
-        # its ``en``: the pipeline is drained while a helper works.
-        h_pending = Signal()
-        h_addr = Signal(32)
-        h_size = Signal(Size)
-        h_we = Signal()
-        h_wdata = Signal(64)
-        h_region = Signal(3)
-        h_fault = Signal(4)
-        m.d.sync += h_pending.eq(hmem.en)
-        with m.If(hmem.en):
-            m.d.sync += [h_addr.eq(hregion.x_addr), h_size.eq(hmem.size), h_we.eq(hmem.we),
-                         h_wdata.eq(hmem.wdata), h_region.eq(hregion.x_region),
-                         h_fault.eq(hregion.x_fault)]
-        a_region = Signal(3)
-        a_size = Signal(Size)
-        m.d.comb += [a_region.eq(Mux(h_pending, h_region, xm.region)),
-                     a_size.eq(Mux(h_pending, h_size, xm.size))]
-        mmask = size_mask(m, a_size, "m_bmask")
-        m_rdata = Signal(64)
-        m.d.comb += [lsu.map_ring.eq(maps.ring), lsu.map_rot.eq(maps.rot), m_rdata.eq(lsu.m_rdata)]
-
-        # Map accesses learn in the memory stage whether they are allowed (the VM's order: out
-        # of bounds first, then read-only).
+        # (A map region access has no region fault: ``ok`` reduces to the early causes.) An
+        # atomic's access must not be disturbed: it writes in its second memory cycle at the
+        # address of its request.
+        maps = self.maps
         m_map = Signal()
-        m_write = xm.store | xm.atomic
-        map_fault = Signal(4)
-        m_fault = Signal(4)
-        m_ok = xm.valid & (xm.fault == 0) & ~m_late
-        m.d.comb += m_map.eq(m_ok & (xm.region == Region.MAP) & (xm.load | xm.store | xm.atomic))
-        with m.If(m_map & ~maps.ok):
-            m.d.comb += map_fault.eq(Mux(m_write, Fault.STORE_OOB, Fault.LOAD_OOB))
-        with m.Elif(m_map & m_write & maps.ro):
-            m.d.comb += map_fault.eq(Fault.STORE_RO)
+        m_we = Signal()
+        old = Signal(64)
+        atomic_hold = xm.valid & xm.atomic & ~phase
         m.d.comb += [
-            m_fault.eq(xm.fault | map_fault),      # at most one of them is set
-            m_term.eq(xm.valid & ~m_late & ((xm.fault != 0) | xm.ret_valid)),
-            # (An atomic whose map access faults takes its second cycle too: it writes nothing
-            # and retires with the fault then.)
-            m_stall.eq(m_ok & xm.atomic & ~phase),
+            m_map.eq(m_ok & (xm.region == Region.MAP) & (xm.load | xm.store | xm.atomic)),
+            m_we.eq(m_ok & (xm.store | xm.atomic & phase & atomics.m_store)
+                    & (faults.m_map_fault == 0)),
+            memport.fp.eq(cs.fp), memport.pkt_data.eq(run.pkt_data),
+            memport.pkt_data_end.eq(run.pkt_data_end),
+            memport.x_map.eq(x_valid & ~early & is_mem & ~atomic_hold
+                             & (region.x_region == Region.MAP)),
+            memport.x_addr.eq(region.x_addr), memport.x_size.eq(x.size),
+            memport.m_addr.eq(xm.addr), memport.m_region.eq(xm.region),
+            memport.m_size.eq(xm.size), memport.m_sext.eq(xm.sext),
+            memport.m_we.eq(m_we), memport.m_wdata.eq(Mux(xm.atomic, atomics.m_new, xm.result)),
+            memport.m_map.eq(m_map), memport.m_rdata.eq(lsu.m_rdata),
+            maps.en.eq(memport.map_en), maps.addr.eq(memport.map_addr),
+            maps.size.eq(memport.map_size), maps.we.eq(memport.map_we),
+            maps.wdata.eq(memport.map_wdata), memport.map_ok.eq(maps.ok),
+            memport.map_ro.eq(maps.ro), memport.map_slot.eq(maps.slot),
+            lsu.x_addr.eq(memport.lsu_x_addr), lsu.m_addr.eq(memport.lsu_m_addr),
+            lsu.m_region.eq(memport.lsu_m_region), lsu.m_size.eq(memport.lsu_m_size),
+            lsu.m_sext.eq(memport.lsu_m_sext), lsu.m_we.eq(memport.lsu_m_we),
+            lsu.m_wdata.eq(memport.lsu_m_wdata),
+            lsu.map_ring.eq(maps.ring), lsu.map_rot.eq(maps.rot),
+            lsu.ctx.eq(run.ctx), lsu.host.eq(~run.busy),
         ]
+        if self.pkt_slots == 1:
+            m.d.comb += [lsu.pkt_we.eq(self.pkt_we), lsu.pkt_addr.eq(self.pkt_addr),
+                         lsu.pkt_wdata.eq(self.pkt_wdata), self.pkt_rdata.eq(lsu.pkt_rdata)]
+        else:
+            # The slot a run uses is latched with the run's other inputs.
+            slot = Signal.like(self.start_slot)
+            with m.If(self.start & ~run.busy):
+                m.d.sync += slot.eq(self.start_slot)
+            m.d.comb += lsu.slot.eq(slot)
+            wiring.connect(m, wiring.flipped(self.dp), lsu.dp)
+        wiring.connect(m, wiring.flipped(self.hmem), memport.hmem)
         m.d.sync += phase.eq(m_stall)
         with m.If(m_stall):
-            m.d.sync += old.eq(m_rdata)
-        h_map = h_region == Region.MAP
-        # The answer is registered (``done`` two cycles after ``en``): the helper units' use of
-        # the data (sums, compares) then starts at a flip-flop, not behind the memory stage's
-        # block-RAM read and alignment.
-        m.d.sync += [
-            hmem.done.eq(h_pending),
-            hmem.rdata.eq(m_rdata),
-            hmem.fault.eq((h_fault != 0) | (h_map & (~maps.ok | (h_we & maps.ro)))),
-            hmem.slot.eq(Mux(h_map, maps.slot, 0)),
-        ]
+            m.d.sync += old.eq(lsu.m_rdata)
         m.d.comb += [
-            lsu.x_addr.eq(Mux(hmem.en, hregion.x_addr, region.x_addr)),
-            lsu.m_addr.eq(Mux(h_pending, h_addr, xm.addr)),
-            lsu.m_region.eq(a_region),
-            lsu.m_size.eq(a_size),
-            atomics.m_op.eq(xm.aop),
-            atomics.m_w64.eq(xm.size == Size.DW),
-            atomics.m_old.eq(old),
-            atomics.m_src.eq(xm.result),
+            atomics.m_op.eq(xm.aop), atomics.m_w64.eq(xm.size == Size.DW),
+            atomics.m_old.eq(old), atomics.m_src.eq(xm.result),
             # cmpxchg compares with r0 in its second memory cycle: by then every older
-            # instruction has left writeback (the first cycle sent a bubble), so the register
-            # file holds r0.
-            atomics.m_cmp.eq(regs[0]),
+            # instruction has left writeback (the first cycle sent a bubble).
+            atomics.m_cmp.eq(rf.m_r0),
+            faults.m_xm_fault.eq(xm.fault), faults.m_map.eq(m_map),
+            faults.m_write.eq(xm.store | xm.atomic), faults.m_map_ok.eq(maps.ok),
+            faults.m_map_ro.eq(maps.ro),
+            retire.m_xm.eq(xm), retire.m_fault.eq(faults.m_fault),
+            retire.m_loaded.eq(lsu.m_loaded), retire.m_rdata.eq(lsu.m_rdata),
+            retire.m_old.eq(old), retire.m_mask.eq(memport.m_mask),
+            retire.m_atomic_store.eq(atomics.m_store), retire.m_atomic_new.eq(atomics.m_new),
         ]
-        atomic_store = xm.atomic & phase & atomics.m_store
-        m_we = Signal()
-        m_wdata = Signal(64)
-        with m.If(h_pending):
-            m.d.comb += [m_we.eq(h_we & (h_fault == 0)), m_wdata.eq(h_wdata),
-                         maps.we.eq(h_we & h_map & maps.ok & ~maps.ro)]
-        with m.Else():
-            m.d.comb += [m_we.eq(m_ok & (xm.store | atomic_store) & (map_fault == 0)),
-                         m_wdata.eq(Mux(xm.atomic, atomics.m_new, xm.result))]
-            m.d.comb += maps.we.eq(m_we & m_map)
-        m.d.comb += [lsu.m_we.eq(m_we), lsu.m_wdata.eq(m_wdata), maps.wdata.eq(m_wdata)]
-
-        rec = Signal(MwLayout)
-        # (The load/store unit sign-extends a load beside its alignment: lsu.m_loaded.)
-        m.d.comb += lsu.m_sext.eq(xm.sext & ~h_pending)
-        r = rec.rec
-        m.d.comb += [
-            rec.valid.eq(xm.valid & ~m_stall & ~m_late),
-            r.order.eq(xm.order), r.pc.eq(xm.pc), r.insn.eq(xm.insn), r.insn_hi.eq(xm.insn_hi),
-            r.fault.eq(m_fault),
-            r.rd.eq(xm.rd),
-            r.helper_valid.eq(xm.helper_valid),
-            r.ret_valid.eq(xm.ret_valid),
-            r.ret.eq(Mux(xm.ret_valid, xm.ret, 0)),
-        ]
-        m.d.sync += m_late.eq(rec.valid & (map_fault != 0))
-        with m.If(xm.helper_valid):
-            m.d.comb += [r.helper_id.eq(xm.helper_id), r.helper_r0.eq(xm.helper_r0)]
-        with m.If(xm.load):
-            m.d.comb += [
-                r.rd_valid.eq(1), r.rd_value.eq(lsu.m_loaded),
-                r.mem_addr.eq(xm.addr), r.mem_rmask.eq(mmask), r.mem_rdata.eq(m_rdata),
-            ]
-        with m.Elif(xm.store):
-            m.d.comb += [r.mem_addr.eq(xm.addr), r.mem_wmask.eq(mmask),
-                         r.mem_wdata.eq(xm.result & Cat(*(mmask[i].replicate(8)
-                                                          for i in range(8))))]
-        with m.Elif(xm.atomic):
-            m.d.comb += [
-                r.rd_valid.eq(xm.rd_valid), r.rd_value.eq(old),
-                r.mem_addr.eq(xm.addr), r.mem_rmask.eq(mmask), r.mem_rdata.eq(old),
-            ]
-            with m.If(atomics.m_store):
-                m.d.comb += [r.mem_wmask.eq(mmask), r.mem_wdata.eq(atomics.m_new)]
-        with m.Else():
-            m.d.comb += [r.rd_valid.eq(xm.rd_valid), r.rd_value.eq(xm.result)]
-            if self.inject_bug == "wrong_rd":
-                with m.If(xm.rd_valid & (xm.insn[4:8] == AluOp.ADD.value)
-                          & ((xm.insn[0:3] == 4) | (xm.insn[0:3] == 7))):
-                    m.d.comb += r.rd.eq(xm.rd ^ 1)
-        # A faulting instruction's record carries no effects. rd_value (whenever rd_valid is
-        # low) and mem_rdata are zeroed at the trace port instead (below), off the load path;
-        # no other reader uses them then.
-        with m.If(m_fault != 0):
-            m.d.comb += [r.rd_valid.eq(0), r.mem_addr.eq(0),
-                         r.mem_rmask.eq(0), r.mem_wmask.eq(0),
-                         r.mem_wdata.eq(0), r.helper_valid.eq(0), r.helper_id.eq(0),
-                         r.helper_r0.eq(0), r.ret_valid.eq(0), r.ret.eq(0)]
-        with m.If(~r.rd_valid):
-            m.d.comb += r.rd.eq(0)
-        m.d.sync += mw.eq(rec)
 
         # ---- Writeback -----------------------------------------------------------------------
-        with m.If(w_we):
-            for i, reg in enumerate(regs):
-                with m.If(mw.rec.rd == i):
-                    m.d.sync += reg.eq(mw.rec.rd_value)
-        m.d.comb += [self.trace.valid.eq(mw.valid), self.trace.record.eq(mw.rec)]
-        with m.If(~mw.rec.rd_valid):
-            m.d.comb += self.trace.record.rd_value.eq(0)
-        with m.If(mw.rec.fault != 0):
-            m.d.comb += self.trace.record.mem_rdata.eq(0)
-        m.d.comb += w_term.eq(mw.valid & ((mw.rec.fault != 0) | mw.rec.ret_valid))
-        with m.If(w_term):
-            m.d.sync += [
-                self.result_r0.eq(mw.rec.ret),
-                self.result_fault.eq(mw.rec.fault),
-                self.result_pc.eq(mw.rec.pc),
-                self.done.eq(1),
-            ]
+        w_term = mw.valid & ((mw.rec.fault != 0) | mw.rec.ret_valid)
+        m.d.comb += [
+            retire.w_valid.eq(mw.valid), retire.w_rec.eq(mw.rec),
+            run.w_term.eq(w_term), run.w_ret.eq(mw.rec.ret), run.w_fault.eq(mw.rec.fault),
+            run.w_pc.eq(mw.rec.pc),
+        ]
+        wiring.connect(m, retire.trace, wiring.flipped(self.trace))
         return m

@@ -4,8 +4,8 @@ The pipeline has four payload registers, named by the stage pair they sit betwee
 lesson 3):
 
 ========  =====================================================================================
-``fd``    fetch -> decode: not a register of its own (program memory is read synchronously, so
-          the memory's output *is* the fetch/decode register); :data:`FdLayout` names its fields.
+``fd``    fetch -> decode: program memory is read synchronously, so the memory's output *is* the
+          fetch/decode register; :data:`FdLayout` adds the pc and valid registers beside it.
 ``dx``    decode -> execute: decoded control, operand register indexes, operand values read in
           decode, the 64-bit immediate, the branch target.
 ``xm``    execute -> memory: the result computed in execute, the access (address, size, region,
@@ -22,7 +22,7 @@ from bpfcore.isa import AluOp, JmpOp, Kind, Size
 
 __all__ = ["HelperRequest", "HelperResponse", "HelperMemSignature", "PrintkLayout",
            "RetireLayout", "TraceSignature", "DecodeLayout", "FdLayout", "PredecodeLayout",
-           "DxLayout", "XmLayout", "MwLayout", "SlotPortSignature"]
+           "OperandsLayout", "DxLayout", "XmLayout", "MwLayout", "SlotPortSignature"]
 
 
 #: Helper call request: the helper id, the argument registers r1-r5, and ``nested`` (the call
@@ -130,11 +130,25 @@ PredecodeLayout = data.StructLayout({
     "target_even": 16,       # (target + 1) >> 1: the target's even-bank row
 })
 
-#: Fetch -> decode (the program memory's output and the pc it was read at).
+#: Fetch -> decode: the program memory's output (both banks, picked by the pc's parity) and the
+#: registers beside it (see :class:`~bpfcore.hdl.units.fetch.Fetch`).
 FdLayout = data.StructLayout({
+    "valid": 1,
     "pc": 16,
-    "slot": PredecodeLayout,
-    "insn_hi": 64,
+    "bad": 1,                # redirected to a target outside the program (the pc wrapped)
+    "slot": PredecodeLayout,     # the slot at pc
+    "insn_hi": 64,           # the slot after it (lddw's second half)
+})
+
+#: Execute's operands as decode hands them over (see
+#: :class:`~bpfcore.hdl.units.regfile.RegisterFile`).
+OperandsLayout = data.StructLayout({
+    "a": 64,             # value of register ra (refreshed by forwarding while execute stalls)
+    "b": 64,             # value of register rb
+    "m_a": 1,            # ra is the rd of the instruction in memory (when that one is valid)
+    "m_b": 1,            # rb likewise
+    "w_a": 1,            # ra is the rd of the instruction in writeback (when that one is valid)
+    "w_b": 1,            # rb likewise
 })
 
 DxLayout = data.StructLayout({
@@ -144,17 +158,12 @@ DxLayout = data.StructLayout({
     "insn_hi": 64,       # second slot of lddw, else 0
     "fault": 4,          # PC_RANGE / ILLEGAL found in decode
     "ctrl": DecodeLayout,
-    "a": 64,             # value of register ra (refreshed by forwarding while execute stalls)
-    "b": 64,             # value of register rb
+    "ops": OperandsLayout,
     "imm": 64,           # imm sign-extended; for lddw the 64-bit constant
     "off": 16,
     "target": 16,        # pc + 1 + offset/imm of jumps and local calls (16 bits)
     "target_even": 16,   # (target + 1) >> 1
     "bt": 1,             # conditional branch predicted taken in decode (fetch followed it)
-    "m_a": 1,            # ra is the rd of the instruction in memory (when that one is valid)
-    "m_b": 1,            # rb likewise
-    "w_a": 1,            # ra is the rd of the instruction in writeback (when that one is valid)
-    "w_b": 1,            # rb likewise
 })
 
 XmLayout = data.StructLayout({

@@ -40,7 +40,7 @@ class XdpCore(wiring.Component):
 
     Parameters
     ----------
-    program_slots, frames, with_divider, with_atomics, inject_bug
+    program_slots, frames, with_divider, with_atomics, inject_bug, pkt_slots
         The CPU's build options (:class:`~bpfcore.hdl.cpu.Cpu`).
     n_maps, value_bytes, slots, buckets, max_key_size, max_value_size
         The map memory's sizes (:class:`~bpfcore.hdl.maps.engine.MapMemory`).
@@ -67,9 +67,10 @@ class XdpCore(wiring.Component):
 
     def __init__(self, *, program_slots=4096, frames=8, with_divider=True, with_atomics=True,
                  inject_bug=None, n_maps=8, value_bytes=8192, slots=512, buckets=1024,
-                 max_key_size=20, max_value_size=64, helpers=None, helper_options=None):
+                 max_key_size=20, max_value_size=64, helpers=None, helper_options=None,
+                 pkt_slots=1):
         self.cpu = Cpu(program_slots=program_slots, frames=frames, with_divider=with_divider,
-                       with_atomics=with_atomics, inject_bug=inject_bug)
+                       with_atomics=with_atomics, inject_bug=inject_bug, pkt_slots=pkt_slots)
         self.maps = MapMemory(n_maps=n_maps, value_bytes=value_bytes, slots=slots,
                               buckets=buckets, max_key_size=max_key_size,
                               max_value_size=max_value_size)

@@ -18,8 +18,10 @@ from bpfcore.hdl.units.atomics import Atomics
 from bpfcore.hdl.units.branch import BranchCompare
 from bpfcore.hdl.units.bswap import ByteSwap
 from bpfcore.hdl.units.divider import Divider
+from bpfcore.hdl.units.faults import FaultPriority
 from bpfcore.hdl.units.lsu import RegionCheck
 from bpfcore.hdl.units.multiplier import Multiplier
+from bpfcore.hdl.units.predictor import BHT_ENTRIES, BranchPredictor
 from bpfcore.hdl.units.shifter import Shifter
 from bpfcore.isa import AluOp, AtomicOp, Size
 from bpfcore.sim.model.vm import ALU_OPS, ATOMIC_OPS, JMP_OPS, Memory, VmFault, byte_swap
@@ -333,5 +335,137 @@ def test_region_check(seed):
         if got == want:
             return None
         return f"{addr:#x} size {nbytes} write {write}: rtl {got} ref {want}"
+
+    assert run_comb(dut, cases, apply, check) == []
+
+
+class RefPredictor:
+    """Decode's prediction as ``hdl/README.md`` states it: a conditional branch goes the way
+    it went last time at the same pc modulo ``BHT_ENTRIES`` in this run, else backward taken /
+    forward not taken (the predecoded ``bt``); ja follows its target, lddw skips a slot."""
+
+    def __init__(self):
+        self.history = {}
+
+    def predict(self, pc, slot):
+        taken = slot["jcond"] and self.history.get(pc % BHT_ENTRIES, slot["bt"])
+        if slot["ja"] or taken:
+            nxt = slot["target"]
+        elif slot["lddw"] and slot["legal"]:
+            nxt = (pc + 2) & 0xffff
+        else:
+            nxt = (pc + 1) & 0xffff
+        return bool(taken), nxt, ((nxt + 1) & 0xffff) >> 1
+
+
+def random_slot(rng):
+    kind = rng.choice(["plain", "ja", "jcond", "lddw"])
+    target = rng.getrandbits(16)
+    return {"ja": kind == "ja", "jcond": kind == "jcond", "bt": rng.random() < 0.5,
+            "lddw": kind == "lddw", "legal": rng.random() < 0.9, "target": target,
+            "target_even": ((target + 1) & 0xffff) >> 1}
+
+
+def test_branch_predictor(seed):
+    rng = random.Random(seed)
+    dut = BranchPredictor()
+    ref = RefPredictor()
+    failures = []
+
+    def put(ctx, port, slot):
+        for name in ("ja", "jcond", "bt", "target", "target_even"):
+            ctx.set(getattr(port, name), slot[name])
+        ctx.set(port.ctrl.lddw, slot["lddw"])
+        ctx.set(port.ctrl.legal, slot["legal"])
+
+    async def bench(ctx):
+        for step in range(600):
+            # Few pcs, so that branches meet their own history and their neighbours' aliases.
+            pc = rng.choice([rng.randrange(40), rng.getrandbits(16)])
+            banks = [random_slot(rng), random_slot(rng)]
+            slot = banks[pc & 1]
+            ctx.set(dut.fd.pc, pc)
+            put(ctx, dut.d_even, banks[0])
+            put(ctx, dut.d_odd, banks[1])
+            put(ctx, dut.fd.slot, slot)
+            clear = rng.random() < 0.02
+            update = not clear and rng.random() < 0.6
+            x_pc, x_taken = rng.randrange(40), rng.random() < 0.5
+            ctx.set(dut.clear, clear)
+            ctx.set(dut.x_update, update)
+            ctx.set(dut.x_pc, x_pc)
+            ctx.set(dut.x_taken, x_taken)
+            want = ref.predict(pc, slot)
+            got = (bool(ctx.get(dut.d_taken)), ctx.get(dut.f_next), ctx.get(dut.f_next_even))
+            if got != want:
+                failures.append(f"step {step} pc {pc} slot {slot}: rtl {got} ref {want}")
+                if len(failures) > 5:
+                    return
+            await ctx.tick()
+            if clear:
+                ref.history.clear()
+            elif update:
+                ref.history[x_pc % BHT_ENTRIES] = x_taken
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert failures == []
+
+
+def ref_faults(c):
+    """Fault causes in the VM's order (``bpfcore.sim.vm``: fetch, budget, decode, then the
+    instruction's own checks; a map access out of bounds before read-only)."""
+    d = Fault.PC_RANGE if c["d_pc_range"] else Fault.ILLEGAL if not c["d_legal"] else 0
+    dx = c["x_dx_fault"]
+    early = dx != 0 or c["x_budget_hit"]
+    if dx == Fault.PC_RANGE:
+        x = Fault.PC_RANGE
+    elif c["x_budget_hit"]:
+        x = Fault.BUDGET
+    elif dx:
+        x = dx
+    elif c["x_mem"]:
+        x = c["x_region_fault"]
+    elif c["x_call_full"]:
+        x = Fault.CALL_DEPTH
+    elif c["x_helper"]:
+        x = c["x_helper_fault"]
+    else:
+        x = 0
+    mapf = 0
+    if c["m_map"] and not c["m_map_ok"]:
+        mapf = Fault.STORE_OOB if c["m_write"] else Fault.LOAD_OOB
+    elif c["m_map"] and c["m_write"] and c["m_map_ro"]:
+        mapf = Fault.STORE_RO
+    # An instruction that faulted before the memory stage makes no map access.
+    m = c["m_xm_fault"] if c["m_xm_fault"] else mapf
+    return int(d), bool(early), int(x), int(mapf), int(m)
+
+
+def test_fault_priority(seed):
+    rng = random.Random(seed)
+    dut = FaultPriority()
+    causes = [0, Fault.PC_RANGE, Fault.ILLEGAL, Fault.LOAD_OOB, Fault.BAD_CALL, Fault.HELPER]
+    bits = ["d_pc_range", "d_legal", "x_budget_hit", "x_mem", "x_call_full", "x_helper",
+            "m_write", "m_map_ok", "m_map_ro"]
+    cases = []
+    for _ in range(500):
+        c = {name: rng.random() < 0.5 for name in bits}
+        c.update(x_dx_fault=rng.choice(causes[:3]), x_region_fault=rng.choice(causes),
+                 x_helper_fault=rng.choice(causes), m_xm_fault=rng.choice(causes))
+        c["m_map"] = c["m_xm_fault"] == 0 and rng.random() < 0.7
+        cases.append(c)
+
+    def apply(ctx, c):
+        for name, value in c.items():
+            ctx.set(getattr(dut, name), value)
+
+    def check(ctx, c):
+        got = (ctx.get(dut.d_fault), bool(ctx.get(dut.x_early)), ctx.get(dut.x_fault),
+               ctx.get(dut.m_map_fault), ctx.get(dut.m_fault))
+        want = ref_faults(c)
+        return None if got == want else f"{c}: rtl {got} ref {want}"
 
     assert run_comb(dut, cases, apply, check) == []

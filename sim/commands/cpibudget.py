@@ -37,7 +37,7 @@ from collections import Counter
 from pathlib import Path
 
 from bpfcore.errors import BpfcoreError
-from bpfcore.hdl.cpu import BHT_ENTRIES
+from bpfcore.hdl.units.predictor import BHT_ENTRIES
 from bpfcore.hdl.decoder import operand_roles
 from bpfcore.isa import AluOp, Kind, decode_slot
 from bpfcore.sim.load.conformance import judge, load_cases, uses_div
