@@ -72,6 +72,9 @@ class MacRx(wiring.Component):
         count = Signal(range(max_length + 2))
         # The last four bytes, oldest in the low byte: the FCS once RX_DV falls.
         delay = Signal(8 * FCS_BYTES)
+        # The byte arriving now goes into the FIFO: registered so that no compare of ``count``
+        # sits in front of the FIFO's write pointer (the 125 MHz critical path).
+        window = Signal()
         rx_error = Signal()
         overflow = Signal()
         # RxStatus bits, in their order: FCS, RUNT, OVERSIZE, RX_ERROR, OVERFLOW.
@@ -93,7 +96,7 @@ class MacRx(wiring.Component):
             with m.State("IDLE"):
                 with m.If(sfd_now):
                     m.d.comb += crc.start.eq(1)
-                    sync += [count.eq(0), rx_error.eq(0), overflow.eq(0)]
+                    sync += [count.eq(0), window.eq(0), rx_error.eq(0), overflow.eq(0)]
                     m.next = "FRAME"
                 with m.Elif(dv & (data != PREAMBLE)):
                     m.next = "SKIP"          # no SFD after the preamble: not a frame
@@ -101,10 +104,11 @@ class MacRx(wiring.Component):
             with m.State("FRAME"):
                 with m.If(dv):
                     m.d.comb += crc.valid.eq(1)
-                    sync += [delay.eq(Cat(delay[8:], data)), rx_error.eq(rx_error | er)]
+                    sync += [delay.eq(Cat(delay[8:], data)), rx_error.eq(rx_error | er),
+                             window.eq((count >= FCS_BYTES - 1) & (count < max_length - 1))]
                     with m.If(count <= max_length):
                         sync += count.eq(count + 1)
-                    with m.If((count >= FCS_BYTES) & (count < max_length) & ~overflow):
+                    with m.If(window & ~overflow):
                         m.d.comb += write_byte.eq(1)
                         with m.If(~self.fifo.rdy):
                             sync += overflow.eq(1)

@@ -59,12 +59,15 @@ class MacTx(wiring.Component):
         count = Signal(range(MIN_PAYLOAD + 1))
         # Preamble, FCS and gap byte index.
         index = Signal(range(max(IFG_BYTES, PREAMBLE_BYTES + 1)))
+        # In DATA: registered rather than decoded from the state, as it enables the FIFO's read
+        # (whose pointer logic is the transmit domain's critical path).
+        reading = Signal()
         gmii = self.gmii
         sync += [gmii.en.eq(0), gmii.er.eq(0), gmii.data.eq(0), self.sent.eq(0)]
         byte = self.fifo.payload[:8]
         last = self.fifo.payload[8]
         # Padding bytes are zeros: the CRC sees zeros outside the frame's bytes.
-        m.d.comb += crc.data.eq(Mux(self.fifo.ready, byte, 0))
+        m.d.comb += crc.data.eq(Mux(reading, byte, 0))
 
         with m.FSM(domain=self._domain):
             with m.State("IDLE"):
@@ -79,16 +82,18 @@ class MacTx(wiring.Component):
                 sync += [gmii.en.eq(1), gmii.data.eq(Mux(index == PREAMBLE_BYTES, SFD, PREAMBLE)),
                          index.eq(index + 1)]
                 with m.If(index == PREAMBLE_BYTES):
+                    sync += reading.eq(1)
                     m.next = "DATA"
 
             with m.State("DATA"):
                 sync += gmii.en.eq(1)
+                m.d.comb += self.fifo.ready.eq(reading)
                 with m.If(self.fifo.valid):
-                    m.d.comb += [self.fifo.ready.eq(1), crc.valid.eq(1)]
+                    m.d.comb += crc.valid.eq(1)
                     sync += [gmii.data.eq(byte), count.eq(Mux(count == MIN_PAYLOAD, count,
                                                               count + 1))]
                     with m.If(last):
-                        sync += index.eq(0)
+                        sync += [index.eq(0), reading.eq(0)]
                         with m.If(count >= MIN_PAYLOAD - 1):
                             m.next = "FCS"
                         with m.Else():
