@@ -25,7 +25,8 @@ from amaranth.lib.wiring import In, Out, connect
 from ._checks import check_domain, check_fifo_depth, check_max_length
 from .layouts import (DEFAULT_MAX_LENGTH, FCS_BYTES, Counters, GmiiSignature, RgmiiSignature,
                       RxFrame, RxStatus, TxFrame)
-from .rgmii import PRIMITIVES, Rgmii
+from .rgmii import Rgmii
+from .rgmii import check_arguments as check_rgmii_arguments
 from .rx import MacRx
 from .tx import MacTx
 
@@ -89,9 +90,7 @@ class EthPort(wiring.Component):
         if interface not in INTERFACES:
             raise ValueError(f"interface must be one of {', '.join(INTERFACES)}, "
                              f"not {interface!r}")
-        if primitives not in PRIMITIVES:
-            raise ValueError(f"primitives must be one of {', '.join(PRIMITIVES)}, "
-                             f"not {primitives!r}")
+        check_rgmii_arguments(primitives, rx_delay, tx_delay)
         check_max_length(max_length)
         check_fifo_depth(fifo_depth, max_length)
         if not isinstance(counter_width, int) or isinstance(counter_width, bool) or \
@@ -103,11 +102,9 @@ class EthPort(wiring.Component):
         self._interface = interface
         self._max_length = max_length
         self._fifo_depth = fifo_depth
-        self._rgmii = None
+        self._rgmii_arguments = {"primitives": primitives, "rx_delay": rx_delay,
+                                 "tx_delay": tx_delay}
         if interface == "rgmii":
-            # Built here so that argument errors surface now.
-            self._rgmii = Rgmii(rx_domain=rx_domain, tx_domain=tx_domain, primitives=primitives,
-                                rx_delay=rx_delay, tx_delay=tx_delay)
             phy = {"rgmii": Out(RgmiiSignature)}
         else:
             phy = {"gmii_rx": In(GmiiSignature), "gmii_tx": Out(GmiiSignature)}
@@ -119,8 +116,10 @@ class EthPort(wiring.Component):
         m = Module()
         m.submodules.mac_rx = mac_rx = MacRx(domain=self._rx_domain, max_length=self._max_length)
         m.submodules.mac_tx = mac_tx = MacTx(domain=self._tx_domain)
-        if self._rgmii is not None:
-            m.submodules.rgmii = rgmii = self._rgmii
+        if self._interface == "rgmii":
+            m.submodules.rgmii = rgmii = Rgmii(rx_domain=self._rx_domain,
+                                               tx_domain=self._tx_domain,
+                                               **self._rgmii_arguments)
             wiring.connect(m, wiring.flipped(self.rgmii), rgmii.pins)
             connect(m, rgmii.rx, mac_rx.gmii)
             connect(m, mac_tx.gmii, rgmii.tx)

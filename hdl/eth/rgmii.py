@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 from ._checks import check_domain
 from .layouts import GmiiSignature, RgmiiSignature
 
-__all__ = ["Rgmii", "PRIMITIVES", "DELAY_STEP_PS", "MAX_DELAY"]
+__all__ = ["Rgmii", "check_arguments", "PRIMITIVES", "DELAY_STEP_PS", "MAX_DELAY"]
 
 PRIMITIVES = ("ecp5", "model")
 #: A ``DELAYG`` step (ECP5 family data sheet: about 25 ps per tap); 127 taps at most.
@@ -87,6 +87,18 @@ class _Ddr:
             self.m.d.comb += pin.eq(Mux(ClockSignal(self.domain), first, held))
 
 
+def check_arguments(primitives, rx_delay, tx_delay):
+    """Raise ``ValueError`` unless ``primitives`` and the delays are valid :class:`Rgmii`
+    arguments."""
+    if primitives not in PRIMITIVES:
+        raise ValueError(f"primitives must be one of {', '.join(PRIMITIVES)}, "
+                         f"not {primitives!r}")
+    for name, value in (("rx_delay", rx_delay), ("tx_delay", tx_delay)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_DELAY:
+            raise ValueError(f"{name} must be an integer from 0 to {MAX_DELAY} DELAYG taps, "
+                             f"not {value!r}")
+
+
 class Rgmii(wiring.Component):
     """RGMII pins <-> GMII, for one PHY.
 
@@ -121,14 +133,7 @@ class Rgmii(wiring.Component):
                  tx_delay=0):
         check_domain("rx_domain", rx_domain)
         check_domain("tx_domain", tx_domain)
-        if primitives not in PRIMITIVES:
-            raise ValueError(f"primitives must be one of {', '.join(PRIMITIVES)}, "
-                             f"not {primitives!r}")
-        for name, value in (("rx_delay", rx_delay), ("tx_delay", tx_delay)):
-            if not isinstance(value, int) or isinstance(value, bool) or \
-                    not 0 <= value <= MAX_DELAY:
-                raise ValueError(f"{name} must be an integer from 0 to {MAX_DELAY} DELAYG taps, "
-                                 f"not {value!r}")
+        check_arguments(primitives, rx_delay, tx_delay)
         self._rx_domain = rx_domain
         self._tx_domain = tx_domain
         self._primitives = primitives
