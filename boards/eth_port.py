@@ -19,11 +19,24 @@ from amaranth.lib import cdc, io, wiring
 
 from bpfcore.errors import BpfcoreError
 
-__all__ = ["EthPortTop", "DOMAINS", "cache_folder", "build"]
+__all__ = ["EthPortTop", "DOMAINS", "domain_fmax", "cache_folder", "build"]
 
 #: Every clock domain of the target: (source, constraint in MHz).
 DOMAINS = {"rx0": ("PHY 0 RXC pin", 125.0), "tx": ("PLL CLKOP", 125.0),
            "sync": ("PLL CLKOS", 62.5)}
+
+
+def domain_fmax(summary):
+    """``{domain: achieved MHz}`` from a build summary: nextpnr names each clock after its
+    global net (``$glbnet$port.rgmii.rx0_clk``), whose last part is the domain's clock signal
+    (``rx0_clk``; ``clk`` for ``sync``)."""
+    found = {}
+    for net, figures in summary["clocks"].items():
+        signal = net.rsplit("$", 1)[-1].rsplit(".", 1)[-1]
+        domain = "sync" if signal == "clk" else signal.removesuffix("_clk")
+        if domain in DOMAINS:
+            found[domain] = figures["achieved_mhz"]
+    return found
 
 
 class EthPortTop(wiring.Component):

@@ -1,6 +1,8 @@
 """Constructor argument checks shared by the MAC's components (messages echo the value)."""
 
-__all__ = ["check_domain", "check_max_length", "check_fifo_depth"]
+from contextlib import contextmanager
+
+__all__ = ["check_domain", "check_max_length", "check_fifo_depth", "checking"]
 
 
 def check_domain(name, value):
@@ -21,3 +23,14 @@ def check_fifo_depth(value, max_length):
     if value < max_length:
         raise ValueError(f"fifo_depth ({value}) must hold a frame of max_length ({max_length}) "
                          "bytes")
+
+
+@contextmanager
+def checking(component):
+    """Run a constructor's checks; a component that fails them is never elaborated, so it is
+    marked as such (no "created but never used" warning for it)."""
+    try:
+        yield
+    except ValueError:
+        component._MustUse__silence = True
+        raise

@@ -22,7 +22,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import cdc, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from ._checks import check_domain, check_fifo_depth, check_max_length
+from ._checks import check_domain, check_fifo_depth, check_max_length, checking
 from .layouts import (DEFAULT_MAX_LENGTH, FCS_BYTES, Counters, GmiiSignature, RgmiiSignature,
                       RxFrame, RxStatus, TxFrame)
 from .rgmii import Rgmii
@@ -82,21 +82,22 @@ class EthPort(wiring.Component):
     def __init__(self, *, rx_domain="rx0", tx_domain="tx", interface="rgmii", primitives="ecp5",
                  rx_delay=0, tx_delay=0, max_length=DEFAULT_MAX_LENGTH, fifo_depth=2048,
                  counter_width=32):
-        check_domain("rx_domain", rx_domain)
-        check_domain("tx_domain", tx_domain)
-        if len({rx_domain, tx_domain, "sync"}) != 3:
-            raise ValueError(f"rx_domain ({rx_domain!r}), tx_domain ({tx_domain!r}) and 'sync' "
-                             "must differ")
-        if interface not in INTERFACES:
-            raise ValueError(f"interface must be one of {', '.join(INTERFACES)}, "
-                             f"not {interface!r}")
-        check_rgmii_arguments(primitives, rx_delay, tx_delay)
-        check_max_length(max_length)
-        check_fifo_depth(fifo_depth, max_length)
-        if not isinstance(counter_width, int) or isinstance(counter_width, bool) or \
-                not 16 <= counter_width <= 64:
-            raise ValueError(f"counter_width must be an integer from 16 to 64, "
-                             f"not {counter_width!r}")
+        with checking(self):
+            check_domain("rx_domain", rx_domain)
+            check_domain("tx_domain", tx_domain)
+            if len({rx_domain, tx_domain, "sync"}) != 3:
+                raise ValueError(f"rx_domain ({rx_domain!r}), tx_domain ({tx_domain!r}) and "
+                                 "'sync' must differ")
+            if interface not in INTERFACES:
+                raise ValueError(f"interface must be one of {', '.join(INTERFACES)}, "
+                                 f"not {interface!r}")
+            check_rgmii_arguments(primitives, rx_delay, tx_delay)
+            check_max_length(max_length)
+            check_fifo_depth(fifo_depth, max_length)
+            if not isinstance(counter_width, int) or isinstance(counter_width, bool) or \
+                    not 16 <= counter_width <= 64:
+                raise ValueError(f"counter_width must be an integer from 16 to 64, "
+                                 f"not {counter_width!r}")
         self._rx_domain = rx_domain
         self._tx_domain = tx_domain
         self._interface = interface

@@ -20,7 +20,7 @@ from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Instance, Module,
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ._checks import check_domain
+from ._checks import check_domain, checking
 from .layouts import GmiiSignature, RgmiiSignature
 
 __all__ = ["Rgmii", "check_arguments", "PRIMITIVES", "DELAY_STEP_PS", "MAX_DELAY"]
@@ -131,9 +131,10 @@ class Rgmii(wiring.Component):
 
     def __init__(self, *, rx_domain="rx0", tx_domain="tx", primitives="ecp5", rx_delay=0,
                  tx_delay=0):
-        check_domain("rx_domain", rx_domain)
-        check_domain("tx_domain", tx_domain)
-        check_arguments(primitives, rx_delay, tx_delay)
+        with checking(self):
+            check_domain("rx_domain", rx_domain)
+            check_domain("tx_domain", tx_domain)
+            check_arguments(primitives, rx_delay, tx_delay)
         self._rx_domain = rx_domain
         self._tx_domain = tx_domain
         self._primitives = primitives

@@ -16,7 +16,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ._checks import check_domain, check_max_length
+from ._checks import check_domain, checking, check_max_length
 from .crc import fcs_processor
 from .layouts import (DEFAULT_MAX_LENGTH, FCS_BYTES, MIN_FRAME, PREAMBLE, SFD, FifoWriteSignature,
                       GmiiSignature)
@@ -50,8 +50,9 @@ class MacRx(wiring.Component):
     """
 
     def __init__(self, *, domain="rx0", max_length=DEFAULT_MAX_LENGTH):
-        check_domain("domain", domain)
-        check_max_length(max_length)
+        with checking(self):
+            check_domain("domain", domain)
+            check_max_length(max_length)
         self._domain = domain
         self._max_length = max_length
         super().__init__({"gmii": In(GmiiSignature), "fifo": Out(FifoWriteSignature),
@@ -68,8 +69,9 @@ class MacRx(wiring.Component):
         er = Signal()
         sync += [data.eq(self.gmii.data), dv.eq(self.gmii.en), er.eq(self.gmii.er)]
 
-        # Bytes received after the SFD, saturating one past max_length.
+        # Bytes received after the SFD; it stops once the frame is longer than max_length.
         count = Signal(range(max_length + 2))
+        too_long = Signal()
         # The last four bytes, oldest in the low byte: the FCS once RX_DV falls.
         delay = Signal(8 * FCS_BYTES)
         # The byte arriving now goes into the FIFO: registered so that no compare of ``count``
@@ -94,9 +96,12 @@ class MacRx(wiring.Component):
 
         with m.FSM(domain=self._domain):
             with m.State("IDLE"):
+                # The CRC register rests at its initial value (``start`` decoded from the state
+                # alone: the SFD compare stays out of the CRC's XOR network).
+                m.d.comb += crc.start.eq(1)
                 with m.If(sfd_now):
-                    m.d.comb += crc.start.eq(1)
-                    sync += [count.eq(0), window.eq(0), rx_error.eq(0), overflow.eq(0)]
+                    sync += [count.eq(0), too_long.eq(0), window.eq(0), rx_error.eq(0),
+                             overflow.eq(0)]
                     m.next = "FRAME"
                 with m.Elif(dv & (data != PREAMBLE)):
                     m.next = "SKIP"          # no SFD after the preamble: not a frame
@@ -106,7 +111,9 @@ class MacRx(wiring.Component):
                     m.d.comb += crc.valid.eq(1)
                     sync += [delay.eq(Cat(delay[8:], data)), rx_error.eq(rx_error | er),
                              window.eq((count >= FCS_BYTES - 1) & (count < max_length - 1))]
-                    with m.If(count <= max_length):
+                    with m.If(count == max_length):
+                        sync += too_long.eq(1)
+                    with m.If(~too_long):
                         sync += count.eq(count + 1)
                     with m.If(window & ~overflow):
                         m.d.comb += write_byte.eq(1)
@@ -115,7 +122,7 @@ class MacRx(wiring.Component):
                 with m.Else():
                     # The CRC register holds the whole frame's CRC now: the residue if good.
                     sync += status.eq(Cat(~crc.match_detected, count < MIN_FRAME,
-                                          count > max_length, rx_error, overflow))
+                                          too_long, rx_error, overflow))
                     m.next = "STATUS"
 
             with m.State("STATUS"):

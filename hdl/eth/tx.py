@@ -12,7 +12,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._checks import check_domain
+from ._checks import check_domain, checking
 from .crc import fcs_processor
 from .layouts import FCS_BYTES, IFG_BYTES, MIN_PAYLOAD, PREAMBLE, PREAMBLE_BYTES, SFD, GmiiSignature
 
@@ -45,7 +45,8 @@ class MacTx(wiring.Component):
     """
 
     def __init__(self, *, domain="tx"):
-        check_domain("domain", domain)
+        with checking(self):
+            check_domain("domain", domain)
         self._domain = domain
         super().__init__({"fifo": In(stream.Signature(9)), "frames": In(stream.Signature(1)),
                           "gmii": Out(GmiiSignature), "sent": Out(1)})
