@@ -12,7 +12,7 @@ not written; its status entry waits in :attr:`State` ``STATUS`` until there is r
 whose SFD passes while it waits is lost whole, and ``dropped`` pulses once for it.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -79,20 +79,20 @@ class MacRx(wiring.Component):
         window = Signal()
         rx_error = Signal()
         overflow = Signal()
-        # RxStatus bits, in their order: FCS, RUNT, OVERSIZE, RX_ERROR, OVERFLOW.
-        status = Signal(8)
         # The SFD of the current frame went by (while a status entry waits).
         sfd_seen = Signal()
         sfd_now = dv & (data == SFD)
         sync += self.dropped.eq(0)
 
-        write_byte = Signal()
-        write_status = Signal()
-        m.d.comb += [
-            crc.data.eq(data),
-            self.fifo.data.eq(Mux(write_status, Cat(status, 1), Cat(delay[:8], 0))),
-            self.fifo.en.eq((write_byte | write_status) & self.fifo.rdy),
-        ]
+        # One write request, registered: the FIFO's write enable comes straight from a
+        # flip-flop, so that only the FIFO's own full check stands in front of its write pointer
+        # (the receive domain's critical path). A byte request lives one cycle: if the FIFO is
+        # full then, the byte is lost and the frame marked; the status entry waits for room.
+        request = Signal()
+        entry = Signal(9)
+        lost = request & ~self.fifo.rdy
+        m.d.comb += [crc.data.eq(data), self.fifo.en.eq(request), self.fifo.data.eq(entry)]
+        sync += request.eq(0)
 
         with m.FSM(domain=self._domain):
             with m.State("IDLE"):
@@ -115,18 +115,17 @@ class MacRx(wiring.Component):
                         sync += too_long.eq(1)
                     with m.If(~too_long):
                         sync += count.eq(count + 1)
-                    with m.If(window & ~overflow):
-                        m.d.comb += write_byte.eq(1)
-                        with m.If(~self.fifo.rdy):
-                            sync += overflow.eq(1)
+                    sync += [request.eq(window & ~overflow & ~lost), entry.eq(Cat(delay[:8], 0)),
+                             overflow.eq(overflow | lost)]
                 with m.Else():
                     # The CRC register holds the whole frame's CRC now: the residue if good.
-                    sync += status.eq(Cat(~crc.match_detected, count < MIN_FRAME,
-                                          too_long, rx_error, overflow))
+                    # RxStatus bits, in their order: FCS, RUNT, OVERSIZE, RX_ERROR, OVERFLOW.
+                    sync += [request.eq(1),
+                             entry.eq(Cat(~crc.match_detected, count < MIN_FRAME, too_long,
+                                          rx_error, overflow | lost, Const(0, 3), 1))]
                     m.next = "STATUS"
 
             with m.State("STATUS"):
-                m.d.comb += write_status.eq(1)
                 sync += sfd_seen.eq(dv & (sfd_seen | sfd_now))
                 with m.If(sfd_now & ~sfd_seen):
                     sync += self.dropped.eq(1)
@@ -136,6 +135,8 @@ class MacRx(wiring.Component):
                         m.next = "LOST"
                     with m.Else():
                         m.next = "IDLE"
+                with m.Else():
+                    sync += request.eq(1)
 
             with m.State("LOST"):
                 sync += sfd_seen.eq(dv & (sfd_seen | sfd_now))
