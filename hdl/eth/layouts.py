@@ -40,9 +40,10 @@ RgmiiSignature = wiring.Signature({
     "tx_clk": Out(1), "tx_data": Out(4), "tx_ctl": Out(1),
 })
 
-#: A FIFO's write port offered by a receiver. Not a stream on purpose: the line cannot wait, so
-#: the receiver writes when ``rdy`` is high and otherwise marks the frame as overflowed (a stream
-#: source would have to hold ``valid`` until accepted).
+#: A FIFO's write port driven by a receiver. Not a stream on purpose: the line cannot wait, so a
+#: byte offered with ``en`` while ``rdy`` is low is lost and its frame marked as overflowed (a
+#: stream source would have to hold ``valid`` until accepted); only a status entry is held
+#: until taken.
 FifoWriteSignature = wiring.Signature({"data": Out(9), "en": Out(1), "rdy": In(1)})
 
 

@@ -8,15 +8,15 @@ bad FCS (the CRC register is not the residue), a runt (< 64 bytes), an oversize 
 here counts: the core domain counts from the status entries.
 
 If the FIFO is full when a byte is due, the frame is marked ``OVERFLOW`` and its later bytes are
-not written; its status entry waits in :attr:`State` ``STATUS`` until there is room. A frame
-whose SFD passes while it waits is lost whole, and ``dropped`` pulses once for it.
+not written; its status entry waits (state ``STATUS``) until there is room. A frame whose SFD
+passes while it waits is lost whole, and ``dropped`` pulses once for it.
 """
 
 from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ._checks import check_domain, checking, check_max_length
+from ._checks import check_domain, check_max_length, checking
 from .crc import fcs_processor
 from .layouts import (DEFAULT_MAX_LENGTH, FCS_BYTES, MIN_FRAME, PREAMBLE, SFD, FifoWriteSignature,
                       GmiiSignature)
@@ -74,8 +74,8 @@ class MacRx(wiring.Component):
         too_long = Signal()
         # The last four bytes, oldest in the low byte: the FCS once RX_DV falls.
         delay = Signal(8 * FCS_BYTES)
-        # The byte arriving now goes into the FIFO: registered so that no compare of ``count``
-        # sits in front of the FIFO's write pointer (the 125 MHz critical path).
+        # The byte arriving now is to be written (through ``request`` below), decided a byte
+        # ahead so that no compare of ``count`` sits in the write path.
         window = Signal()
         rx_error = Signal()
         overflow = Signal()
