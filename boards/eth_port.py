@@ -98,7 +98,7 @@ class EthPortTop(wiring.Component):
             buffers["rst"].o.eq(locked),
             # Loopback: what comes in goes out again.
             port.tx.payload.data.eq(port.rx.payload.data),
-            port.tx.payload.first.eq(port.rx.payload.first),
+            port.tx.payload.count.eq(port.rx.payload.count),
             port.tx.payload.last.eq(port.rx.payload.last),
             port.tx.valid.eq(port.rx.valid),
             port.rx.ready.eq(port.tx.ready),

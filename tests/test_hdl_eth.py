@@ -9,11 +9,12 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from bpfcore.hdl.eth import crc
-from bpfcore.hdl.eth.layouts import RxStatus
+from bpfcore.hdl.eth.layouts import RxReason, RxStatus, RxWord, TxWord
 from bpfcore.hdl.eth.port import EthPort
 from bpfcore.hdl.eth.rgmii import Rgmii
 from bpfcore.hdl.eth.rx import MacRx
 from bpfcore.hdl.eth.tx import MacTx
+from bpfcore.hdl.eth.words import RxPacker, TxUnpacker, reason_of
 from bpfcore.sim.rtl import eth
 
 
@@ -64,9 +65,10 @@ def test_crc_matches_zlib(seed):
 @pytest.mark.parametrize("make, message", [
     (lambda: EthPort(max_length=63), "max_length must be an integer from 64 to 16383 .*not 63"),
     (lambda: EthPort(max_length="1518"), "max_length .* not '1518'"),
-    (lambda: EthPort(fifo_depth=1000), "fifo_depth must be a power of two .* not 1000"),
-    (lambda: EthPort(max_length=4000), r"fifo_depth \(2048\) must hold a frame of max_length "
-                                       r"\(4000\)"),
+    (lambda: EthPort(fifo_words=1000), "fifo_words must be a power of two .* not 1000"),
+    (lambda: EthPort(fifo_words=8), "fifo_words must be a power of two .* not 8"),
+    (lambda: EthPort(max_length=4100), r"fifo_words \(512\) must hold a frame of max_length "
+                                       r"\(4100\)"),
     (lambda: EthPort(interface="mii"), "interface must be one of rgmii, gmii, not 'mii'"),
     (lambda: EthPort(primitives="xilinx"), "primitives must be one of ecp5, model, not 'xilinx'"),
     (lambda: EthPort(rx_delay=128), "rx_delay must be an integer from 0 to 127 .* not 128"),
@@ -77,6 +79,8 @@ def test_crc_matches_zlib(seed):
     (lambda: MacRx(domain=""), "domain must be a clock domain name .* not ''"),
     (lambda: MacTx(domain=3), "domain must be a clock domain name .* not 3"),
     (lambda: Rgmii(primitives=None), "primitives must be one of ecp5, model, not None"),
+    (lambda: RxPacker(domain="sync "), "domain must be a clock domain name .* not 'sync '"),
+    (lambda: TxUnpacker(domain=None), "domain must be a clock domain name .* not None"),
 ])
 def test_arguments_are_checked(make, message):
     with pytest.raises(ValueError, match=message):
@@ -93,6 +97,24 @@ def test_port_members_follow_the_interface():
     assert int(RxStatus.OVERFLOW) == 16
 
 
+def test_word_layouts_are_as_the_datapath_reads_them():
+    # Field names, order and widths are an interface: another datapath consumes them.
+    assert [(name, field.offset, field.width) for name, field in RxWord] == \
+        [("data", 0, 64), ("count", 64, 4), ("last", 68, 1), ("good", 69, 1)]
+    assert [(name, field.offset, field.width) for name, field in TxWord] == \
+        [("data", 0, 64), ("count", 64, 4), ("last", 68, 1)]
+    port = EthPort()
+    port._MustUse__silence = True
+    assert port.rx.payload.shape() == RxWord and port.tx.payload.shape() == TxWord
+
+
+def test_one_reason_per_bad_frame_in_counter_order():
+    assert reason_of(0) == RxReason.GOOD
+    assert reason_of(RxStatus.FCS | RxStatus.RUNT) == RxReason.RUNT
+    assert reason_of(RxStatus.FCS | RxStatus.OVERFLOW | RxStatus.OVERSIZE) == RxReason.OVERFLOW
+    assert reason_of(RxStatus.FCS | RxStatus.RX_ERROR) == RxReason.RX_ERROR
+
+
 def test_ecp5_primitives_and_delays_are_instantiated():
     from amaranth.back import rtlil
     text = rtlil.convert(EthPort(rx_delay=80, tx_delay=60), name="top")
@@ -104,11 +126,15 @@ def test_ecp5_primitives_and_delays_are_instantiated():
     assert "DELAYG" not in rtlil.convert(EthPort(), name="top")
 
 
-@pytest.mark.parametrize("interface, tests", [
-    ("gmii", ["rx_frames", "rx_overflow", "tx_frames"]),
-    ("rgmii", ["rx_frames", "tx_frames"]),
+LINE_RATE = ["rx_line_rate", "tx_line_rate"]
+
+
+@pytest.mark.parametrize("interface, sync_mhz, tests", [
+    ("gmii", 62.5, ["rx_frames", "rx_overflow", "tx_frames"] + LINE_RATE),
+    ("gmii", 50.0, LINE_RATE),
+    ("rgmii", 62.5, ["rx_frames", "tx_frames"] + LINE_RATE),
 ])
-def test_port_bench(interface, tests, seed):
-    outcome, log = eth.run(interface, tests, seed=seed)
+def test_port_bench(interface, sync_mhz, tests, seed):
+    outcome, log = eth.run(interface, tests, seed=seed, sync_mhz=sync_mhz)
     assert outcome == {name: "pass" for name in tests}, \
-        f"{interface} bench: {outcome} (seed {seed}); log: {log}"
+        f"{interface} bench, sync at {sync_mhz} MHz: {outcome} (seed {seed}); log: {log}"

@@ -10,7 +10,8 @@ file           what                                                          dom
 ``rgmii``      RGMII <-> GMII on IDDRX1F/ODDRX1F/DELAYG (or models)           rx, tx
 ``rx``         GMII receive: SFD, FCS check, length checks, FIFO writes       rx (125)
 ``tx``         GMII transmit: preamble, padding, FCS, inter-frame gap         tx (125)
-``port``       FIFOs between domains, frame delimiting, counters              sync
+``words``      bytes <-> 64-bit words next to the FIFOs                       rx, tx
+``port``       FIFOs between domains, word streams, counters                 sync
 =============  ============================================================  ==========
 
 Clock domains (ARCHITECTURE.md, "Clock domains"): per port an RX domain clocked by the PHY's

@@ -2,7 +2,7 @@
 
 from contextlib import contextmanager
 
-__all__ = ["check_domain", "check_max_length", "check_fifo_depth", "checking"]
+__all__ = ["check_domain", "check_max_length", "check_fifo_words", "checking"]
 
 
 def check_domain(name, value):
@@ -16,13 +16,13 @@ def check_max_length(value):
                          f"not {value!r}")
 
 
-def check_fifo_depth(value, max_length):
+def check_fifo_words(value, max_length):
     if not isinstance(value, int) or isinstance(value, bool) or value < 16 or \
             value & (value - 1):
-        raise ValueError(f"fifo_depth must be a power of two of at least 16, not {value!r}")
-    if value < max_length:
-        raise ValueError(f"fifo_depth ({value}) must hold a frame of max_length ({max_length}) "
-                         "bytes")
+        raise ValueError(f"fifo_words must be a power of two of at least 16, not {value!r}")
+    if 8 * value < max_length:
+        raise ValueError(f"fifo_words ({value}) must hold a frame of max_length ({max_length}) "
+                         "bytes in 8-byte words")
 
 
 @contextmanager

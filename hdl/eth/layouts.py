@@ -1,9 +1,15 @@
 """Signatures, payloads and constants shared by the MAC's parts (IEEE 802.3 clause 3 and 35).
 
 The frame as the MAC's users see it is destination address to the end of the payload: no
-preamble, no SFD, no FCS. The FIFO from a receiver to the core domain carries 9-bit entries:
-a frame's bytes (bit 8 clear), then one *status* entry (bit 8 set) whose low byte is the
-:class:`RxStatus` of the frame (zero: good).
+preamble, no SFD, no FCS. It crosses to and from the core domain in 64-bit words (:data:`RxWord`,
+:data:`TxWord`): byte ``i`` of the frame in bits ``8i..8i+7`` of its word, bytes packed from the
+start of the frame, only a frame's last word partial.
+
+Inside the receive path, :class:`~bpfcore.hdl.eth.rx.MacRx` writes 9-bit entries: a frame's
+bytes (bit 8 clear), then one *status* entry (bit 8 set) whose low byte is the :class:`RxStatus`
+of the frame (zero: good); :class:`~bpfcore.hdl.eth.words.RxPacker` turns them into
+:data:`RxEntry` words for the block-RAM FIFO, the frame's status (as an :class:`RxReason`) on its
+last word.
 """
 
 import enum
@@ -13,7 +19,8 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = ["PREAMBLE", "SFD", "MIN_FRAME", "MIN_PAYLOAD", "FCS_BYTES", "DEFAULT_MAX_LENGTH",
            "IFG_BYTES", "PREAMBLE_BYTES", "GmiiSignature", "RgmiiSignature", "FifoWriteSignature",
-           "RxStatus", "RxFrame", "TxFrame", "Counters", "COUNTER_NAMES", "fifo_entry"]
+           "RxEntrySignature", "RxStatus", "RxReason", "RxWord", "TxWord", "RxEntry", "Counters",
+           "COUNTER_NAMES", "WORD_BYTES", "fifo_entry"]
 
 #: Preamble byte and start frame delimiter as they appear on GMII (LSB first on the wire).
 PREAMBLE = 0x55
@@ -28,6 +35,8 @@ MIN_PAYLOAD = MIN_FRAME - FCS_BYTES
 DEFAULT_MAX_LENGTH = 1518
 #: Inter-frame gap in byte times (96 bit times).
 IFG_BYTES = 12
+#: Bytes in a word of the core-side streams.
+WORD_BYTES = 8
 
 #: GMII, one direction: ``data`` with ``en`` (TX_EN / RX_DV) and ``er`` (TX_ER / RX_ER). The
 #: PHY adapter is the source on receive, the MAC on transmit.
@@ -61,14 +70,36 @@ class RxStatus(enum.IntFlag):
     OVERFLOW = 1 << 4     #: the FIFO to the core domain was full: bytes are missing
 
 
-#: A received frame byte. ``good`` is meaningful with ``last`` only: a frame that ends with
-#: ``good`` low is bad (the consumer discards what it has buffered of it; it has already been
-#: counted by the port).
-RxFrame = data.StructLayout({"data": 8, "first": 1, "last": 1, "good": 1})
+class RxReason(enum.IntEnum):
+    """The one reason a received frame is bad, as its last FIFO word carries it (the first
+    :class:`RxStatus` flag in this order; ``GOOD``: none)."""
+    GOOD = 0
+    OVERFLOW = 1
+    OVERSIZE = 2
+    RUNT = 3
+    RX_ERROR = 4
+    FCS = 5
 
-#: A frame byte to transmit. Frames are delimited by ``last``; ``first`` is informational (it
-#: lets an :data:`RxFrame` stream be looped back field by field) and not checked.
-TxFrame = data.StructLayout({"data": 8, "first": 1, "last": 1})
+
+#: A word of a received frame. ``count`` (1..8) bytes are valid, byte ``i`` at bits
+#: ``8i..8i+7`` of ``data``; only the ``last`` word of a frame may have fewer than 8. ``good``
+#: is meaningful with ``last`` only: a frame that ends with ``good`` low is bad (the consumer
+#: discards what it has buffered of it; the port has counted it already).
+RxWord = data.StructLayout({"data": 64, "count": 4, "last": 1, "good": 1})
+
+#: A word of a frame to transmit: ``count`` (1..8) bytes of ``data`` from byte 0 up; frames are
+#: delimited by ``last``, and only a frame's last word may have fewer than 8 bytes.
+TxWord = data.StructLayout({"data": 64, "count": 4, "last": 1})
+
+#: An entry of the receive FIFO (72 bits: one 512 x 72 block RAM at 512 words). As :data:`RxWord`
+#: with the frame's :class:`RxReason` on its last word; a last word with ``count`` 0 ends a frame
+#: of which no byte was written (counted, never shown on the ``rx`` stream).
+RxEntry = data.StructLayout({"data": 64, "count": 4, "last": 1, "reason": 3})
+
+#: A receive FIFO's write port driven by :class:`~bpfcore.hdl.eth.words.RxPacker`: ``en`` comes
+#: from a flip-flop; a word other than a frame's last is lost if ``rdy`` is low (and its frame
+#: marked), a last word is held until taken.
+RxEntrySignature = wiring.Signature({"data": Out(RxEntry), "en": Out(1), "rdy": In(1)})
 
 #: The port's counters, in the order of :data:`Counters`. Every frame that reaches the receive
 #: FIFO lands in exactly one of frames_rx, fcs_error, runt, oversize, rx_error, overflow (the

@@ -86,10 +86,11 @@ def _build(folder, verilog_path, simulator):
     return runner, sim_dir
 
 
-def run(interface, tests, seed=1, simulator="icarus"):
+def run(interface, tests, seed=1, simulator="icarus", sync_mhz=62.5):
     """Run the cocotb tests named ``tests`` (functions of :mod:`bpfcore.sim.rtl.eth_bench`)
-    on the port with ``interface``; return ``{test name: "pass" | "fail"}`` and the log path.
-    ``BPFCORE_KEEP_RUNS=1`` keeps the run folder."""
+    on the port with ``interface``, its core domain clocked at ``sync_mhz``; return
+    ``{test name: "pass" | "fail"}`` and the log path. ``BPFCORE_KEEP_RUNS=1`` keeps the run
+    folder."""
     if simulator not in SIMULATORS:
         raise BpfcoreError(f"unknown simulator {simulator!r}; choose {' or '.join(SIMULATORS)}")
     folder, verilog_path, _ = generate(spec(interface))
@@ -103,7 +104,8 @@ def run(interface, tests, seed=1, simulator="icarus"):
         runner.test(test_module="bpfcore.sim.rtl.eth_bench", hdl_toplevel=TB_NAME,
                     hdl_toplevel_lang="verilog", build_dir=sim_dir, test_dir=workdir,
                     test_filter="|".join(rf"(^|\.){name}$" for name in tests),
-                    extra_env={"BPFCORE_SEED": str(seed), "ETH_INTERFACE": interface},
+                    extra_env={"BPFCORE_SEED": str(seed), "ETH_INTERFACE": interface,
+                               "ETH_SYNC_PS": str(round(1e6 / sync_mhz))},
                     results_xml=str(results), log_file=log, timescale=("1ns", "1ps"))
     except (SystemExit, Exception):      # failures are read from the results below
         pass

@@ -7,9 +7,9 @@ an RGMII-ID PHY sees it). ``BPFCORE_SEED`` seeds the frame data, lengths, order,
 back-pressure; every failure message names it.
 
 One :class:`TB` per test: clocks (``rx0`` 125 MHz, ``tx`` 125 MHz 250 ppm apart from it, ``sync``
-62.5 MHz), the PHY-side models, a consumer of the ``rx`` stream with random back-pressure that
-keeps good frames and discards bad ones (as a packet buffer would), a producer on ``tx`` with
-random idle cycles, and a monitor of the transmit gap.
+62.5 MHz, or as ``ETH_SYNC_PS`` says), the PHY-side models, a consumer of the ``rx`` word stream
+with random back-pressure that keeps good frames and discards bad ones (as a packet buffer
+would), a producer of ``tx`` words with random idle cycles, and a monitor of the transmit gap.
 """
 
 import os
@@ -18,11 +18,16 @@ import random
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge, Timer
+from cocotb.utils import get_sim_time
 
-from bpfcore.hdl.eth.layouts import COUNTER_NAMES, DEFAULT_MAX_LENGTH, FCS_BYTES, MIN_PAYLOAD
+from bpfcore.hdl.eth.layouts import (COUNTER_NAMES, DEFAULT_MAX_LENGTH, FCS_BYTES, IFG_BYTES,
+                                     MIN_FRAME, MIN_PAYLOAD, PREAMBLE_BYTES, WORD_BYTES)
 
 SEED = int(os.environ.get("BPFCORE_SEED", "1"))
 INTERFACE = os.environ.get("ETH_INTERFACE", "gmii")
+SYNC_PS = int(os.environ.get("ETH_SYNC_PS", "16000"))
+#: Frames per second of minimum-size frames at line rate: 84 byte times of 8 ns each.
+LINE_RATE_FPS = 1e9 / 8 / (PREAMBLE_BYTES + 1 + MIN_FRAME + IFG_BYTES)
 MAX_PAYLOAD = DEFAULT_MAX_LENGTH - FCS_BYTES
 COUNTER_WIDTH = 32
 
@@ -40,7 +45,7 @@ class TB:
         self.stall = stall
         self.idle = idle
         self.Frame = GmiiFrame
-        cocotb.start_soon(Clock(dut.clk, 16, unit="ns").start())
+        cocotb.start_soon(Clock(dut.clk, SYNC_PS, unit="ps").start())
         cocotb.start_soon(Clock(dut.rx0_clk, 8, unit="ns").start())
         cocotb.start_soon(self._tx_clock())
         if INTERFACE == "gmii":
@@ -49,16 +54,20 @@ class TB:
             self.sink = GmiiSink(dut.gmii_tx__data, dut.gmii_tx__er, dut.gmii_tx__en,
                                  dut.tx_clk)
             self.tx_clock, self.tx_en = dut.tx_clk, lambda: _int(dut.gmii_tx__en.value)
+            self.rx_en = lambda: _int(dut.gmii_rx__en.value)
         else:
             self.source = RgmiiSource(dut.rgmii__rx_data, dut.rgmii__rx_ctl, dut.rx0_clk)
             self.sink = RgmiiSink(dut.rgmii__tx_data, dut.rgmii__tx_ctl, dut.txc_phy)
             self.tx_clock, self.tx_en = dut.txc_phy, lambda: _int(dut.rgmii__tx_ctl.value)
+            self.rx_en = lambda: _int(dut.rgmii__rx_ctl.value)
         # What the consumer saw: good frames, bad frame ends, bytes taken.
         self.rx_good = []
         self.rx_bad = 0
         self.rx_bytes = 0
         self.gaps = []
         self.lengths = []
+        self.starts = []           # sim time (ps) of each transmitted frame's first byte
+        self.rx_starts = []        # and of each received one
 
     async def _tx_clock(self):
         # 250 ppm from the receive clock: the two 125 MHz domains drift as two crystals would.
@@ -75,6 +84,7 @@ class TB:
         await ClockCycles(dut.clk, 8)
         cocotb.start_soon(self._consume())
         cocotb.start_soon(self._watch_gap())
+        cocotb.start_soon(self._watch_rx())
 
     def counters(self):
         value = _int(self.dut.counters.value)
@@ -94,11 +104,13 @@ class TB:
             if not (ready and _int(dut.rx__valid.value)):
                 continue
             payload = _int(dut.rx__payload.value)
-            data, first, last, good = (payload & 0xFF, payload >> 8 & 1, payload >> 9 & 1,
-                                       payload >> 10 & 1)
-            assert first == (not frame), f"first={first} at byte {len(frame)} (seed {SEED})"
-            frame.append(data)
-            self.rx_bytes += 1
+            data, count, last, good = (payload & (1 << 64) - 1, payload >> 64 & 15,
+                                       payload >> 68 & 1, payload >> 69 & 1)
+            assert 1 <= count <= WORD_BYTES, f"count {count} at byte {len(frame)} (seed {SEED})"
+            assert last or count == WORD_BYTES, \
+                f"partial word of {count} inside a frame, at byte {len(frame)} (seed {SEED})"
+            frame += data.to_bytes(WORD_BYTES, "little")[:count]
+            self.rx_bytes += count
             if last:
                 if good:
                     self.rx_good.append(bytes(frame))
@@ -118,10 +130,22 @@ class TB:
                     self.gaps.append(idle)
                 if idle or not busy:
                     self.lengths.append(0)
+                    self.starts.append(get_sim_time("ps"))
                 self.lengths[-1] += 1
                 idle, busy = 0, 1
             else:
                 idle += 1
+
+    async def _watch_rx(self):
+        """The start time of each frame sent to the port (RX_DV rising; RX_CTL at RXC's rising
+        edge on RGMII)."""
+        busy = 0
+        while True:
+            await RisingEdge(self.dut.rx0_clk)
+            en = self.rx_en()
+            if en and not busy:
+                self.rx_starts.append(get_sim_time("ps"))
+            busy = en
 
     async def send_rx(self, frames, drain_to=1024):
         """Send ``frames`` (GmiiFrame) to the port back to back, waiting between bursts until
@@ -151,15 +175,18 @@ class TB:
         raise AssertionError(f"timed out waiting (seed {SEED})")
 
     async def send_tx(self, frames):
-        """Put ``frames`` (bytes) on the ``tx`` stream, with random idle cycles."""
+        """Put ``frames`` (bytes) on the ``tx`` stream in words, with random idle cycles."""
         dut = self.dut
         for frame in frames:
-            for i, byte in enumerate(frame):
+            for i in range(0, len(frame), WORD_BYTES):
+                chunk = frame[i:i + WORD_BYTES]
                 await FallingEdge(dut.clk)
                 while self.idle and self.rng.random() < self.idle:
                     dut.tx__valid.value = 0
                     await FallingEdge(dut.clk)
-                dut.tx__payload.value = byte | (i == 0) << 8 | (i == len(frame) - 1) << 9
+                last = i + WORD_BYTES >= len(frame)
+                dut.tx__payload.value = (int.from_bytes(chunk, "little") | len(chunk) << 64 |
+                                         last << 68)
                 dut.tx__valid.value = 1
                 while True:
                     await ReadOnly()
@@ -236,28 +263,75 @@ async def rx_frames(dut):
 
 @cocotb.test()
 async def rx_overflow(dut):
-    """The consumer stalls while six 600-byte frames arrive back to back: the FIFO takes
-    three and part of a fourth; every frame is either delivered whole or counted as an
-    overflow, never delivered truncated."""
+    """The consumer stalls while ten 600-byte frames arrive back to back: the FIFO (512
+    words) takes six and part of a seventh; every frame is either delivered whole or counted as
+    an overflow, never delivered truncated."""
     tb = TB(dut, stall=1.0)
     await tb.reset()
-    payloads = [tb.payload(600) for _ in range(6)]
+    payloads = [tb.payload(600) for _ in range(10)]
     for payload in payloads:
         await tb.source.send(_good(tb, payload))
     await tb.source.wait()
     await ClockCycles(dut.clk, 20)
     tb.stall = 0.2
-    await tb.until(lambda: tb.counters()["frames_rx"] + tb.counters()["overflow"] == 6)
+    await tb.until(lambda: tb.counters()["frames_rx"] + tb.counters()["overflow"] == 10)
     await ClockCycles(dut.clk, 100)
     counters = tb.counters()
-    assert counters["frames_rx"] == len(tb.rx_good) >= 3, f"{counters} (seed {SEED})"
-    assert counters["frames_rx"] + counters["overflow"] == 6, f"{counters} (seed {SEED})"
-    assert counters["overflow"] >= 2, f"{counters} (seed {SEED})"   # 4 x 600 > 2048
+    assert counters["frames_rx"] == len(tb.rx_good) >= 6, f"{counters} (seed {SEED})"
+    assert counters["frames_rx"] + counters["overflow"] == 10, f"{counters} (seed {SEED})"
+    assert counters["overflow"] >= 3, f"{counters} (seed {SEED})"   # 7 x 75 words > 513
     assert tb.rx_good == payloads[:len(tb.rx_good)], f"delivered frames differ (seed {SEED})"
     # Nothing is stuck: a frame after the overflow gets through.
     payload = tb.payload(100)
     await tb.send_rx([_good(tb, payload)])
     assert tb.rx_good[-1] == payload, f"no frame after the overflow (seed {SEED})"
+
+
+@cocotb.test()
+async def rx_line_rate(dut):
+    """250 minimum-size frames (64 bytes with FCS) back to back with the minimum 12-byte gap,
+    the ``rx`` stream always ready: none overflows, every frame arrives intact and in order."""
+    tb = TB(dut, stall=0.0)
+    await tb.reset()
+    payloads = [tb.payload(MIN_PAYLOAD) for _ in range(250)]
+    frames = [_good(tb, payload) for payload in payloads]
+    for frame in frames:
+        tb.source.send_nowait(frame)
+    await tb.source.wait()
+    await tb.until(lambda: len(tb.rx_good) + tb.rx_bad >= len(frames), limit=2000)
+    await ClockCycles(dut.clk, 40)
+    assert len(tb.rx_starts) == len(frames), f"{len(tb.rx_starts)} frames sent (seed {SEED})"
+    span = (tb.rx_starts[-1] - tb.rx_starts[0]) * 1e-12
+    fps = (len(frames) - 1) / span
+    dut._log.info(f"rx: {len(frames)} frames at {fps / 1e6:.4f} Mpps offered "
+                  f"({fps / LINE_RATE_FPS:.2%} of line rate), sync {SYNC_PS} ps")
+    assert fps >= 0.999 * LINE_RATE_FPS, f"the source sent at {fps:.0f} frames/s (seed {SEED})"
+    counters = tb.counters()
+    assert counters["overflow"] == 0 and tb.rx_bad == 0, f"{counters} (seed {SEED})"
+    assert tb.rx_good == payloads, f"frames differ or are missing (seed {SEED})"
+    assert counters["frames_rx"] == len(frames), f"{counters} (seed {SEED})"
+
+
+@cocotb.test()
+async def tx_line_rate(dut):
+    """250 minimum-size frames written back to back as words: they leave with exactly the
+    12-byte gap, at least 99% of the line's 1.488 Mpps, intact."""
+    tb = TB(dut, idle=0.0)
+    await tb.reset()
+    payloads = [tb.payload(MIN_PAYLOAD) for _ in range(250)]
+    await tb.send_tx(payloads)
+    received = [await tb.sink.recv() for _ in payloads]
+    await ClockCycles(dut.clk, 40)
+    span = (tb.starts[len(payloads) - 1] - tb.starts[0]) * 1e-12
+    fps = (len(payloads) - 1) / span
+    dut._log.info(f"tx: {len(payloads)} frames at {fps / 1e6:.4f} Mpps "
+                  f"({fps / LINE_RATE_FPS:.2%} of line rate), sync {SYNC_PS} ps")
+    assert fps >= 0.99 * LINE_RATE_FPS, f"{fps:.0f} frames/s on the line (seed {SEED})"
+    assert set(tb.gaps) == {IFG_BYTES}, f"gaps {sorted(set(tb.gaps))} (seed {SEED})"
+    for payload, frame in zip(payloads, received):
+        assert frame.check_fcs() and bytes(frame.get_payload()) == payload, \
+            f"a frame differs on the line (seed {SEED})"
+    assert tb.counters()["frames_tx"] == len(payloads), f"{tb.counters()} (seed {SEED})"
 
 
 @cocotb.test()
