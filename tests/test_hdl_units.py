@@ -415,7 +415,7 @@ def test_branch_predictor(seed):
 
 
 def ref_faults(c):
-    """Fault causes in the VM's order (``bpfcore.sim.vm``: fetch, budget, decode, then the
+    """Fault causes in the VM's order (``bpfcore.sim.model.vm``: fetch, budget, decode, then the
     instruction's own checks; a map access out of bounds before read-only)."""
     d = Fault.PC_RANGE if c["d_pc_range"] else Fault.ILLEGAL if not c["d_legal"] else 0
     dx = c["x_dx_fault"]
