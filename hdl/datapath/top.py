@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from bpfcore import abi
 
-from ..unused import rejecting
+from ..unused import rejecting, unelaborated
 from .arbiter import RoundRobin
 from .counters import Counters
 from .dispatch import INJECT_BUGS, Dispatcher
@@ -92,6 +92,8 @@ class Datapath(wiring.Component):
         self.transmitters = [TxReader(slots=slots, slot_bytes=slot_bytes) for _ in range(ports)]
         self.dispatcher = Dispatcher(slots=slots, ports=ports, slot_bytes=slot_bytes,
                                      budget=budget, inject_bug=inject_bug)
+        # Elaborated with this component; one built only for its signature must not warn.
+        unelaborated(*self.receivers, *self.transmitters, self.dispatcher)
         super().__init__({
             "rx": In(stream.Signature(RxWord)).array(ports),
             "tx": Out(stream.Signature(TxWord)).array(ports),
