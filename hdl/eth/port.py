@@ -9,8 +9,9 @@ per frame; :class:`~bpfcore.hdl.eth.words.RxPacker` packs them into words, the f
 on its last word, for a small ``AsyncFIFO`` to ``sync``, which empties it a word a cycle into a
 block-RAM ``SyncFIFOBuffered``. Its entries become the ``rx`` stream as they are: a consumer
 buffers a frame as it comes and keeps it only if it ends with ``good``; the port has counted it
-either way. A frame of which no byte was written (four bytes or fewer, or refused whole by a
-full FIFO) is counted and never shows on ``rx``.
+either way. A frame of which no byte was written (four bytes or fewer) is counted and never
+shows on ``rx``; nor does a frame that comes while a full FIFO still holds back the previous
+frame's last word (counted in ``overflow``).
 
 Transmit: ``tx`` words go into a block-RAM ``SyncFIFOBuffered``, which releases them into a
 small ``AsyncFIFO`` to the TX domain only while it holds a whole frame (a count of frames, not
