@@ -7,15 +7,17 @@ from bpfcore.boards import eth_port
 
 
 def test_eth_port_meets_its_clocks_and_makes_a_bitstream():
-    summary = eth_port.build()
+    # Placement seed 1; seeds 2 and 3 are in hdl/eth/README.md.
+    summary = eth_port.build(seed=1)
     print(json.dumps(summary))
     fmax = eth_port.domain_fmax(summary)
     assert set(fmax) == set(eth_port.DOMAINS), summary["clocks"]
+    # rx0 and tx at 125 MHz, sync (the core domain) at 62.5 MHz.
     for domain, (source, constraint) in eth_port.DOMAINS.items():
         assert fmax[domain] >= constraint, \
             f"{domain} ({source}) reaches {fmax[domain]} MHz, needs {constraint}"
-    assert summary["bram"] == 2            # one receive and one transmit FIFO
-    assert summary["lut4"] < 2000 and summary["ff"] < 1200
+    assert summary["bram"] == 4            # two 512 x 72 FIFOs, two DP16KD each
+    assert summary["lut4"] < 2000 and summary["ff"] < 1700
     assert summary["bitstream_bytes"] > 10_000
 
 

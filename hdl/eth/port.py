@@ -6,16 +6,25 @@ the line's gigabit, so that a line-rate burst never fills the receive FIFO while
 
 Receive: :class:`~bpfcore.hdl.eth.rx.MacRx` (RX domain) writes frame bytes and a status entry
 per frame; :class:`~bpfcore.hdl.eth.words.RxPacker` packs them into words, the frame's reason
-on its last word, for a block-RAM ``AsyncFIFOBuffered``, whose entries become the ``rx`` stream
-in ``sync`` as they are: a consumer buffers a frame as it comes and keeps it only if it ends with
-``good``; the port has counted it either way. A frame of which no byte was written (four bytes
-or fewer, or refused whole by a full FIFO) is counted and never shows on ``rx``.
+on its last word, for a small ``AsyncFIFO`` to ``sync``, which empties it a word a cycle into a
+block-RAM ``SyncFIFOBuffered``. Its entries become the ``rx`` stream as they are: a consumer
+buffers a frame as it comes and keeps it only if it ends with ``good``; the port has counted it
+either way. A frame of which no byte was written (four bytes or fewer) is counted and never
+shows on ``rx``; nor does a frame that comes while a full FIFO still holds back the previous
+frame's last word (counted in ``overflow``).
 
-Transmit: ``tx`` words go into a block-RAM ``AsyncFIFOBuffered`` to the TX domain, and a token
-per whole frame into a small ``AsyncFIFO``; :class:`~bpfcore.hdl.eth.words.TxUnpacker` hands
-:class:`~bpfcore.hdl.eth.tx.MacTx` their bytes, and the transmitter starts a frame only once its
-token is there. A frame longer than ``max_length`` - 4 bytes is cut there (sent with that
-length; the rest of it is taken and dropped) and counted in ``tx_truncated``.
+Transmit: ``tx`` words go into a block-RAM ``SyncFIFOBuffered``, which releases them into a
+small ``AsyncFIFO`` to the TX domain only while it holds a whole frame (a count of frames, not
+words, decides), one word a cycle: four times the line's pace at 62.5 MHz, so a released frame
+never runs dry on the line. There :class:`~bpfcore.hdl.eth.words.TxUnpacker` hands
+:class:`~bpfcore.hdl.eth.tx.MacTx` the bytes. A frame longer than ``max_length`` - 4 bytes is
+cut there (sent with that length; the rest of it is taken and dropped) and counted in
+``tx_truncated``.
+
+Both block RAMs sit in ``sync`` and only 8-entry distributed-RAM ``AsyncFIFO`` crossings run at
+125 MHz, because a 512-entry ``AsyncFIFO``'s pointer compare, increment and Gray encode (and
+block-RAM address) do not fit in 8 ns on the LFE5U-25F-6: 101-116 MHz (read side) and 122-139
+MHz (write side) were measured over three placement seeds; with 4-bit pointers they fit.
 
 Every counter lives in ``sync``: the receive counters count the last words as they leave the
 FIFO, ``frames_tx`` and the whole-frame overflow drops cross from the 125 MHz domains as pulses
@@ -39,8 +48,8 @@ from .words import RxPacker, TxUnpacker
 __all__ = ["EthPort", "INTERFACES"]
 
 INTERFACES = ("rgmii", "gmii")
-#: Whole frames the transmit FIFO may hold (tokens).
-TX_FRAMES = 16
+#: Words of each crossing between a 125 MHz domain and ``sync`` (distributed RAM).
+CROSSING = 8
 
 
 class EthPort(wiring.Component):
@@ -138,23 +147,24 @@ class EthPort(wiring.Component):
 
         m.submodules.rx_packer = rx_packer = RxPacker(domain=self._rx_domain)
         connect(m, mac_rx.fifo, rx_packer.bytes)
-        m.submodules.rx_fifo = rx_fifo = fifo.AsyncFIFOBuffered(
-            width=RxEntry.size, depth=self._fifo_words + 1, w_domain=self._rx_domain,
-            r_domain="sync")
-        m.d.comb += [rx_fifo.w_data.eq(rx_packer.fifo.data), rx_fifo.w_en.eq(rx_packer.fifo.en),
-                     rx_packer.fifo.rdy.eq(rx_fifo.w_rdy)]
+        m.submodules.rx_crossing = rx_crossing = fifo.AsyncFIFO(
+            width=RxEntry.size, depth=CROSSING, w_domain=self._rx_domain, r_domain="sync")
+        m.d.comb += [rx_crossing.w_data.eq(rx_packer.fifo.data),
+                     rx_crossing.w_en.eq(rx_packer.fifo.en),
+                     rx_packer.fifo.rdy.eq(rx_crossing.w_rdy)]
+        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(
+            width=RxEntry.size, depth=self._fifo_words + 1)
+        connect(m, rx_crossing.r_stream, rx_fifo.w_stream)
 
-        m.submodules.tx_fifo = tx_fifo = fifo.AsyncFIFOBuffered(
-            width=TxWord.size, depth=self._fifo_words + 1, w_domain="sync",
-            r_domain=self._tx_domain)
-        m.submodules.tx_frames = tx_frames = fifo.AsyncFIFO(
-            width=1, depth=TX_FRAMES, w_domain="sync", r_domain=self._tx_domain)
+        m.submodules.tx_fifo = tx_fifo = fifo.SyncFIFOBuffered(
+            width=TxWord.size, depth=self._fifo_words + 1)
+        m.submodules.tx_crossing = tx_crossing = fifo.AsyncFIFO(
+            width=TxWord.size, depth=CROSSING, w_domain="sync", r_domain=self._tx_domain)
         m.submodules.tx_unpacker = tx_unpacker = TxUnpacker(domain=self._tx_domain)
-        m.d.comb += [tx_unpacker.words.payload.eq(tx_fifo.r_data),
-                     tx_unpacker.words.valid.eq(tx_fifo.r_rdy),
-                     tx_fifo.r_en.eq(tx_unpacker.words.ready)]
+        m.d.comb += [tx_unpacker.words.payload.eq(tx_crossing.r_data),
+                     tx_unpacker.words.valid.eq(tx_crossing.r_rdy),
+                     tx_crossing.r_en.eq(tx_unpacker.words.ready)]
         connect(m, tx_unpacker.bytes, mac_tx.fifo)
-        connect(m, tx_frames.r_stream, mac_tx.frames)
 
         m.submodules.dropped = dropped = cdc.PulseSynchronizer(self._rx_domain, "sync")
         m.submodules.sent = sent = cdc.PulseSynchronizer(self._tx_domain, "sync")
@@ -162,7 +172,7 @@ class EthPort(wiring.Component):
 
         counters = self.counters
         self._receive(m, rx_fifo, dropped.o)
-        self._transmit(m, tx_fifo, tx_frames)
+        self._transmit(m, tx_fifo, tx_crossing)
         with m.If(sent.o):
             m.d.sync += counters.frames_tx.eq(counters.frames_tx + 1)
         return m
@@ -170,21 +180,26 @@ class EthPort(wiring.Component):
     def _receive(self, m, rx_fifo, dropped):
         """The ``rx`` stream from the FIFO's entries, and the receive counters."""
         counters = self.counters
+        # The head entry, registered (the block RAM's output is slow: 5.8 ns).
         entry = Signal(RxEntry)
+        full = Signal()
         # Bytes of the current frame in words already taken.
         length = Signal(range(self._max_length + 2 * WORD_BYTES))
         empty = entry.last & (entry.count == 0)   # a frame with no byte written
+        taken = Signal()
         rx = self.rx
-        m.d.comb += [entry.eq(rx_fifo.r_data),
-                     rx.valid.eq(rx_fifo.r_rdy & ~empty),
+        m.d.comb += [rx.valid.eq(full & ~empty),
                      rx.payload.data.eq(entry.data), rx.payload.count.eq(entry.count),
                      rx.payload.last.eq(entry.last),
                      rx.payload.good.eq(entry.reason == RxReason.GOOD),
-                     rx_fifo.r_en.eq(rx.ready | empty)]
+                     taken.eq(full & (rx.ready | empty)),
+                     rx_fifo.r_en.eq(~full | taken)]
+        with m.If(rx_fifo.r_en):
+            m.d.sync += [entry.eq(rx_fifo.r_data), full.eq(rx_fifo.r_rdy)]
 
         overflow = Signal(2)
         m.d.comb += overflow.eq(dropped)
-        with m.If(rx_fifo.r_rdy & rx_fifo.r_en):
+        with m.If(taken):
             m.d.sync += length.eq(length + entry.count)
             with m.If(entry.last):
                 m.d.sync += length.eq(0)
@@ -205,9 +220,9 @@ class EthPort(wiring.Component):
                         m.d.sync += counters.fcs_error.eq(counters.fcs_error + 1)
         m.d.sync += counters.overflow.eq(counters.overflow + overflow)
 
-    def _transmit(self, m, tx_fifo, tx_frames):
-        """``tx`` into the transmit FIFO (cutting frames at the maximum length), one token per
-        frame, and the transmit byte counters."""
+    def _transmit(self, m, tx_fifo, tx_crossing):
+        """``tx`` into the transmit FIFO (cutting frames at the maximum length), whole frames on
+        into the crossing, and the transmit byte counters."""
         counters = self.counters
         tx = self.tx
         word = tx.payload
@@ -226,11 +241,9 @@ class EthPort(wiring.Component):
             cut.eq((total > longest) | ((total == longest) & ~word.last)),
             kept.eq(Mux(cut, longest - length, count)),
             end.eq(word.last | cut),
-            tx.ready.eq(discard | (tx_fifo.w_rdy & tx_frames.w_rdy)),
+            tx.ready.eq(discard | tx_fifo.w_rdy),
             tx_fifo.w_data.eq(Cat(word.data, kept, end)),
             tx_fifo.w_en.eq(tx.valid & tx.ready & ~discard),
-            tx_frames.w_data.eq(0),
-            tx_frames.w_en.eq(tx_fifo.w_en & end),
         ]
         with m.If(tx.valid & tx.ready):
             with m.If(discard):
@@ -241,3 +254,19 @@ class EthPort(wiring.Component):
                 with m.If(cut):
                     m.d.sync += [discard.eq(~word.last),
                                  counters.tx_truncated.eq(counters.tx_truncated + 1)]
+
+        # Whole frames in the FIFO: words move on only while there is one (the word at the head
+        # belongs to the oldest frame).
+        frames = Signal(range(self._fifo_words + 2))
+        stored = tx_fifo.w_en & end
+        head = Signal(TxWord)
+        moved = Signal()
+        m.d.comb += [head.eq(tx_fifo.r_data),
+                     tx_crossing.w_data.eq(tx_fifo.r_data),
+                     tx_crossing.w_en.eq(tx_fifo.r_rdy & (frames != 0)),
+                     tx_fifo.r_en.eq(tx_crossing.w_rdy & (frames != 0)),
+                     moved.eq(tx_crossing.w_en & tx_crossing.w_rdy & head.last)]
+        with m.If(stored & ~moved):
+            m.d.sync += frames.eq(frames + 1)
+        with m.Elif(moved & ~stored):
+            m.d.sync += frames.eq(frames - 1)

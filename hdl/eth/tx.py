@@ -1,10 +1,10 @@
 """GMII transmit (125 MHz, from the board PLL): IEEE 802.3 clause 3 framing and 35 (GMII).
 
-A frame starts only when it is whole in the FIFO from the core domain (a token on ``frames``
-says so): the core domain writes more slowly than the line sends, so the bytes must be there
-before the preamble goes out. Then: seven preamble bytes and the SFD, the frame's bytes,
+A frame starts once its first byte is there: the port releases a frame towards this domain
+only when it is whole, and at several times the line's pace, so its bytes stay ahead of the
+line. Then: seven preamble bytes and the SFD, the frame's bytes,
 zeros up to 60 bytes, the FCS (least significant byte first), and at least 12 idle byte times
-before the next preamble. Should the FIFO ever run dry inside a frame the byte goes out with
+before the next preamble. Should the bytes ever run dry inside a frame the byte goes out with
 TX_ER, so that the frame is received as bad rather than short.
 """
 
@@ -20,7 +20,7 @@ __all__ = ["MacTx"]
 
 
 class MacTx(wiring.Component):
-    """GMII transmitter reading whole frames from a FIFO.
+    """GMII transmitter reading frames from a byte stream.
 
     Parameters
     ----------
@@ -30,9 +30,9 @@ class MacTx(wiring.Component):
     Members
     -------
     fifo : In(stream.Signature(9))
-        Frame bytes (bit 8: the frame's last byte), without padding or FCS.
-    frames : In(stream.Signature(1))
-        One token per frame whole in ``fifo``.
+        Frame bytes (bit 8: the frame's last byte), without padding or FCS; a frame's bytes
+        must follow each other without a pause once its first one is valid. ``ready`` comes
+        from a flip-flop.
     gmii : Out(GmiiSignature)
         TXD, TX_EN, TX_ER, registered.
     sent : Out(1)
@@ -48,7 +48,7 @@ class MacTx(wiring.Component):
         with checking(self):
             check_domain("domain", domain)
         self._domain = domain
-        super().__init__({"fifo": In(stream.Signature(9)), "frames": In(stream.Signature(1)),
+        super().__init__({"fifo": In(stream.Signature(9)),
                           "gmii": Out(GmiiSignature), "sent": Out(1)})
 
     def elaborate(self, platform):
@@ -67,14 +67,14 @@ class MacTx(wiring.Component):
         sync += [gmii.en.eq(0), gmii.er.eq(0), gmii.data.eq(0), self.sent.eq(0)]
         byte = self.fifo.payload[:8]
         last = self.fifo.payload[8]
-        # Padding bytes are zeros: the CRC sees zeros outside the frame's bytes.
-        m.d.comb += crc.data.eq(Mux(reading, byte, 0))
+        # Padding bytes are zeros: the CRC sees zeros outside the frame's bytes. ``reading`` is
+        # high in DATA only; the read takes no state decode.
+        m.d.comb += [crc.data.eq(Mux(reading, byte, 0)), self.fifo.ready.eq(reading)]
 
         with m.FSM(domain=self._domain):
             with m.State("IDLE"):
                 m.d.comb += crc.start.eq(1)
-                with m.If(self.frames.valid):
-                    m.d.comb += self.frames.ready.eq(1)
+                with m.If(self.fifo.valid):
                     sync += [index.eq(0), count.eq(0)]
                     m.next = "PREAMBLE"
 
@@ -88,7 +88,6 @@ class MacTx(wiring.Component):
 
             with m.State("DATA"):
                 sync += gmii.en.eq(1)
-                m.d.comb += self.fifo.ready.eq(reading)
                 with m.If(self.fifo.valid):
                     m.d.comb += crc.valid.eq(1)
                     sync += [gmii.data.eq(byte), count.eq(Mux(count == MIN_PAYLOAD, count,

@@ -16,8 +16,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ._checks import check_domain, checking
-from .layouts import (WORD_BYTES, FifoWriteSignature, RxEntrySignature, RxReason, RxStatus,
-                      TxWord)
+from .layouts import (WORD_BYTES, FifoWriteSignature, RxEntry, RxEntrySignature, RxReason,
+                      RxStatus, TxWord)
 
 __all__ = ["RxPacker", "TxUnpacker", "reason_of"]
 
@@ -48,10 +48,11 @@ class RxPacker(wiring.Component):
     bytes : In(FifoWriteSignature)
         From :class:`~bpfcore.hdl.eth.rx.MacRx`. Bytes are always taken (a byte offered while
         ``rdy`` is low belongs to a frame the receiver marks as overflowed anyway); ``rdy`` is
-        low while a frame's last word waits for room in the FIFO, which holds a status entry.
+        low while a frame's last word waits for room in the FIFO (or is being written), which
+        holds a status entry.
     fifo : Out(RxEntrySignature)
-        The FIFO's write port; ``en`` and ``data`` come from flip-flops. A word refused by a full
-        FIFO is lost and its frame ends with reason ``OVERFLOW``.
+        The FIFO's write port; ``en`` comes from a flip-flop. A word refused by a full FIFO is
+        lost and its frame ends with reason ``OVERFLOW``.
 
     Raises
     ------
@@ -69,26 +70,35 @@ class RxPacker(wiring.Component):
         m = Module()
         sync = m.d[self._domain]
         entry = self.bytes.data
-        out = self.fifo.data
+        out = Signal(RxEntry)
         lanes = Signal(8 * WORD_BYTES)
         count = Signal(range(WORD_BYTES + 1))     # bytes in lanes
-        lost = Signal()                           # a word of this frame was refused
-
-        held = self.fifo.en & out.last & ~self.fifo.rdy
-        refused = self.fifo.en & ~out.last & ~self.fifo.rdy
-        status = Signal(8)
         reason = Signal(3)
-        m.d.comb += [self.bytes.rdy.eq(~held),
-                     status.eq(entry[:8] | Mux(lost | refused, RxStatus.OVERFLOW, 0))]
-        with m.If(status == 0):
+        # A word of this frame was refused by the full FIFO. It may be refused in the cycle the
+        # frame's status comes, so the flag joins the last word's reason as it is written (the
+        # FIFO's ``rdy`` reaches no register but this flag and ``en``).
+        lost = Signal()
+
+        # The FIFO's ``rdy`` decides only ``en`` and ``lost``: the word registers load on
+        # conditions of flip-flops alone, and ``busy`` (a last word waiting or being written)
+        # holds the next status entry for a cycle more than strictly needed.
+        busy = self.fifo.en & out.last
+        refused = self.fifo.en & ~out.last & ~self.fifo.rdy
+        m.d.comb += [self.bytes.rdy.eq(~busy),
+                     self.fifo.data.eq(Cat(out.data, out.count, out.last,
+                                             Mux(lost & out.last, RxReason.OVERFLOW,
+                                                 out.reason)))]
+        with m.If(entry[:8] == 0):
             m.d.comb += reason.eq(RxReason.GOOD)
         for flag, why in _PRIORITY:
-            with m.Elif(status & flag):
+            with m.Elif(entry[:8] & flag):
                 m.d.comb += reason.eq(why)
 
-        sync += self.fifo.en.eq(held)
+        sync += self.fifo.en.eq(busy & ~self.fifo.rdy)
         with m.If(refused):
             sync += lost.eq(1)
+        with m.If(busy & self.fifo.rdy):
+            sync += lost.eq(0)
         with m.If(self.bytes.en):
             with m.If(~entry[8]):
                 # A full word goes out once the byte after it comes: only then is it known not
@@ -97,9 +107,10 @@ class RxPacker(wiring.Component):
                 with m.If(count == WORD_BYTES):
                     sync += [out.data.eq(lanes), out.count.eq(WORD_BYTES), out.last.eq(0),
                              self.fifo.en.eq(1), count.eq(1)]
-            with m.Elif(~held):
+            with m.Elif(~busy):
                 sync += [out.data.eq(lanes), out.count.eq(count), out.last.eq(1),
-                         out.reason.eq(reason), self.fifo.en.eq(1), count.eq(0), lost.eq(0)]
+                         out.reason.eq(Mux(lost, RxReason.OVERFLOW, reason)),
+                         self.fifo.en.eq(1), count.eq(0)]
         return m
 
 
@@ -139,13 +150,23 @@ class TxUnpacker(wiring.Component):
         lanes = Signal(8 * WORD_BYTES)
         valid = Signal(WORD_BYTES)      # one bit per byte left in lanes, from bit 0 up
         last = Signal()
+        # The next word, read ahead: the FIFO's read enable is one flip-flop, away from the
+        # read pointer's increment (the transmit domain's critical path).
+        ahead = Signal(8 * WORD_BYTES)
+        ahead_valid = Signal(WORD_BYTES)
+        ahead_last = Signal()
+        ahead_full = Signal()
         word = self.words.payload
         out = self.bytes
+        load = ahead_full & (~valid[0] | (out.ready & ~valid[1]))
         m.d.comb += [out.valid.eq(valid[0]), out.payload.eq(Cat(lanes[:8], last & ~valid[1])),
-                     self.words.ready.eq(~valid[0] | (out.ready & ~valid[1]))]
+                     self.words.ready.eq(~ahead_full)]
+        with m.If(self.words.valid & ~ahead_full):
+            sync += [ahead.eq(word.data), ahead_last.eq(word.last), ahead_full.eq(1),
+                     ahead_valid.eq(Cat(word.count > i for i in range(WORD_BYTES)))]
         with m.If(out.valid & out.ready):
             sync += [lanes.eq(lanes >> 8), valid.eq(valid >> 1)]
-        with m.If(self.words.valid & self.words.ready):
-            sync += [lanes.eq(word.data), last.eq(word.last),
-                     valid.eq(Cat(word.count > i for i in range(WORD_BYTES)))]
+        with m.If(load):
+            sync += [lanes.eq(ahead), valid.eq(ahead_valid), last.eq(ahead_last),
+                     ahead_full.eq(0)]
         return m

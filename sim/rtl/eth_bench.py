@@ -174,8 +174,10 @@ class TB:
             await RisingEdge(self.dut.clk)
         raise AssertionError(f"timed out waiting (seed {SEED})")
 
-    async def send_tx(self, frames):
-        """Put ``frames`` (bytes) on the ``tx`` stream in words, with random idle cycles."""
+    async def send_tx(self, frames, odd_counts=False):
+        """Put ``frames`` (bytes) on the ``tx`` stream in words, with random idle cycles; with
+        ``odd_counts`` full words carry a random ``count`` among 8, 0 and 9..15 (all taken as
+        8)."""
         dut = self.dut
         for frame in frames:
             for i in range(0, len(frame), WORD_BYTES):
@@ -185,7 +187,10 @@ class TB:
                     dut.tx__valid.value = 0
                     await FallingEdge(dut.clk)
                 last = i + WORD_BYTES >= len(frame)
-                dut.tx__payload.value = (int.from_bytes(chunk, "little") | len(chunk) << 64 |
+                count = len(chunk)
+                if odd_counts and count == WORD_BYTES:
+                    count = self.rng.choice((WORD_BYTES, 0, self.rng.randint(9, 15)))
+                dut.tx__payload.value = (int.from_bytes(chunk, "little") | count << 64 |
                                          last << 68)
                 dut.tx__valid.value = 1
                 while True:
@@ -339,7 +344,7 @@ async def tx_frames(dut):
     """Frames of 1, 17, 59, 60, 61, 1514 and random lengths, and one of 1520 bytes: the line
     sees the preamble, the frame padded to 60 bytes, a correct FCS and gaps of at least 12
     bytes; a burst of short frames goes out with exactly the minimum gap; the 1520-byte
-    frame is cut to 1514 and counted."""
+    frame is cut to 1514 and counted. Full words carry counts of 0 and 9..15 too (taken as 8)."""
     tb = TB(dut)
     await tb.reset()
     rng = tb.rng
@@ -348,7 +353,7 @@ async def tx_frames(dut):
         [rng.randint(1, 300 if light else MAX_PAYLOAD) for _ in range(3 if light else 5)] + \
         [MAX_PAYLOAD + 6] + [rng.randint(1, 20) for _ in range(6)]    # the burst
     frames = [tb.payload(n) for n in lengths]
-    await tb.send_tx(frames)
+    await tb.send_tx(frames, odd_counts=True)
     received = []
     for _ in frames:
         received.append(await tb.sink.recv())
