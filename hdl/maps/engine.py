@@ -39,10 +39,12 @@ from amaranth.lib.wiring import In, Out
 
 from bpfcore.abi import MapType
 from ..ram import NO_RW_CHECK, registered_read_port
-from .bits import gt_const, thermometer
+from .bits import gt_const, thermometer, add_aligned, lowest_set
 from .hash import Crc32Step
 from .layouts import (Op, Status, Field, FIELD_WIDTHS, request_layout, response_layout,
-                      OFFSET_BITS, RECIP_SHIFT, VALUE_SIZE_BITS, cpu_port_bits)
+                      RECIP_SHIFT, VALUE_SIZE_BITS, cpu_port_bits, CpuValueSignature,
+                      ring_bytes, ERRNOS, errno_word, E_NONE, E_INVAL, E_NOENT, E_2BIG, E_EXIST,
+                      E_NOSPC)
 from .values import ValueMemory
 
 __all__ = ["MapMemory", "CpuValueSignature", "ring_bytes", "ALL_MAP_TYPES"]
@@ -51,67 +53,8 @@ __all__ = ["MapMemory", "CpuValueSignature", "ring_bytes", "ALL_MAP_TYPES"]
 USED_WORD = 32
 USED_SHIFT = USED_WORD.bit_length() - 1
 
-EINVAL, ENOENT, E2BIG, EEXIST, ENOSPC = 22, 2, 7, 17, 28
-#: Response errno codes (a 3-bit register expanded at the response).
-_ERRNOS = [0, EINVAL, ENOENT, E2BIG, EEXIST, ENOSPC]
-E_NONE, E_INVAL, E_NOENT, E_2BIG, E_EXIST, E_NOSPC = range(6)
-
 #: The map types a default build supports.
 ALL_MAP_TYPES = frozenset(MapType)
-
-
-def _neg(errno):
-    return (-errno) & 0xFFFF_FFFF
-
-
-def add_aligned(base, x, low):
-    """``base + x`` (``len(base)`` bits) for a ``base`` whose ``low`` low bits are zero: an
-    adder over the high bits only."""
-    width = len(base)
-    return Cat(x[:low], (base[low:] + x[low:width])[:width - low])
-
-
-def _lowest_set(m, bits):
-    """(any, index of the lowest set bit) of a power-of-two-wide value, as a mux tree."""
-    if len(bits) == 1:
-        return bits[0], Const(0, 0)
-    half = len(bits) // 2
-    lo_any, lo_idx = _lowest_set(m, bits[:half])
-    hi_any, hi_idx = _lowest_set(m, bits[half:])
-    any_set = Signal(name=f"any{len(bits)}")
-    index = Signal(len(lo_idx) + 1, name=f"low{len(bits)}")
-    m.d.comb += [any_set.eq(lo_any | hi_any), index.eq(Cat(Mux(lo_any, lo_idx, hi_idx), ~lo_any))]
-    return any_set, index
-
-
-def CpuValueSignature():
-    """The CPU memory stage's port, as the CPU (the initiator) sees it: ``Out(...)`` in the CPU,
-    ``In(...)`` in the map memory.
-
-    ``en`` with ``addr`` (``address - abi.MAP_BASE``: map index in bits 20.., byte offset in the
-    window below) and ``size`` (log2 of the byte count) starts an access; one cycle later
-    ``ring`` and ``rot`` (the value memory's two words and the ring byte where the access
-    starts: the bytes from ``addr`` on, LSB first, are ``ring`` rotated right by ``rot``
-    bytes, :func:`ring_bytes`), ``ok`` (inside one value of an existing
-    map: the VM's rule) and ``ro`` (the map is read-only to programs) are valid, and ``we`` in
-    that cycle (or any later one, until the next ``en``) stores ``wdata``'s ``size`` low bytes
-    at that address. The CPU must not assert ``we`` unless ``ok & ~ro``.
-
-    ``slot`` (valid with ``ring``/``ok``) is the index of the value the access's first byte
-    falls in (``offset // value_size``, meaningful when ``ok``): accesses with equal ``slot``
-    that are each ``ok`` lie inside one value, so a buffer read in several accesses can be
-    proven to stay in one value.
-    """
-    return wiring.Signature({
-        "en": Out(1), "addr": Out(26), "size": Out(2), "we": Out(1), "wdata": Out(64),
-        "ring": In(128), "rot": In(4), "ok": In(1), "ro": In(1), "slot": In(OFFSET_BITS),
-    })
-
-
-def ring_bytes(ring, rot, n=8):
-    """The ``n`` bytes (an int, LSB first) that a CPU port answer ``ring``/``rot`` holds."""
-    rotated = (ring >> (8 * rot)) | (ring << (128 - 8 * rot))
-    return rotated & ((1 << 8 * n) - 1)
 
 
 class MapMemory(wiring.Component):
@@ -913,7 +856,7 @@ class MapMemory(wiring.Component):
                     # i counts 32-slot words of the used bits; the map's slots start 64-aligned
                     # and CLEAR marks the slots past max_entries in its last word used.
                     m.d.comb += u_at.eq(Cat(Const(0, USED_SHIFT), i))
-                    any_free, low = _lowest_set(m, ~u_word)
+                    any_free, low = lowest_set(m, ~u_word)
                     with m.If(any_free):
                         m.d.sync += slot.eq(Cat(low, i))
                         with m.If(have_empty):
@@ -1050,7 +993,7 @@ class MapMemory(wiring.Component):
             with m.State("RESPOND"):
                 key_out = Cat(Mux(key_from_mem, k_r.data[:32], o_keylo), k_r.data[32:]) \
                     if keyed else o_keylo
-                errno = Array(Const(_neg(e), 32) for e in _ERRNOS + [0, 0])[o_err]
+                errno = Array(Const(errno_word(e), 32) for e in ERRNOS + [0, 0])[o_err]
                 for port in (self.resp, self.host_resp):
                     p = port.payload
                     m.d.comb += [p.status.eq(o_status), p.found.eq(o_found),
