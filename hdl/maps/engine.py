@@ -40,9 +40,10 @@ from amaranth.lib.wiring import In, Out
 from bpfcore.abi import MapType
 from ..ram import NO_RW_CHECK, registered_read_port
 from .bits import gt_const, thermometer, add_aligned, lowest_set
+from .descriptors import Descriptors, ENGINE_FIELDS, CPU_FIELDS
 from .hash import Crc32Step
-from .layouts import (Op, Status, Field, FIELD_WIDTHS, request_layout, response_layout,
-                      RECIP_SHIFT, VALUE_SIZE_BITS, cpu_port_bits, CpuValueSignature,
+from .layouts import (Op, Status, Field, request_layout, response_layout,
+                      cpu_port_bits, CpuValueSignature,
                       ring_bytes, ERRNOS, errno_word, E_NONE, E_INVAL, E_NOENT, E_2BIG, E_EXIST,
                       E_NOSPC)
 from .values import ValueMemory
@@ -177,76 +178,24 @@ class MapMemory(wiring.Component):
         p_wmask = Mux(src_host, hq.flags[:8], rq.flags[:8])
 
         # --- descriptors: one small memory per field (LUT RAM), a copy per reader ---------------
-        # Fields are as narrow as a plan() that fits this build makes them: a map's values lie
-        # in the value memory, so max_entries and max_entries * value_size are <= value_bytes
-        # (and < the 1 MiB window).
-        widths = FIELD_WIDTHS(self.slot_bits, self.bucket_bits, self.vaddr_bits)
         limit_bits, c_bits, c_shift = cpu_port_bits(self.vaddr_bits)
-        widths[Field.MAX_ENTRIES] = widths[Field.LIMIT] = limit_bits
-        widths[Field.VALUE_SIZE] = VALUE_SIZE_BITS
-        # The CPU port only needs offsets below value_bytes (anything above is past the limit):
-        # c_bits of them, whose slot (offset * recip) >> c_shift is exact with the host's
-        # reciprocal rounded up to c_shift + 1 bits (cpu_port_bits; exact for offset + 7 <
-        # 2 ** (c_bits + 1), value size < 2 ** VALUE_SIZE_BITS: test_narrowed_reciprocal_is_exact).
-        widths[Field.RECIP] = c_shift + 1
-        readers = {
-            Field.TYPE: "ei", Field.READ_ONLY: "eci", Field.KEY_SIZE: "ei",
-            Field.VALUE_SIZE: "ei", Field.MAX_ENTRIES: "e", Field.VALUE_BASE: "ec",
-            Field.SLOT_BASE: "e", Field.BUCKET_BASE: "e", Field.BUCKET_MASK: "e",
-            Field.PROBE_LIMIT: "e", Field.RECIP: "c", Field.LIMIT: "c",
-        }                                     # CRC_INIT: the engine hashes from 0xFFFFFFFF
-        cfg_we = Signal()
+        m.submodules.descriptors = desc = Descriptors(
+            n_maps=self.n_maps, slot_bits=self.slot_bits, bucket_bits=self.bucket_bits,
+            vaddr_bits=self.vaddr_bits)
+        cfg_we = desc.w_en
+        d_en, d_addr = desc.e_en, desc.e_map
         cpu = self.cpu
         c_map = cpu.addr[20:26]
         c_off = cpu.addr[:20]
         c_idx = c_map[:self.map_bits]
-        D, C, I = {}, {}, {}
-        d_en = Signal()
-        d_addr = Signal(self.map_bits)
-        drop = RECIP_SHIFT - c_shift          # ceil(ceil(x) / 2**drop) == ceil(x / 2**drop)
-        recip_data = (p_data[drop:RECIP_SHIFT + 1] + (p_data[:drop] != 0)) if drop else p_data
-        write_data = {Field.RECIP: recip_data}
-        # Low bits plan() always gives these fields (Field docs) are constants, not stored:
-        # the 64-aligned slot base and the 8-aligned value and bucket bases leave the base
-        # adders fewer bits.
-        fixed_low = {Field.VALUE_BASE: (3, 0), Field.SLOT_BASE: (6, 0),
-                     Field.BUCKET_BASE: (3, 0), Field.BUCKET_MASK: (3, 0b111)}
-
-        def desc_memory(name, w, data, field):
-            mem = Memory(shape=unsigned(w), depth=self.n_maps, init=[])
-            m.submodules[name] = mem
-            wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(mapi), wp.data.eq(data[:w]),
-                         wp.en.eq(cfg_we & (p_addr[:4] == field.value))]
-            return mem
-
-        for f, who in readers.items():
-            low, fill = fixed_low.get(f, (0, 0))
-            mem = desc_memory(f"desc_{f.name.lower()}", widths[f] - low,
-                              write_data.get(f, p_data)[low:], f)
-            ports = []
-            if "e" in who:
-                rp = mem.read_port(transparent_for=())
-                m.d.comb += [rp.addr.eq(d_addr), rp.en.eq(d_en)]
-                ports.append((D, rp))
-            if "c" in who:
-                rp = mem.read_port(domain="comb")
-                m.d.comb += rp.addr.eq(c_idx)
-                ports.append((C, rp))
-            if "i" in who:
-                rp = mem.read_port(domain="comb")
-                m.d.comb += rp.addr.eq(self.info_map)
-                ports.append((I, rp))
-            for reader, rp in ports:
-                reader[f] = Cat(Const(fill, low), rp.data)
-        # The CPU port asks only whether the map exists: one bit, written with TYPE.
-        exists = desc_memory("desc_exists", 1, p_data[:widths[Field.TYPE]] != 0, Field.TYPE)
-        rp = exists.read_port(domain="comb")
-        m.d.comb += rp.addr.eq(c_idx)
-        c_exists = rp.data
-        m.d.comb += [self.info_type.eq(I[Field.TYPE]), self.info_key_size.eq(I[Field.KEY_SIZE]),
-                     self.info_value_size.eq(I[Field.VALUE_SIZE]),
-                     self.info_read_only.eq(I[Field.READ_ONLY])]
+        m.d.comb += [desc.w_map.eq(mapi), desc.w_field.eq(p_addr[:4]), desc.w_data.eq(p_data),
+                     desc.c_map.eq(c_idx), desc.i_map.eq(self.info_map)]
+        D = {f: getattr(desc.e, f.name.lower()) for f in ENGINE_FIELDS}
+        C = {f: getattr(desc.c, f.name.lower()) for f in CPU_FIELDS}
+        c_exists = desc.c.exists
+        m.d.comb += [self.info_type.eq(desc.i.type), self.info_key_size.eq(desc.i.key_size),
+                     self.info_value_size.eq(desc.i.value_size),
+                     self.info_read_only.eq(desc.i.read_only)]
         mtype = D[Field.TYPE]
         ksize = D[Field.KEY_SIZE]
         vsize = D[Field.VALUE_SIZE]
