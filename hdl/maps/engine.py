@@ -39,8 +39,9 @@ from amaranth.lib.wiring import In, Out
 
 from bpfcore.abi import MapType
 from ..ram import NO_RW_CHECK, registered_read_port
-from .bits import gt_const, thermometer, add_aligned, lowest_set
-from .descriptors import Descriptors, ENGINE_FIELDS, CPU_FIELDS
+from .bits import thermometer, add_aligned, lowest_set
+from .cpu_port import CpuPort
+from .descriptors import Descriptors, ENGINE_FIELDS
 from .hash import Crc32Step
 from .layouts import (Op, Status, Field, request_layout, response_layout,
                       cpu_port_bits, CpuValueSignature,
@@ -178,21 +179,15 @@ class MapMemory(wiring.Component):
         p_wmask = Mux(src_host, hq.flags[:8], rq.flags[:8])
 
         # --- descriptors: one small memory per field (LUT RAM), a copy per reader ---------------
-        limit_bits, c_bits, c_shift = cpu_port_bits(self.vaddr_bits)
+        limit_bits = cpu_port_bits(self.vaddr_bits)[0]
         m.submodules.descriptors = desc = Descriptors(
             n_maps=self.n_maps, slot_bits=self.slot_bits, bucket_bits=self.bucket_bits,
             vaddr_bits=self.vaddr_bits)
         cfg_we = desc.w_en
         d_en, d_addr = desc.e_en, desc.e_map
-        cpu = self.cpu
-        c_map = cpu.addr[20:26]
-        c_off = cpu.addr[:20]
-        c_idx = c_map[:self.map_bits]
         m.d.comb += [desc.w_map.eq(mapi), desc.w_field.eq(p_addr[:4]), desc.w_data.eq(p_data),
-                     desc.c_map.eq(c_idx), desc.i_map.eq(self.info_map)]
+                     desc.i_map.eq(self.info_map)]
         D = {f: getattr(desc.e, f.name.lower()) for f in ENGINE_FIELDS}
-        C = {f: getattr(desc.c, f.name.lower()) for f in CPU_FIELDS}
-        c_exists = desc.c.exists
         m.d.comb += [self.info_type.eq(desc.i.type), self.info_key_size.eq(desc.i.key_size),
                      self.info_value_size.eq(desc.i.value_size),
                      self.info_read_only.eq(desc.i.read_only)]
@@ -205,49 +200,15 @@ class MapMemory(wiring.Component):
         is_lru = mtype == MapType.LRU_HASH
 
         # --- CPU value port ------------------------------------------------------------------
-        # Cycle 1 (en): the value memory address; the descriptor fields and the product
-        # offset * recip are registered (the multiplier's output register: the CPU's fault
-        # decision in cycle 2 must not wait for a DSP).
-        # Cycle 2: slot = (offset * recip) >> c_shift; the last byte is in the same value
-        # iff adding (size - 1) * recip to the product carries nothing into the slot bits.
-        # (Offsets of c_bits or more bits are past every limit: "exists" is cleared.)
-        c_lat_off = Signal(c_bits)
-        c_lat_size = Signal(2)
-        c_lat_exists = Signal()
-        c_lat_ro = Signal()
-        c_recip = Signal(c_shift + 1)
-        c_limit = Signal(limit_bits)
-        prod = Signal(c_bits + c_shift + 1)
-        with m.If(cpu.en):
-            # Two DSP products, the low 18 bits of the first one need no adder.
-            p_lo = c_off[:c_bits] * C[Field.RECIP][:18]
-            p_hi = c_off[:c_bits] * C[Field.RECIP][18:]
-            m.d.sync += prod.eq(Cat(p_lo[:18], p_lo[18:] + p_hi))
-            m.d.sync += [c_lat_off.eq(c_off), c_lat_size.eq(cpu.size),
-                         c_lat_exists.eq(~gt_const(c_map, self.n_maps - 1) & c_exists
-                                         & (c_off[c_bits:] == 0)),
-                         c_lat_ro.eq(C[Field.READ_ONLY]), c_recip.eq(C[Field.RECIP]),
-                         c_limit.eq(C[Field.LIMIT])]
-        addend = Signal(c_shift + 4)
-        # (size - 1) * recip for 1, 2, 4, 8 bytes: 0, recip, 3 recip, 7 recip (one subtractor).
-        m.d.comb += addend.eq(Mux(c_lat_size[1],
-                                  Mux(c_lat_size[0], c_recip << 3, c_recip << 2) - c_recip,
-                                  Mux(c_lat_size[0], c_recip, 0)))
-        carry = Signal(c_shift + 1)
-        m.d.comb += carry.eq(prod[:c_shift] + addend[:c_shift])
-        m.d.comb += [
-            cpu.ok.eq(c_lat_exists & (c_lat_off < c_limit) & (addend[c_shift:] == 0)
-                      & ~carry[c_shift]),
-            cpu.ro.eq(c_lat_ro),
-            cpu.slot.eq(prod[c_shift:]),
-            cpu.ring.eq(vm.ring), cpu.rot.eq(vm.rot),
-            vm.a_en.eq(cpu.en),
-            vm.a_addr.eq(add_aligned(C[Field.VALUE_BASE], c_off, 3)),
-            vm.a_we.eq(cpu.we),
-            vm.a_wdata.eq(cpu.wdata),
-            vm.a_wmask.eq(Mux(c_lat_size == 0, 0x01, Mux(c_lat_size == 1, 0x03,
-                              Mux(c_lat_size == 2, 0x0f, 0xff)))),
-        ]
+        m.submodules.cpu_port = cpu_port = CpuPort(
+            n_maps=self.n_maps, slot_bits=self.slot_bits, bucket_bits=self.bucket_bits,
+            vaddr_bits=self.vaddr_bits)
+        wiring.connect(m, wiring.flipped(self.cpu), cpu_port.cpu)
+        m.d.comb += [desc.c_map.eq(cpu_port.desc_map), cpu_port.desc.eq(desc.c),
+                     vm.a_en.eq(cpu_port.v_en), vm.a_addr.eq(cpu_port.v_addr),
+                     vm.a_we.eq(cpu_port.v_we), vm.a_wdata.eq(cpu_port.v_wdata),
+                     vm.a_wmask.eq(cpu_port.v_wmask),
+                     cpu_port.v_ring.eq(vm.ring), cpu_port.v_rot.eq(vm.rot)]
 
         # --- the request key, masked to key_size bytes ------------------------------------------
         # key_r takes the picked request's key in IDLE, as it is; DECODE reads it through the
