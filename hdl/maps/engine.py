@@ -32,13 +32,11 @@ lpm_trie            n + 6 (one entry per cycle), updates + v + 4
 =================  ====================================================================
 """
 
-from amaranth import Module, Signal, Cat, Const, Mux, Array, unsigned
-from amaranth.lib import wiring, stream, data
-from amaranth.lib.memory import Memory
+from amaranth import Module, Signal, Cat, Const, Mux, Array
+from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
 
 from bpfcore.abi import MapType
-from ..ram import NO_RW_CHECK, registered_read_port
 from .bits import thermometer, add_aligned, lowest_set
 from .cpu_port import CpuPort
 from .descriptors import Descriptors, ENGINE_FIELDS
@@ -47,13 +45,10 @@ from .layouts import (Op, Status, Field, request_layout, response_layout,
                       cpu_port_bits, CpuValueSignature,
                       ring_bytes, ERRNOS, errno_word, E_NONE, E_INVAL, E_NOENT, E_2BIG, E_EXIST,
                       E_NOSPC)
+from .storage import SlotStorage, USED_WORD, USED_SHIFT
 from .values import ValueMemory
 
 __all__ = ["MapMemory", "CpuValueSignature", "ring_bytes", "ALL_MAP_TYPES"]
-
-#: Used bits per LUT-RAM word (the free-slot scan looks at one word per cycle).
-USED_WORD = 32
-USED_SHIFT = USED_WORD.bit_length() - 1
 
 #: The map types a default build supports.
 ALL_MAP_TYPES = frozenset(MapType)
@@ -227,68 +222,16 @@ class MapMemory(wiring.Component):
         m.d.comb += in_range.eq((index[limit_bits:] == 0) & (index[:limit_bits] < maxe))
 
         # --- slot space, key index, used bits ------------------------------------------------
-        # No state reads and writes one memory in the same cycle: each memory's ports share one
-        # address and one adder (k_idx, s_idx: map-relative slots; b_idx: bucket), and no state
-        # uses what the cycle after a write reads, so the block RAMs need no read-during-write
-        # logic (registered_read_port, NO_RW_CHECK).
-        k_idx = Signal(self.slot_bits)
-        s_idx = Signal(self.slot_bits)
-        b_idx = Signal(self.bucket_bits)
-        if keyed:
-            kmem = Memory(shape=unsigned(kb), depth=self.slots, init=[], attrs=NO_RW_CHECK)
-            m.submodules.kmem = kmem
-            k_r, k_w = registered_read_port(m, kmem, "kmem"), kmem.write_port()
-            k_addr = Signal(self.slot_bits)
-            m.d.comb += [k_r.en.eq(0), k_addr.eq(add_aligned(kbase, k_idx, 6)), k_r.addr.eq(k_addr),
-                         k_w.addr.eq(k_addr)]
-        stamp_layout = data.StructLayout({"stamp": 32, "home": self.bucket_bits})
-        if has_lru:
-            smem = Memory(shape=stamp_layout, depth=self.slots, init=[], attrs=NO_RW_CHECK)
-            cmem = Memory(shape=unsigned(32), depth=self.n_maps, init=[])
-            m.submodules.smem, m.submodules.clocks = smem, cmem
-            s_r, s_w = registered_read_port(m, smem, "smem"), smem.write_port()
-            s_addr = Signal(self.slot_bits)
-            m.d.comb += [s_addr.eq(add_aligned(kbase, s_idx, 6)), s_r.addr.eq(s_addr),
-                         s_w.addr.eq(s_addr)]
-            c_r, c_w = cmem.read_port(domain="comb"), cmem.write_port()
-            m.d.comb += [c_r.addr.eq(mapi), c_w.addr.eq(mapi)]
-            lru_clock = c_r.data
-        bucket = data.StructLayout({"valid": 1, "slot": self.slot_bits,
-                                    "home": self.bucket_bits})
-        if has_hash:
-            bmem = Memory(shape=bucket, depth=self.buckets, init=[], attrs=NO_RW_CHECK)
-            m.submodules.bmem = bmem
-            b_r, b_w = registered_read_port(m, bmem, "bmem"), bmem.write_port()
-            b_addr = Signal(self.bucket_bits)
-            m.d.comb += [b_addr.eq(add_aligned(D[Field.BUCKET_BASE], b_idx, 3)),
-                         b_r.addr.eq(b_addr),
-                         b_w.addr.eq(b_addr)]
-
-        # Used bits: 32-bit words in LUT RAM, read asynchronously (u_at selects the word and
-        # bit). Each 4-bit LUT RAM of a word has its own write enable, so a write rewrites only
-        # the nibble of u_at: the new nibble, from the one nibble read, goes to all 8 and the
-        # enable picks (no 32-bit read-modify-write). (32, not 64: a 16-deep LUT RAM holds
-        # slots // 32 words, so 64-bit words would leave half of every LUT RAM empty.)
-        u_at = Signal(self.slot_bits)        # map-relative slot
-        u_we = Signal()
-        u_wval = Signal()
-        u_word = Signal(USED_WORD)
-        u_bit = Signal()
-        nibbles = USED_WORD // 4
-        if keyed:
-            word_bits = self.slot_bits - USED_SHIFT
-            umem = Memory(shape=unsigned(USED_WORD), depth=self.slots // USED_WORD, init=[])
-            m.submodules.used = umem
-            u_r, u_w = umem.read_port(domain="comb"), umem.write_port(granularity=4)
-            u_abs_word = (kbase[USED_SHIFT:] + u_at[USED_SHIFT:])[:word_bits]
-            nibble = Signal(4)
-            m.d.comb += [u_r.addr.eq(u_abs_word), u_word.eq(u_r.data),
-                         nibble.eq(u_word.word_select(u_at[2:USED_SHIFT], 4)),
-                         u_bit.eq(nibble.bit_select(u_at[:2], 1)),
-                         u_w.addr.eq(u_abs_word),
-                         u_w.en.eq(Mux(u_we, Const(1, nibbles) << u_at[2:USED_SHIFT], 0)),
-                         u_w.data.eq(Cat(*(Mux(u_at[:2] == b, u_wval, nibble[b])
-                                           for b in range(4))).replicate(nibbles))]
+        m.submodules.storage = st = SlotStorage(
+            n_maps=self.n_maps, slots=self.slots, buckets=self.buckets,
+            max_key_size=self.max_key_size, with_keys=keyed, with_stamps=has_lru,
+            with_buckets=has_hash)
+        m.d.comb += [st.map.eq(mapi), st.slot_base.eq(kbase),
+                     st.bucket_base.eq(D[Field.BUCKET_BASE])]
+        k_idx, s_idx, b_idx = st.k_idx, st.s_idx, st.b_idx
+        u_at, u_we, u_wval, u_word, u_bit = st.u_at, st.u_we, st.u_wval, st.u_word, st.u_bit
+        lru_clock = st.clock
+        word_bits = self.slot_bits - USED_SHIFT
 
         def set_used(at, value):
             """Write used bit ``at`` (None: the one u_at already selects)."""
@@ -441,7 +384,7 @@ class MapMemory(wiring.Component):
                     m.d.sync += [v_zero.eq(1), v_addr.eq(D[Field.VALUE_BASE]), slot.eq(maxe),
                                  after_value.eq(AV_CLEAR)]
                     if has_lru:
-                        m.d.comb += [c_w.en.eq(1), c_w.data.eq(0)]
+                        m.d.comb += [st.clock_we.eq(1), st.clock_wdata.eq(0)]
                     m.next = "CLEAR_SETUP"
                 with m.Elif(op == Op.VALUE_READ):
                     m.next = "VREAD"
@@ -538,8 +481,8 @@ class MapMemory(wiring.Component):
                     m.d.comb += b_idx.eq(b)
                     m.next = "FIND_BUCKET"
                 with m.State("FIND_BUCKET"):
-                    e = b_r.data
-                    m.d.comb += [k_idx.eq(e.slot), k_r.en.eq(1)]
+                    e = st.b_rdata
+                    m.d.comb += [k_idx.eq(e.slot), st.k_ren.eq(1)]
                     m.d.sync += cand.eq(e.slot)
 
                     def advance():
@@ -564,7 +507,7 @@ class MapMemory(wiring.Component):
                     with m.Else():
                         advance()
                 with m.State("FIND_KEY"):
-                    with m.If(k_r.data == key_r):
+                    with m.If(st.k_rdata == key_r):
                         m.d.sync += [hit.eq(1), found_b.eq(b), found_slot.eq(cand)]
                         m.next = "FOUND"
                     with m.Else():
@@ -624,12 +567,12 @@ class MapMemory(wiring.Component):
                     with m.State("STAMP_SCAN"):
                         m.d.comb += s_idx.eq(i)
                         with m.If(pend):
-                            take_min(s_r.data, i - 1)
+                            take_min(st.s_rdata, i - 1)
                         m.d.sync += [i.eq(i + 1), pend.eq(1)]
                         with m.If(i_last):
                             m.next = "STAMP_LAST"
                     with m.State("STAMP_LAST"):
-                        take_min(s_r.data, i - 1)
+                        take_min(st.s_rdata, i - 1)
                         m.next = "VICTIM"
                     with m.State("VICTIM"):
                         # Probe from the victim's stored home bucket for its slot.
@@ -639,9 +582,9 @@ class MapMemory(wiring.Component):
 
                 with m.State("INSERT"):
                     m.d.comb += [
-                        b_idx.eq(empty_b), b_w.en.eq(1),
-                        b_w.data.valid.eq(1), b_w.data.slot.eq(slot), b_w.data.home.eq(home),
-                        k_idx.eq(slot), k_w.en.eq(1), k_w.data.eq(key_r),
+                        b_idx.eq(empty_b), st.b_we.eq(1),
+                        st.b_wdata.valid.eq(1), st.b_wdata.slot.eq(slot), st.b_wdata.home.eq(home),
+                        k_idx.eq(slot), st.k_we.eq(1), st.k_wdata.eq(key_r),
                     ]
                     m.d.comb += set_used(slot, 1)
                     m.d.sync += [after_value.eq(AV_TOUCH), v_zero.eq(0)]
@@ -655,10 +598,10 @@ class MapMemory(wiring.Component):
                     m.d.comb += b_idx.eq(b)
                     m.next = "SHIFT"
                 with m.State("SHIFT"):
-                    e = b_r.data
+                    e = st.b_rdata
                     m.d.comb += b_idx.eq(hole)
                     with m.If(~e.valid):
-                        m.d.comb += [b_w.en.eq(1), b_w.data.eq(0)]
+                        m.d.comb += [st.b_we.eq(1), st.b_wdata.eq(0)]
                         with m.If(after_remove):
                             m.d.sync += [b.eq(home), probe.eq(0), hit.eq(0), have_empty.eq(0),
                                          phase.eq(PH_INSERT)]
@@ -667,21 +610,21 @@ class MapMemory(wiring.Component):
                             m.next = "RESPOND"
                     with m.Else():
                         with m.If(((b - e.home) & bmask) >= ((b - hole) & bmask)):
-                            m.d.comb += [b_w.en.eq(1), b_w.data.eq(e)]
+                            m.d.comb += [st.b_we.eq(1), st.b_wdata.eq(e)]
                             m.d.sync += hole.eq(b)
                         m.d.sync += b.eq((b + 1) & bmask)
                         m.next = "SHIFT_READ"
 
                 if has_lru:
                     with m.State("TOUCH_RESULT"):
-                        m.d.comb += [s_idx.eq(slot), s_w.en.eq(1),
-                                     s_w.data.stamp.eq(lru_clock + 1), s_w.data.home.eq(home),
-                                     c_w.en.eq(1), c_w.data.eq(lru_clock + 1)]
+                        m.d.comb += [s_idx.eq(slot), st.s_we.eq(1),
+                                     st.s_wdata.stamp.eq(lru_clock + 1), st.s_wdata.home.eq(home),
+                                     st.clock_we.eq(1), st.clock_wdata.eq(lru_clock + 1)]
                         m.next = "RESULT"
 
                 with m.State("CLEAR_BUCKETS"):
-                    m.d.comb += [b_idx.eq(i), b_w.en.eq(1),
-                                 b_w.data.eq(0)]
+                    m.d.comb += [b_idx.eq(i), st.b_we.eq(1),
+                                 st.b_wdata.eq(0)]
                     m.d.sync += i.eq(i + 1)
                     with m.If(i == bmask):
                         m.d.sync += i.eq(0)
@@ -696,7 +639,7 @@ class MapMemory(wiring.Component):
 
                 def lpm_capture():
                     m.d.comb += u_at.eq(i - 1)
-                    m.d.sync += [lpm_row.eq(k_r.data), lpm_idx.eq(i - 1), lpm_use.eq(u_bit),
+                    m.d.sync += [lpm_row.eq(st.k_rdata), lpm_idx.eq(i - 1), lpm_use.eq(u_bit),
                                  lpm_valid.eq(pend)]
 
                 def lpm_compare():
@@ -713,7 +656,7 @@ class MapMemory(wiring.Component):
                             m.d.sync += [have_free.eq(1), free_slot.eq(lpm_idx)]
 
                 with m.State("LPM_SCAN"):
-                    m.d.comb += [k_idx.eq(i), k_r.en.eq(1)]
+                    m.d.comb += [k_idx.eq(i), st.k_ren.eq(1)]
                     lpm_capture()
                     lpm_compare()
                     m.d.sync += [i.eq(i + 1), pend.eq(1)]
@@ -757,7 +700,7 @@ class MapMemory(wiring.Component):
                                 m.d.sync += slot.eq(free_slot)
                                 m.next = "LPM_STORE"
                 with m.State("LPM_STORE"):
-                    m.d.comb += [k_idx.eq(slot), k_w.en.eq(1), k_w.data.eq(key_r)]
+                    m.d.comb += [k_idx.eq(slot), st.k_we.eq(1), st.k_wdata.eq(key_r)]
                     m.d.comb += set_used(slot, 1)
                     m.next = "VALUE_SETUP"
 
@@ -838,9 +781,9 @@ class MapMemory(wiring.Component):
             with m.State("TOUCH"):
                 if has_lru:
                     with m.If(is_lru):
-                        m.d.comb += [s_idx.eq(slot), s_w.en.eq(1),
-                                     s_w.data.stamp.eq(lru_clock + 1), s_w.data.home.eq(home),
-                                     c_w.en.eq(1), c_w.data.eq(lru_clock + 1)]
+                        m.d.comb += [s_idx.eq(slot), st.s_we.eq(1),
+                                     st.s_wdata.stamp.eq(lru_clock + 1), st.s_wdata.home.eq(home),
+                                     st.clock_we.eq(1), st.clock_wdata.eq(lru_clock + 1)]
                 m.next = "RESPOND"
 
             if keyed:
@@ -849,8 +792,8 @@ class MapMemory(wiring.Component):
                     # stay marked used, so the free-slot scan needs no bound per bit.
                     beyond = i_past
                     if has_lru:
-                        m.d.comb += [s_idx.eq(i), s_w.en.eq(~beyond),
-                                     s_w.data.eq(0)]
+                        m.d.comb += [s_idx.eq(i), st.s_we.eq(~beyond),
+                                     st.s_wdata.eq(0)]
                     m.d.comb += set_used(i, beyond)
                     m.d.sync += i.eq(i + 1)
                     with m.If((i[:USED_SHIFT] == USED_WORD - 1) & i_last):
@@ -865,7 +808,7 @@ class MapMemory(wiring.Component):
                         m.d.sync += [o_found.eq(1), slot.eq(i), o_keylo.eq(i)]
                         m.next = "RESULT"
                     with m.Elif(u_bit):
-                        m.d.comb += [k_idx.eq(i), k_r.en.eq(1)]
+                        m.d.comb += [k_idx.eq(i), st.k_ren.eq(1)]
                         m.d.sync += [o_found.eq(1), slot.eq(i), o_keylo.eq(i)]
                         m.next = "NEXT_KEY"
                     with m.Else():
@@ -901,7 +844,7 @@ class MapMemory(wiring.Component):
                 m.next = "RESPOND"
 
             with m.State("RESPOND"):
-                key_out = Cat(Mux(key_from_mem, k_r.data[:32], o_keylo), k_r.data[32:]) \
+                key_out = Cat(Mux(key_from_mem, st.k_rdata[:32], o_keylo), st.k_rdata[32:]) \
                     if keyed else o_keylo
                 errno = Array(Const(errno_word(e), 32) for e in ERRNOS + [0, 0])[o_err]
                 for port in (self.resp, self.host_resp):
