@@ -39,6 +39,7 @@ from amaranth.lib.wiring import In, Out
 from bpfcore.abi import MapType
 from .bits import thermometer, add_aligned, lowest_set
 from .cpu_port import CpuPort
+from .host_port import HostPort
 from .descriptors import Descriptors, ENGINE_FIELDS
 from .hash import Crc32Step
 from .layouts import (Op, Status, Field, request_layout, response_layout,
@@ -161,17 +162,20 @@ class MapMemory(wiring.Component):
         m.submodules.values = vm = ValueMemory(self.value_bytes)
 
         # --- request: the accepted stream's payload, read in place ----------------------------
-        rq, hq = self.req.payload, self.host_req.payload
-        src_host = Signal()
+        m.submodules.ports = ports = HostPort(map_bits=self.map_bits,
+                                              max_key_size=self.max_key_size,
+                                              max_value_size=self.max_value_size)
+        for outer, inner in ((self.req, ports.helper.req), (self.resp, ports.helper.resp),
+                             (self.host_req, ports.host.req), (self.host_resp, ports.host.resp)):
+            wiring.connect(m, wiring.flipped(outer), inner)
+        src_host = ports.src_host
         op = Signal(Op)
         mapi = Signal(self.map_bits)
         f_noexist, f_exist, f_lock = Signal(), Signal(), Signal()
         f_bad = Signal()                      # flags > BPF_EXIST
         f_array_bad = Signal()                # (flags & ~BPF_F_LOCK) > BPF_EXIST
         f_dev_high = Signal()                 # value bytes 4..7 nonzero (devmap)
-        p_addr = Mux(src_host, hq.addr, rq.addr)
-        p_data = Mux(src_host, hq.data, rq.data)
-        p_wmask = Mux(src_host, hq.flags[:8], rq.flags[:8])
+        p_addr, p_data, p_wmask = ports.addr, ports.data, ports.wmask
 
         # --- descriptors: one small memory per field (LUT RAM), a copy per reader ---------------
         limit_bits = cpu_port_bits(self.vaddr_bits)[0]
@@ -258,7 +262,6 @@ class MapMemory(wiring.Component):
         slot = Signal(limit_bits)
         sprod = Signal(limit_bits)            # slot * value_size, one cycle behind slot
         m.d.sync += sprod.eq(slot * vsize)
-        accepted = Signal()
 
         # find loop
         home = Signal(self.bucket_bits)
@@ -291,18 +294,13 @@ class MapMemory(wiring.Component):
         # value writer
         v_addr = Signal(self.vaddr_bits)
         v_left = Signal(limit_bits)
-        words = self.max_value_size // 8
-        words_p2 = 1 << (words - 1).bit_length()
-        v_word = Signal(range(words_p2))
+        v_word = Signal.like(ports.value_word)
+        m.d.comb += ports.value_word.eq(v_word)
         v_zero = Signal()
         after_value = Signal(range(4))        # AV_* below: what follows the write
         AV_DONE, AV_TOUCH, AV_SHIFT, AV_CLEAR = 0, 1, 2, 3
         after_remove = Signal()               # 0 respond (delete), 1 re-probe for insert (victim)
-        value_pad = Const(0, 64 * (words_p2 - words))
-        # (An Array, not word_select: Yosys maps the $shiftx of word_select to about 140 LUTs
-        # more here.)
-        v_data = Array(Cat(rq.value, value_pad, hq.value, value_pad).word_select(w, 64)
-                       for w in range(2 * words_p2))[Cat(v_word, src_host)]
+        v_data = ports.value
 
         def fail(code):
             return [o_err.eq(code)]
@@ -331,26 +329,18 @@ class MapMemory(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                pick_host = ~self.req.valid
-                pick = Mux(pick_host, hq.as_value(), rq.as_value())
-                pick = rq.shape()(pick)
-                m.d.comb += [d_en.eq(1), d_addr.eq(pick.map)]
-                m.d.sync += [crc_reg.eq(0xFFFF_FFFF), crc_j.eq(0), accepted.eq(0)]
-                # The wide flag tests are reduced per stream, then picked: cheaper than
-                # picking 64 + 32 bits first.
-                def picked(test):
-                    return Mux(pick_host, test(hq), test(rq))
-                with m.If(self.req.valid | self.host_req.valid):
+                pick = ports.pick
+                m.d.comb += [d_en.eq(1), d_addr.eq(pick.map), ports.idle.eq(1)]
+                m.d.sync += [crc_reg.eq(0xFFFF_FFFF), crc_j.eq(0)]
+                with m.If(ports.pick_valid):
                     flags = pick.flags
-                    m.d.sync += [src_host.eq(pick_host), op.eq(pick.op), mapi.eq(pick.map),
-                                 key_r.eq(pick.key),
+                    m.d.comb += ports.take.eq(1)
+                    m.d.sync += [op.eq(pick.op), mapi.eq(pick.map), key_r.eq(pick.key),
                                  f_noexist.eq(flags[0]), f_exist.eq(flags[1]),
                                  f_lock.eq(flags[2]),
-                                 f_bad.eq(picked(lambda p: p.flags[3:] != 0)
-                                          | flags[2] | (flags[:2] == 3)),
-                                 f_array_bad.eq(picked(lambda p: p.flags[3:] != 0)
-                                                | (flags[:2] == 3)),
-                                 f_dev_high.eq(picked(lambda p: p.value[32:64] != 0))]
+                                 f_bad.eq(pick.flags_high | flags[2] | (flags[:2] == 3)),
+                                 f_array_bad.eq(pick.flags_high | (flags[:2] == 3)),
+                                 f_dev_high.eq(pick.value_high)]
                     m.next = "DECODE"
 
             with m.State("DECODE"):
@@ -847,18 +837,13 @@ class MapMemory(wiring.Component):
                 key_out = Cat(Mux(key_from_mem, st.k_rdata[:32], o_keylo), st.k_rdata[32:]) \
                     if keyed else o_keylo
                 errno = Array(Const(errno_word(e), 32) for e in ERRNOS + [0, 0])[o_err]
-                for port in (self.resp, self.host_resp):
-                    p = port.payload
-                    m.d.comb += [p.status.eq(o_status), p.found.eq(o_found),
-                                 p.slot.eq(Mux(o_found, slot, 0)),
-                                 p.offset.eq(Mux(o_found, sprod, 0)),
-                                 p.errno.eq(errno), p.data.eq(o_data), p.key.eq(key_out)]
-                # The request is accepted now (its valid is still up: the stream rules).
-                m.d.comb += [self.resp.valid.eq(~src_host), self.host_resp.valid.eq(src_host),
-                             self.req.ready.eq(~src_host & ~accepted),
-                             self.host_req.ready.eq(src_host & ~accepted)]
-                m.d.sync += accepted.eq(1)
-                with m.If(Mux(src_host, self.host_resp.ready, self.resp.ready)):
+                p = ports.resp
+                m.d.comb += [p.status.eq(o_status), p.found.eq(o_found),
+                             p.slot.eq(Mux(o_found, slot, 0)),
+                             p.offset.eq(Mux(o_found, sprod, 0)),
+                             p.errno.eq(errno), p.data.eq(o_data), p.key.eq(key_out),
+                             ports.respond.eq(1)]
+                with m.If(ports.resp_ready):
                     m.next = "IDLE"
         return m
 
