@@ -41,7 +41,7 @@ from .bits import thermometer, add_aligned, lowest_set
 from .cpu_port import CpuPort
 from .host_port import HostPort
 from .descriptors import Descriptors, ENGINE_FIELDS
-from .hash import Crc32Step
+from .hash import KeyHash
 from .layouts import (Op, Status, Field, request_layout, response_layout,
                       cpu_port_bits, CpuValueSignature,
                       ring_bytes, ERRNOS, errno_word, E_NONE, E_INVAL, E_NOENT, E_2BIG, E_EXIST,
@@ -242,14 +242,9 @@ class MapMemory(wiring.Component):
             return [u_we.eq(1), u_wval.eq(value)] + ([] if at is None else [u_at.eq(at)])
 
         # --- hash: zlib CRC-32 of the key, one byte per cycle from DECODE on ---------------------
-        crc_reg = Signal(32)
-        crc_j = Signal(6)
         if has_hash:
-            m.submodules.crc = crc = Crc32Step()
-            m.d.comb += [crc.register.eq(crc_reg), crc.byte.eq(Mux(crc_j == 0, key[:8],
-                                                          key_r.word_select(crc_j, 8)))]
-            with m.If(crc_j != ksize):
-                m.d.sync += [crc_reg.eq(crc.next), crc_j.eq(crc_j + 1)]
+            m.submodules.crc = crc = KeyHash(self.max_key_size)
+            m.d.comb += [crc.size.eq(ksize), crc.first.eq(key[:8]), crc.key.eq(key_r)]
 
         # --- response registers ----------------------------------------------------------------
         o_status = Signal(Status)
@@ -331,7 +326,8 @@ class MapMemory(wiring.Component):
             with m.State("IDLE"):
                 pick = ports.pick
                 m.d.comb += [d_en.eq(1), d_addr.eq(pick.map), ports.idle.eq(1)]
-                m.d.sync += [crc_reg.eq(0xFFFF_FFFF), crc_j.eq(0)]
+                if has_hash:
+                    m.d.comb += crc.start.eq(1)
                 with m.If(ports.pick_valid):
                     flags = pick.flags
                     m.d.comb += ports.take.eq(1)
@@ -462,8 +458,8 @@ class MapMemory(wiring.Component):
             if has_hash:
                 # --- hash: home bucket, then probe ---------------------------------------------
                 with m.State("HASH"):
-                    with m.If(crc_j == ksize):
-                        h = (~crc_reg)[:self.bucket_bits] & bmask
+                    with m.If(crc.done):
+                        h = crc.crc[:self.bucket_bits] & bmask
                         m.d.sync += [home.eq(h), b.eq(h), probe.eq(0), hit.eq(0),
                                      have_empty.eq(0)]
                         m.next = "FIND_READ"
