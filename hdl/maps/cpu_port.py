@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from .bits import gt_const, add_aligned
 from .descriptors import CPU_FIELDS, descriptor_widths
-from .layouts import Field, CpuValueSignature, cpu_port_bits, descriptor_layout
+from .layouts import CpuValueSignature, cpu_port_bits, descriptor_layout
 
 __all__ = ["CpuPort"]
 

@@ -10,16 +10,16 @@ lru_hash), :mod:`.lpm` (lpm_trie).
 
 Storage:
 
-* values: :class:`~bpfcore.hdl.maps.values.ValueMemory` (block RAM), map ``i``'s slot ``k`` at
-  byte ``VALUE_BASE_i + k * value_size``;
-* slot space (``slots`` entries, shared by the maps that have entries): key memory (one key per
-  row, ``8 * max_key_size`` bits wide) and LRU {stamp, home bucket} rows in block RAM; used bits
-  as 32-bit words in LUT RAM;
-* key index: ``buckets`` rows of {valid, slot, home bucket} in block RAM; storing the home
-  bucket makes the backward-shift delete need no rehash, and the LRU victim is found from its
-  stored home bucket by its slot (no key read, no rehash);
-* descriptors: one small LUT RAM per field and reader (engine, CPU port, helper info port;
-  CLEAR works out max_entries * value_size, so only the CPU port reads LIMIT).
+* values (:mod:`.values`): block RAM, map ``i``'s slot ``k`` at byte
+  ``VALUE_BASE_i + k * value_size``;
+* slot space (:mod:`.storage`; ``slots`` entries, shared by the maps that have entries): key
+  memory (one key per row, ``8 * max_key_size`` bits wide) and LRU {stamp, home bucket} rows in
+  block RAM; used bits as 32-bit words in LUT RAM;
+* key index (:mod:`.storage`): ``buckets`` rows of {valid, slot, home bucket} in block RAM;
+  storing the home bucket makes the backward-shift delete need no rehash, and the LRU victim is
+  found from its stored home bucket by its slot (no key read, no rehash);
+* descriptors (:mod:`.descriptors`): one small LUT RAM per field and reader (engine, CPU port,
+  helper info port; CLEAR works out max_entries * value_size, so only the CPU port reads LIMIT).
 
 The request payload is read in place (the stream rules keep it still until ``ready``): a request
 is accepted in the cycle its response becomes valid. One sequencer serves both request streams
@@ -62,6 +62,10 @@ __all__ = ["MapMemory", "Sequencer", "CpuValueSignature", "ring_bytes", "ALL_MAP
 
 #: The map types a default build supports.
 ALL_MAP_TYPES = frozenset(MapType)
+
+#: The map-kind rooms, in ``DECODE``'s order (their types are disjoint: the order sets only the
+#: state encoding).
+KIND_ROOMS = (ArrayKind, FdArrayKind, LpmLookup, HashIndex)
 
 
 class MapMemory(wiring.Component):
@@ -184,17 +188,16 @@ class MapMemory(wiring.Component):
                      vm.a_wdata.eq(cpu.v_wdata), vm.a_wmask.eq(cpu.v_wmask),
                      cpu.v_ring.eq(vm.ring), cpu.v_rot.eq(vm.rot)]
 
-        has_hash = bool(types & {MapType.HASH, MapType.LRU_HASH})
         m.submodules.storage = storage = SlotStorage(
             n_maps=self.n_maps, slots=self.slots, buckets=self.buckets,
             max_key_size=self.max_key_size,
             with_keys=bool(types & {MapType.HASH, MapType.LRU_HASH, MapType.LPM_TRIE,
                                     MapType.DEVMAP, MapType.PROG_ARRAY}),
-            with_stamps=MapType.LRU_HASH in types, with_buckets=has_hash)
+            with_stamps=MapType.LRU_HASH in types,
+            with_buckets=bool(types & {MapType.HASH, MapType.LRU_HASH}))
 
         seq = Sequencer(self, m, ports, desc, storage, vm)
-        seq.run([room(seq) for room in (ArrayKind, FdArrayKind, LpmLookup, HashIndex)
-                 if room.serves(types)])
+        seq.run([room(seq) for room in KIND_ROOMS if room.serves(types)])
         return m
 
 
@@ -221,13 +224,49 @@ class Sequencer:
 
     Members
     -------
-    The registers and views the map-kind rooms share (attributes): ``op``, the request flags
-    ``f_*``, ``d`` (the descriptor, valid from ``DECODE`` on) with ``mtype``/``ksize``/
-    ``vsize``/``maxe``/``bmask``/``is_lru``, ``key_r`` (the request key, masked in
-    ``DECODE``) and ``key`` (masked now), ``index``/``in_range`` (array index), ``slot`` and
-    ``sprod`` (``slot * value_size``, a cycle behind), ``i`` (scan counter) with ``i_past`` /
-    ``i_last``, ``pend``, ``o_found``, ``v_zero``, ``after_value``, ``src_host``; the helpers
-    :meth:`fail` and :meth:`set_used`.
+    What the map-kind rooms share (attributes; with :meth:`fail`, :meth:`set_used`,
+    :meth:`built`):
+
+    m : Module
+    mem : MapMemory
+    types : frozenset of abi.MapType
+        The build's map types.
+    storage, ports, vm
+        The rooms' components (``SlotStorage``, ``HostPort``, ``ValueMemory``).
+    op : Signal(Op)
+    f_noexist, f_exist, f_lock : Signal
+        The request's flag bits 0..2.
+    f_bad, f_array_bad, f_dev_high : Signal
+        ``flags > BPF_EXIST``, ``(flags & ~BPF_F_LOCK) > BPF_EXIST``, value bytes 4..7 nonzero.
+    src_host : Signal
+        The request is the host's.
+    d : View
+        The map's descriptor (``Descriptors.e``), valid from ``DECODE`` on.
+    mtype, ksize, vsize, maxe, bmask : Value
+        Its type, key size, value size, max_entries, bucket mask.
+    is_lru : Value
+        The map is an lru_hash.
+    key_r : Signal
+        The request key; from ``DECODE`` on, masked to the key size.
+    key : Signal
+        ``key_r`` masked now (for ``DECODE``).
+    index, in_range : Value
+        The key as an index, and whether it is below max_entries.
+    slot, sprod : Signal
+        The result's (or the value write's) slot; ``slot * value_size``, one cycle behind.
+    i : Signal
+        Scan counter (entries, used-bit words, buckets), 0 from ``DECODE`` on.
+    i_past, i_last : Signal
+        ``i >= max_entries``; ``i + 1 >= max_entries``.
+    pend : Signal
+        A scan's pipeline holds a row (0 from ``DECODE`` on).
+    o_found : Signal
+    v_zero : Signal
+        The value writer writes zeros.
+    after_value : Signal
+        What follows the value writer (``room.AV_*``).
+    hash : HashIndex or None
+        The hash room (the LRU stamp write of ``TOUCH``), set by :meth:`run`.
     """
 
     def __init__(self, mem, m, ports, desc, storage, values):

@@ -47,8 +47,8 @@ class HashIndex(KindRoom):
         m, mem = self.m, seq.mem
         self.has_lru = MapType.LRU_HASH in seq.types
         bb, sb = mem.bucket_bits, mem.slot_bits
-        m.submodules.crc = self.crc = crc = KeyHash(mem.max_key_size)
-        m.d.comb += [crc.size.eq(seq.ksize), crc.first.eq(seq.key[:8]), crc.key.eq(seq.key_r)]
+        m.submodules.key_hash = self.key_hash = kh = KeyHash(mem.max_key_size)
+        m.d.comb += [kh.size.eq(seq.ksize), kh.first.eq(seq.key[:8]), kh.key.eq(seq.key_r)]
         self.home = Signal(bb)
         self.b = Signal(bb)                   # bucket being probed
         self.probe = Signal(7)
@@ -67,7 +67,7 @@ class HashIndex(KindRoom):
         self.victim_home = Signal(bb)
 
     def idle(self):
-        self.m.d.comb += self.crc.start.eq(1)
+        self.m.d.comb += self.key_hash.start.eq(1)
 
     def reset(self):
         return [self.phase.eq(PH_REQ), self.have_min.eq(0)]
@@ -104,8 +104,8 @@ class HashIndex(KindRoom):
         m, seq, st = self.m, self.seq, self.seq.storage
         bmask = seq.bmask
         with m.State("HASH"):
-            with m.If(self.crc.done):
-                h = self.crc.crc[:len(self.home)] & bmask
+            with m.If(self.key_hash.done):
+                h = self.key_hash.crc[:len(self.home)] & bmask
                 m.d.sync += [self.home.eq(h)] + self._probe_from(h)
                 m.next = "FIND_READ"
         with m.State("FIND_READ"):

@@ -33,6 +33,8 @@ USED_SHIFT = USED_WORD.bit_length() - 1
 class SlotStorage(wiring.Component):
     """Keys, LRU stamps and clocks, used bits and key index of the keyed maps.
 
+    Rows are map-relative: each port adds the map's ``slot_base`` (``bucket_base``).
+
     Parameters
     ----------
     n_maps, slots, buckets, max_key_size : int
@@ -42,8 +44,7 @@ class SlotStorage(wiring.Component):
     with_stamps : bool
         LRU stamps and clocks (a build with lru_hash).
     with_buckets : bool
-        The key index (a build with hash or lru_hash).
-        A memory left out reads as zeros.
+        The key index (a build with hash or lru_hash). A memory left out reads as zeros.
 
     Members
     -------
