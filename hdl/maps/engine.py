@@ -65,7 +65,7 @@ ALL_MAP_TYPES = frozenset(MapType)
 
 #: The map-kind rooms, in ``DECODE``'s order (their types are disjoint: the order sets only the
 #: state encoding).
-KIND_ROOMS = (ArrayKind, FdArrayKind, LpmLookup, HashIndex)
+KIND_ROOMS = (ArrayKind, FdArrayKind, HashIndex, LpmLookup)
 
 
 class MapMemory(wiring.Component):
