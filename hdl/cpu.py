@@ -19,7 +19,7 @@ from bpfcore.abi import Fault, Region
 from bpfcore.isa import AluOp, Kind, LddwSource, Size
 from .layouts import (DxLayout, HelperMemSignature, HelperRequest, HelperResponse, MwLayout,
                       SlotPortSignature, TraceSignature, XmLayout)
-from .maps.engine import CpuValueSignature
+from .maps.layouts import CpuValueSignature
 from .units.alu import Alu
 from .units.atomics import Atomics
 from .units.branch import BranchCompare

@@ -1,8 +1,6 @@
 """Constructor argument checks shared by the MAC's components (messages echo the value)."""
 
-from contextlib import contextmanager
-
-__all__ = ["check_domain", "check_max_length", "check_fifo_words", "checking"]
+__all__ = ["check_domain", "check_max_length", "check_fifo_words"]
 
 
 def check_domain(name, value):
@@ -23,14 +21,3 @@ def check_fifo_words(value, max_length):
     if 8 * value < max_length:
         raise ValueError(f"fifo_words ({value}) must hold a frame of max_length ({max_length}) "
                          "bytes in 8-byte words")
-
-
-@contextmanager
-def checking(component):
-    """Run a constructor's checks; a component that fails them is never elaborated, so it is
-    marked as such (no "created but never used" warning for it)."""
-    try:
-        yield
-    except ValueError:
-        component._MustUse__silence = True
-        raise

@@ -36,7 +36,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import cdc, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from ._checks import check_domain, check_fifo_words, check_max_length, checking
+from ._checks import check_domain, check_fifo_words, check_max_length
+from ..unused import rejecting
 from .layouts import (DEFAULT_MAX_LENGTH, FCS_BYTES, WORD_BYTES, Counters, GmiiSignature,
                       RgmiiSignature, RxEntry, RxReason, RxWord, TxWord)
 from .rgmii import Rgmii
@@ -99,7 +100,7 @@ class EthPort(wiring.Component):
     def __init__(self, *, rx_domain="rx0", tx_domain="tx", interface="rgmii", primitives="ecp5",
                  rx_delay=0, tx_delay=0, max_length=DEFAULT_MAX_LENGTH, fifo_words=512,
                  counter_width=32):
-        with checking(self):
+        with rejecting(self):
             check_domain("rx_domain", rx_domain)
             check_domain("tx_domain", tx_domain)
             if len({rx_domain, tx_domain, "sync"}) != 3:

@@ -20,7 +20,8 @@ from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Instance, Module,
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ._checks import check_domain, checking
+from ._checks import check_domain
+from ..unused import rejecting
 from .layouts import GmiiSignature, RgmiiSignature
 
 __all__ = ["Rgmii", "check_arguments", "PRIMITIVES", "DELAY_STEP_PS", "MAX_DELAY"]
@@ -131,7 +132,7 @@ class Rgmii(wiring.Component):
 
     def __init__(self, *, rx_domain="rx0", tx_domain="tx", primitives="ecp5", rx_delay=0,
                  tx_delay=0):
-        with checking(self):
+        with rejecting(self):
             check_domain("rx_domain", rx_domain)
             check_domain("tx_domain", tx_domain)
             check_arguments(primitives, rx_delay, tx_delay)

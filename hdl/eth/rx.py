@@ -16,7 +16,8 @@ from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ._checks import check_domain, check_max_length, checking
+from ._checks import check_domain, check_max_length
+from ..unused import rejecting
 from .crc import fcs_processor
 from .layouts import (DEFAULT_MAX_LENGTH, FCS_BYTES, MIN_FRAME, PREAMBLE, SFD, FifoWriteSignature,
                       GmiiSignature)
@@ -50,7 +51,7 @@ class MacRx(wiring.Component):
     """
 
     def __init__(self, *, domain="rx0", max_length=DEFAULT_MAX_LENGTH):
-        with checking(self):
+        with rejecting(self):
             check_domain("domain", domain)
             check_max_length(max_length)
         self._domain = domain

@@ -12,7 +12,8 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._checks import check_domain, checking
+from ._checks import check_domain
+from ..unused import rejecting
 from .crc import fcs_processor
 from .layouts import FCS_BYTES, IFG_BYTES, MIN_PAYLOAD, PREAMBLE, PREAMBLE_BYTES, SFD, GmiiSignature
 
@@ -45,7 +46,7 @@ class MacTx(wiring.Component):
     """
 
     def __init__(self, *, domain="tx"):
-        with checking(self):
+        with rejecting(self):
             check_domain("domain", domain)
         self._domain = domain
         super().__init__({"fifo": In(stream.Signature(9)),

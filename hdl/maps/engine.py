@@ -1,18 +1,25 @@
 """The map memory: descriptors, block-RAM storage and the lookup engine, reproducing
 :mod:`bpfcore.sim.model.maps` slot for slot (see its module docstring for the allocation rules).
 
+This file holds the top (:class:`MapMemory`, which only wires the rooms) and the sequencer
+(:class:`Sequencer`: the state machine every operation runs through). The rooms:
+:mod:`.descriptors`, :mod:`.cpu_port`, :mod:`.host_port`, :mod:`.storage`, :mod:`.values`
+(components), and the map-kind rooms that add their states to the sequencer
+(:mod:`.room`): :mod:`.arrays` (array, devmap, prog_array), :mod:`.hash_index` (hash,
+lru_hash), :mod:`.lpm` (lpm_trie).
+
 Storage:
 
-* values: :class:`~bpfcore.hdl.maps.values.ValueMemory` (block RAM), map ``i``'s slot ``k`` at
-  byte ``VALUE_BASE_i + k * value_size``;
-* slot space (``slots`` entries, shared by the maps that have entries): key memory (one key per
-  row, ``8 * max_key_size`` bits wide) and LRU {stamp, home bucket} rows in block RAM; used bits
-  as 32-bit words in LUT RAM;
-* key index: ``buckets`` rows of {valid, slot, home bucket} in block RAM; storing the home
-  bucket makes the backward-shift delete need no rehash, and the LRU victim is found from its
-  stored home bucket by its slot (no key read, no rehash);
-* descriptors: one small LUT RAM per field and reader (engine, CPU port, helper info port;
-  CLEAR works out max_entries * value_size, so only the CPU port reads LIMIT).
+* values (:mod:`.values`): block RAM, map ``i``'s slot ``k`` at byte
+  ``VALUE_BASE_i + k * value_size``;
+* slot space (:mod:`.storage`; ``slots`` entries, shared by the maps that have entries): key
+  memory (one key per row, ``8 * max_key_size`` bits wide) and LRU {stamp, home bucket} rows in
+  block RAM; used bits as 32-bit words in LUT RAM;
+* key index (:mod:`.storage`): ``buckets`` rows of {valid, slot, home bucket} in block RAM;
+  storing the home bucket makes the backward-shift delete need no rehash, and the LRU victim is
+  found from its stored home bucket by its slot (no key read, no rehash);
+* descriptors (:mod:`.descriptors`): one small LUT RAM per field and reader (engine, CPU port,
+  helper info port; CLEAR works out max_entries * value_size, so only the CPU port reads LIMIT).
 
 The request payload is read in place (the stream rules keep it still until ``ready``): a request
 is accepted in the cycle its response becomes valid. One sequencer serves both request streams
@@ -32,86 +39,34 @@ lpm_trie            n + 6 (one entry per cycle), updates + v + 4
 =================  ====================================================================
 """
 
-from amaranth import Module, Signal, Cat, Const, Mux, Array, unsigned
-from amaranth.lib import wiring, stream, data
-from amaranth.lib.memory import Memory
+from amaranth import Module, Signal, Cat, Const, Mux, Array
+from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
 
 from bpfcore.abi import MapType
-from ..ram import NO_RW_CHECK, registered_read_port
-from .bits import gt_const, thermometer
-from .hash import Crc32Step
-from .layouts import (Op, Status, Field, FIELD_WIDTHS, request_layout, response_layout,
-                      OFFSET_BITS, RECIP_SHIFT, VALUE_SIZE_BITS, cpu_port_bits)
+from .arrays import ArrayKind, FdArrayKind
+from .bits import thermometer, add_aligned
+from .cpu_port import CpuPort
+from .descriptors import Descriptors
+from .hash_index import HashIndex
+from .host_port import HostPort
+from ..unused import rejecting
+from .layouts import (Op, Status, request_layout, response_layout, cpu_port_bits,
+                      CpuValueSignature, ring_bytes, ERRNOS, errno_word, E_NONE)
+from .lpm import LpmLookup
+from .room import AV_DONE, AV_TOUCH, AV_SHIFT, AV_CLEAR
+from .storage import SlotStorage, USED_WORD, USED_SHIFT
 from .values import ValueMemory
 
-__all__ = ["MapMemory", "CpuValueSignature", "ring_bytes", "ALL_MAP_TYPES"]
-
-#: Used bits per LUT-RAM word (the free-slot scan looks at one word per cycle).
-USED_WORD = 32
-USED_SHIFT = USED_WORD.bit_length() - 1
-
-EINVAL, ENOENT, E2BIG, EEXIST, ENOSPC = 22, 2, 7, 17, 28
-#: Response errno codes (a 3-bit register expanded at the response).
-_ERRNOS = [0, EINVAL, ENOENT, E2BIG, EEXIST, ENOSPC]
-E_NONE, E_INVAL, E_NOENT, E_2BIG, E_EXIST, E_NOSPC = range(6)
+# CpuValueSignature and ring_bytes are defined in layouts.py; they stay importable from here.
+__all__ = ["MapMemory", "Sequencer", "CpuValueSignature", "ring_bytes", "ALL_MAP_TYPES"]
 
 #: The map types a default build supports.
 ALL_MAP_TYPES = frozenset(MapType)
 
-
-def _neg(errno):
-    return (-errno) & 0xFFFF_FFFF
-
-
-def add_aligned(base, x, low):
-    """``base + x`` (``len(base)`` bits) for a ``base`` whose ``low`` low bits are zero: an
-    adder over the high bits only."""
-    width = len(base)
-    return Cat(x[:low], (base[low:] + x[low:width])[:width - low])
-
-
-def _lowest_set(m, bits):
-    """(any, index of the lowest set bit) of a power-of-two-wide value, as a mux tree."""
-    if len(bits) == 1:
-        return bits[0], Const(0, 0)
-    half = len(bits) // 2
-    lo_any, lo_idx = _lowest_set(m, bits[:half])
-    hi_any, hi_idx = _lowest_set(m, bits[half:])
-    any_set = Signal(name=f"any{len(bits)}")
-    index = Signal(len(lo_idx) + 1, name=f"low{len(bits)}")
-    m.d.comb += [any_set.eq(lo_any | hi_any), index.eq(Cat(Mux(lo_any, lo_idx, hi_idx), ~lo_any))]
-    return any_set, index
-
-
-def CpuValueSignature():
-    """The CPU memory stage's port, as the CPU (the initiator) sees it: ``Out(...)`` in the CPU,
-    ``In(...)`` in the map memory.
-
-    ``en`` with ``addr`` (``address - abi.MAP_BASE``: map index in bits 20.., byte offset in the
-    window below) and ``size`` (log2 of the byte count) starts an access; one cycle later
-    ``ring`` and ``rot`` (the value memory's two words and the ring byte where the access
-    starts: the bytes from ``addr`` on, LSB first, are ``ring`` rotated right by ``rot``
-    bytes, :func:`ring_bytes`), ``ok`` (inside one value of an existing
-    map: the VM's rule) and ``ro`` (the map is read-only to programs) are valid, and ``we`` in
-    that cycle (or any later one, until the next ``en``) stores ``wdata``'s ``size`` low bytes
-    at that address. The CPU must not assert ``we`` unless ``ok & ~ro``.
-
-    ``slot`` (valid with ``ring``/``ok``) is the index of the value the access's first byte
-    falls in (``offset // value_size``, meaningful when ``ok``): accesses with equal ``slot``
-    that are each ``ok`` lie inside one value, so a buffer read in several accesses can be
-    proven to stay in one value.
-    """
-    return wiring.Signature({
-        "en": Out(1), "addr": Out(26), "size": Out(2), "we": Out(1), "wdata": Out(64),
-        "ring": In(128), "rot": In(4), "ok": In(1), "ro": In(1), "slot": In(OFFSET_BITS),
-    })
-
-
-def ring_bytes(ring, rot, n=8):
-    """The ``n`` bytes (an int, LSB first) that a CPU port answer ``ring``/``rot`` holds."""
-    rotated = (ring >> (8 * rot)) | (ring << (128 - 8 * rot))
-    return rotated & ((1 << 8 * n) - 1)
+#: The map-kind rooms, in ``DECODE``'s order (their types are disjoint: the order sets only the
+#: state encoding).
+KIND_ROOMS = (ArrayKind, FdArrayKind, HashIndex, LpmLookup)
 
 
 class MapMemory(wiring.Component):
@@ -162,28 +117,26 @@ class MapMemory(wiring.Component):
                  max_value_size=64, map_types=None, inject_bug=None):
         def check(name, value, ok, what):
             if not isinstance(value, int) or not ok(value):
-                self._MustUse__silence = True          # no "created but never used" warning
                 raise ValueError(f"MapMemory {name} must be {what}, not {value!r}")
         pow2 = lambda v: v > 0 and v & (v - 1) == 0
-        check("n_maps", n_maps, lambda v: pow2(v) and v <= 64, "a power of two in 1..64")
-        check("value_bytes", value_bytes, lambda v: pow2(v) and 16 <= v <= 1 << 24,
-              "a power of two in 16..16M")
-        check("slots", slots, lambda v: pow2(v) and v >= 64, "a power of two >= 64")
-        check("buckets", buckets, lambda v: pow2(v) and v >= 8, "a power of two >= 8")
-        check("max_key_size", max_key_size, lambda v: 4 <= v <= 63, "in 4..63")
-        check("max_value_size", max_value_size, lambda v: 8 <= v <= 512 and v % 8 == 0,
-              "a multiple of 8 in 8..512")
-        if map_types is None:
-            map_types = ALL_MAP_TYPES
-        if not isinstance(map_types, (set, frozenset)) or not map_types or \
-                not all(isinstance(t, MapType) for t in map_types):
-            self._MustUse__silence = True
-            raise ValueError(f"MapMemory map_types must be a non-empty set of abi.MapType, "
-                             f"not {map_types!r}")
-        if inject_bug not in (None, "lru_newest", "probe_short"):
-            self._MustUse__silence = True
-            raise ValueError(f"MapMemory inject_bug must be None, 'lru_newest' or "
-                             f"'probe_short', not {inject_bug!r}")
+        with rejecting(self):
+            check("n_maps", n_maps, lambda v: pow2(v) and v <= 64, "a power of two in 1..64")
+            check("value_bytes", value_bytes, lambda v: pow2(v) and 16 <= v <= 1 << 24,
+                  "a power of two in 16..16M")
+            check("slots", slots, lambda v: pow2(v) and v >= 64, "a power of two >= 64")
+            check("buckets", buckets, lambda v: pow2(v) and v >= 8, "a power of two >= 8")
+            check("max_key_size", max_key_size, lambda v: 4 <= v <= 63, "in 4..63")
+            check("max_value_size", max_value_size, lambda v: 8 <= v <= 512 and v % 8 == 0,
+                  "a multiple of 8 in 8..512")
+            if map_types is None:
+                map_types = ALL_MAP_TYPES
+            if not isinstance(map_types, (set, frozenset)) or not map_types or \
+                    not all(isinstance(t, MapType) for t in map_types):
+                raise ValueError(f"MapMemory map_types must be a non-empty set of abi.MapType, "
+                                 f"not {map_types!r}")
+            if inject_bug not in (None, "lru_newest", "probe_short"):
+                raise ValueError(f"MapMemory inject_bug must be None, 'lru_newest' or "
+                                 f"'probe_short', not {inject_bug!r}")
         self.inject_bug = inject_bug
         self.map_types = frozenset(map_types)
         self.n_maps = n_maps
@@ -210,884 +163,412 @@ class MapMemory(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        kb = 8 * self.max_key_size
         types = self.map_types
-        has_array = MapType.ARRAY in types
-        has_hash = bool(types & {MapType.HASH, MapType.LRU_HASH})
-        has_lru = MapType.LRU_HASH in types
-        has_lpm = MapType.LPM_TRIE in types
-        has_fd = bool(types & {MapType.DEVMAP, MapType.PROG_ARRAY})
-        keyed = has_hash or has_lpm or has_fd
+        sizes = dict(n_maps=self.n_maps, slot_bits=self.slot_bits, bucket_bits=self.bucket_bits,
+                     vaddr_bits=self.vaddr_bits)
         m.submodules.values = vm = ValueMemory(self.value_bytes)
+        m.submodules.ports = ports = HostPort(map_bits=self.map_bits,
+                                              max_key_size=self.max_key_size,
+                                              max_value_size=self.max_value_size)
+        for outer, inner in ((self.req, ports.helper.req), (self.resp, ports.helper.resp),
+                             (self.host_req, ports.host.req), (self.host_resp, ports.host.resp)):
+            wiring.connect(m, wiring.flipped(outer), inner)
 
-        # --- request: the accepted stream's payload, read in place ----------------------------
-        rq, hq = self.req.payload, self.host_req.payload
-        src_host = Signal()
-        op = Signal(Op)
-        mapi = Signal(self.map_bits)
-        f_noexist, f_exist, f_lock = Signal(), Signal(), Signal()
-        f_bad = Signal()                      # flags > BPF_EXIST
-        f_array_bad = Signal()                # (flags & ~BPF_F_LOCK) > BPF_EXIST
-        f_dev_high = Signal()                 # value bytes 4..7 nonzero (devmap)
-        p_addr = Mux(src_host, hq.addr, rq.addr)
-        p_data = Mux(src_host, hq.data, rq.data)
-        p_wmask = Mux(src_host, hq.flags[:8], rq.flags[:8])
+        m.submodules.descriptors = desc = Descriptors(**sizes)
+        m.d.comb += [desc.i_map.eq(self.info_map), self.info_type.eq(desc.i.type),
+                     self.info_key_size.eq(desc.i.key_size),
+                     self.info_value_size.eq(desc.i.value_size),
+                     self.info_read_only.eq(desc.i.read_only)]
 
-        # --- descriptors: one small memory per field (LUT RAM), a copy per reader ---------------
-        # Fields are as narrow as a plan() that fits this build makes them: a map's values lie
-        # in the value memory, so max_entries and max_entries * value_size are <= value_bytes
-        # (and < the 1 MiB window).
-        widths = FIELD_WIDTHS(self.slot_bits, self.bucket_bits, self.vaddr_bits)
-        limit_bits, c_bits, c_shift = cpu_port_bits(self.vaddr_bits)
-        widths[Field.MAX_ENTRIES] = widths[Field.LIMIT] = limit_bits
-        widths[Field.VALUE_SIZE] = VALUE_SIZE_BITS
-        # The CPU port only needs offsets below value_bytes (anything above is past the limit):
-        # c_bits of them, whose slot (offset * recip) >> c_shift is exact with the host's
-        # reciprocal rounded up to c_shift + 1 bits (cpu_port_bits; exact for offset + 7 <
-        # 2 ** (c_bits + 1), value size < 2 ** VALUE_SIZE_BITS: test_narrowed_reciprocal_is_exact).
-        widths[Field.RECIP] = c_shift + 1
-        readers = {
-            Field.TYPE: "ei", Field.READ_ONLY: "eci", Field.KEY_SIZE: "ei",
-            Field.VALUE_SIZE: "ei", Field.MAX_ENTRIES: "e", Field.VALUE_BASE: "ec",
-            Field.SLOT_BASE: "e", Field.BUCKET_BASE: "e", Field.BUCKET_MASK: "e",
-            Field.PROBE_LIMIT: "e", Field.RECIP: "c", Field.LIMIT: "c",
-        }                                     # CRC_INIT: the engine hashes from 0xFFFFFFFF
-        cfg_we = Signal()
-        cpu = self.cpu
-        c_map = cpu.addr[20:26]
-        c_off = cpu.addr[:20]
-        c_idx = c_map[:self.map_bits]
-        D, C, I = {}, {}, {}
-        d_en = Signal()
-        d_addr = Signal(self.map_bits)
-        drop = RECIP_SHIFT - c_shift          # ceil(ceil(x) / 2**drop) == ceil(x / 2**drop)
-        recip_data = (p_data[drop:RECIP_SHIFT + 1] + (p_data[:drop] != 0)) if drop else p_data
-        write_data = {Field.RECIP: recip_data}
-        # Low bits plan() always gives these fields (Field docs) are constants, not stored:
-        # the 64-aligned slot base and the 8-aligned value and bucket bases leave the base
-        # adders fewer bits.
-        fixed_low = {Field.VALUE_BASE: (3, 0), Field.SLOT_BASE: (6, 0),
-                     Field.BUCKET_BASE: (3, 0), Field.BUCKET_MASK: (3, 0b111)}
+        m.submodules.cpu_port = cpu = CpuPort(**sizes)
+        wiring.connect(m, wiring.flipped(self.cpu), cpu.cpu)
+        m.d.comb += [desc.c_map.eq(cpu.desc_map), cpu.desc.eq(desc.c),
+                     vm.a_en.eq(cpu.v_en), vm.a_addr.eq(cpu.v_addr), vm.a_we.eq(cpu.v_we),
+                     vm.a_wdata.eq(cpu.v_wdata), vm.a_wmask.eq(cpu.v_wmask),
+                     cpu.v_ring.eq(vm.ring), cpu.v_rot.eq(vm.rot)]
 
-        def desc_memory(name, w, data, field):
-            mem = Memory(shape=unsigned(w), depth=self.n_maps, init=[])
-            m.submodules[name] = mem
-            wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(mapi), wp.data.eq(data[:w]),
-                         wp.en.eq(cfg_we & (p_addr[:4] == field.value))]
-            return mem
+        m.submodules.storage = storage = SlotStorage(
+            n_maps=self.n_maps, slots=self.slots, buckets=self.buckets,
+            max_key_size=self.max_key_size,
+            with_keys=bool(types & {MapType.HASH, MapType.LRU_HASH, MapType.LPM_TRIE,
+                                    MapType.DEVMAP, MapType.PROG_ARRAY}),
+            with_stamps=MapType.LRU_HASH in types,
+            with_buckets=bool(types & {MapType.HASH, MapType.LRU_HASH}))
 
-        for f, who in readers.items():
-            low, fill = fixed_low.get(f, (0, 0))
-            mem = desc_memory(f"desc_{f.name.lower()}", widths[f] - low,
-                              write_data.get(f, p_data)[low:], f)
-            ports = []
-            if "e" in who:
-                rp = mem.read_port(transparent_for=())
-                m.d.comb += [rp.addr.eq(d_addr), rp.en.eq(d_en)]
-                ports.append((D, rp))
-            if "c" in who:
-                rp = mem.read_port(domain="comb")
-                m.d.comb += rp.addr.eq(c_idx)
-                ports.append((C, rp))
-            if "i" in who:
-                rp = mem.read_port(domain="comb")
-                m.d.comb += rp.addr.eq(self.info_map)
-                ports.append((I, rp))
-            for reader, rp in ports:
-                reader[f] = Cat(Const(fill, low), rp.data)
-        # The CPU port asks only whether the map exists: one bit, written with TYPE.
-        exists = desc_memory("desc_exists", 1, p_data[:widths[Field.TYPE]] != 0, Field.TYPE)
-        rp = exists.read_port(domain="comb")
-        m.d.comb += rp.addr.eq(c_idx)
-        c_exists = rp.data
-        m.d.comb += [self.info_type.eq(I[Field.TYPE]), self.info_key_size.eq(I[Field.KEY_SIZE]),
-                     self.info_value_size.eq(I[Field.VALUE_SIZE]),
-                     self.info_read_only.eq(I[Field.READ_ONLY])]
-        mtype = D[Field.TYPE]
-        ksize = D[Field.KEY_SIZE]
-        vsize = D[Field.VALUE_SIZE]
-        maxe = D[Field.MAX_ENTRIES]
-        kbase = D[Field.SLOT_BASE]
-        bmask = D[Field.BUCKET_MASK]
-        is_lru = mtype == MapType.LRU_HASH
+        seq = Sequencer(self, m, ports, desc, storage, vm)
+        seq.run([room(seq) for room in KIND_ROOMS if room.serves(types)])
+        return m
 
-        # --- CPU value port ------------------------------------------------------------------
-        # Cycle 1 (en): the value memory address; the descriptor fields and the product
-        # offset * recip are registered (the multiplier's output register: the CPU's fault
-        # decision in cycle 2 must not wait for a DSP).
-        # Cycle 2: slot = (offset * recip) >> c_shift; the last byte is in the same value
-        # iff adding (size - 1) * recip to the product carries nothing into the slot bits.
-        # (Offsets of c_bits or more bits are past every limit: "exists" is cleared.)
-        c_lat_off = Signal(c_bits)
-        c_lat_size = Signal(2)
-        c_lat_exists = Signal()
-        c_lat_ro = Signal()
-        c_recip = Signal(c_shift + 1)
-        c_limit = Signal(limit_bits)
-        prod = Signal(c_bits + c_shift + 1)
-        with m.If(cpu.en):
-            # Two DSP products, the low 18 bits of the first one need no adder.
-            p_lo = c_off[:c_bits] * C[Field.RECIP][:18]
-            p_hi = c_off[:c_bits] * C[Field.RECIP][18:]
-            m.d.sync += prod.eq(Cat(p_lo[:18], p_lo[18:] + p_hi))
-            m.d.sync += [c_lat_off.eq(c_off), c_lat_size.eq(cpu.size),
-                         c_lat_exists.eq(~gt_const(c_map, self.n_maps - 1) & c_exists
-                                         & (c_off[c_bits:] == 0)),
-                         c_lat_ro.eq(C[Field.READ_ONLY]), c_recip.eq(C[Field.RECIP]),
-                         c_limit.eq(C[Field.LIMIT])]
-        addend = Signal(c_shift + 4)
-        # (size - 1) * recip for 1, 2, 4, 8 bytes: 0, recip, 3 recip, 7 recip (one subtractor).
-        m.d.comb += addend.eq(Mux(c_lat_size[1],
-                                  Mux(c_lat_size[0], c_recip << 3, c_recip << 2) - c_recip,
-                                  Mux(c_lat_size[0], c_recip, 0)))
-        carry = Signal(c_shift + 1)
-        m.d.comb += carry.eq(prod[:c_shift] + addend[:c_shift])
-        m.d.comb += [
-            cpu.ok.eq(c_lat_exists & (c_lat_off < c_limit) & (addend[c_shift:] == 0)
-                      & ~carry[c_shift]),
-            cpu.ro.eq(c_lat_ro),
-            cpu.slot.eq(prod[c_shift:]),
-            cpu.ring.eq(vm.ring), cpu.rot.eq(vm.rot),
-            vm.a_en.eq(cpu.en),
-            vm.a_addr.eq(add_aligned(C[Field.VALUE_BASE], c_off, 3)),
-            vm.a_we.eq(cpu.we),
-            vm.a_wdata.eq(cpu.wdata),
-            vm.a_wmask.eq(Mux(c_lat_size == 0, 0x01, Mux(c_lat_size == 1, 0x03,
-                              Mux(c_lat_size == 2, 0x0f, 0xff)))),
-        ]
 
-        # --- the request key, masked to key_size bytes ------------------------------------------
+class Sequencer:
+    """The map memory's state machine: one operation at a time, from either request stream.
+
+    It picks a request (``IDLE``), reads the map's descriptor and masks the key to its size,
+    checks what every map kind shares (``DECODE``: CONFIG, no map, CLEAR, raw value access,
+    NEXT, the program-side faults), hands the operation to the room of the map's kind
+    (:mod:`.room`), and finishes it with its own states: the value writer (``VALUE_*``: the
+    request value or zeros at a slot), CLEAR, NEXT, the host's raw value access, the
+    response.
+
+    Parameters
+    ----------
+    mem : MapMemory
+        The build options.
+    m : Module
+        The module the state machine goes into.
+    ports : :class:`~.host_port.HostPort`
+    desc : :class:`~.descriptors.Descriptors`
+    storage : :class:`~.storage.SlotStorage`
+    values : :class:`~.values.ValueMemory`
+
+    Members
+    -------
+    What the map-kind rooms share (attributes; with :meth:`fail`, :meth:`set_used`,
+    :meth:`built`):
+
+    m : Module
+    mem : MapMemory
+    types : frozenset of abi.MapType
+        The build's map types.
+    storage, ports, vm
+        The rooms' components (``SlotStorage``, ``HostPort``, ``ValueMemory``).
+    op : Signal(Op)
+    f_noexist, f_exist, f_lock : Signal
+        The request's flag bits 0..2.
+    f_bad, f_array_bad, f_dev_high : Signal
+        ``flags > BPF_EXIST``, ``(flags & ~BPF_F_LOCK) > BPF_EXIST``, value bytes 4..7 nonzero.
+    src_host : Signal
+        The request is the host's.
+    d : View
+        The map's descriptor (``Descriptors.e``), valid from ``DECODE`` on.
+    mtype, ksize, vsize, maxe, bmask : Value
+        Its type, key size, value size, max_entries, bucket mask.
+    is_lru : Value
+        The map is an lru_hash.
+    key_r : Signal
+        The request key; from ``DECODE`` on, masked to the key size.
+    key : Signal
+        ``key_r`` masked now (for ``DECODE``).
+    index, in_range : Value
+        The key as an index, and whether it is below max_entries.
+    slot, sprod : Signal
+        The result's (or the value write's) slot; ``slot * value_size``, one cycle behind.
+    i : Signal
+        Scan counter (entries, used-bit words, buckets), 0 from ``DECODE`` on.
+    i_past, i_last : Signal
+        ``i >= max_entries``; ``i + 1 >= max_entries``.
+    pend : Signal
+        A scan's pipeline holds a row (0 from ``DECODE`` on).
+    o_found : Signal
+    v_zero : Signal
+        The value writer writes zeros.
+    after_value : Signal
+        What follows the value writer (``room.AV_*``).
+    hash : HashIndex or None
+        The hash room (the LRU stamp write of ``TOUCH``), set by :meth:`run`.
+    """
+
+    def __init__(self, mem, m, ports, desc, storage, values):
+        self.mem, self.m = mem, m
+        self.ports, self.storage, self.vm = ports, storage, values
+        self.types = types = mem.map_types
+        self.keyed = storage.with_keys
+        self.has_lru = MapType.LRU_HASH in types
+        self.has_hash = storage.with_buckets
+        limit_bits = cpu_port_bits(mem.vaddr_bits)[0]
+        kb = 8 * mem.max_key_size
+
+        # --- request: the accepted stream's payload (read in place, HostPort) ----------------
+        self.src_host = ports.src_host
+        self.op = Signal(Op)
+        self.mapi = Signal(mem.map_bits)
+        self.f_noexist, self.f_exist, self.f_lock = Signal(), Signal(), Signal()
+        self.f_bad = Signal()                 # flags > BPF_EXIST
+        self.f_array_bad = Signal()           # (flags & ~BPF_F_LOCK) > BPF_EXIST
+        self.f_dev_high = Signal()            # value bytes 4..7 nonzero (devmap)
+
+        # --- descriptor: read in IDLE, valid from DECODE on ----------------------------------
+        self.desc = desc
+        self.d = d = desc.e
+        self.mtype, self.ksize, self.vsize = d.type, d.key_size, d.value_size
+        self.maxe, self.bmask = d.max_entries, d.bucket_mask
+        self.is_lru = self.mtype == MapType.LRU_HASH
+        m.d.comb += [desc.w_map.eq(self.mapi), desc.w_field.eq(ports.addr[:4]),
+                     desc.w_data.eq(ports.data)]
+        m.d.comb += [storage.map.eq(self.mapi), storage.slot_base.eq(d.slot_base),
+                     storage.bucket_base.eq(d.bucket_base)]
+
+        # --- the request key, masked to key_size bytes ---------------------------------------
         # key_r takes the picked request's key in IDLE, as it is; DECODE reads it through the
         # key-size mask (``key``) and clears the bytes past key_size, so every state after
         # IDLE (array index, used bits, key compare, LPM scan, key store, CRC) starts from a
         # flip-flop, not from the request multiplexer behind the helper units.
-        key_r = Signal(kb)
-        key = Signal(kb)
-        key_mask = Signal(self.max_key_size)
-        m.d.comb += key_mask.eq(thermometer(ksize, self.max_key_size))
-        for j in range(self.max_key_size):
+        self.key_r = key_r = Signal(kb)
+        self.key = key = Signal(kb)
+        self.key_mask = key_mask = Signal(mem.max_key_size)
+        m.d.comb += key_mask.eq(thermometer(self.ksize, mem.max_key_size))
+        for j in range(mem.max_key_size):
             byte = slice(8 * j, 8 * j + 8)
             m.d.comb += key[byte].eq(key_r[byte] & key_mask[j].replicate(8))
-        index = key[:32]
-        in_range = Signal()                   # index < max_entries (<= value_bytes)
-        m.d.comb += in_range.eq((index[limit_bits:] == 0) & (index[:limit_bits] < maxe))
+        self.index = index = key[:32]
+        self.in_range = Signal()              # index < max_entries (<= value_bytes)
+        m.d.comb += self.in_range.eq((index[limit_bits:] == 0)
+                                     & (index[:limit_bits] < self.maxe))
 
-        # --- slot space, key index, used bits ------------------------------------------------
-        # No state reads and writes one memory in the same cycle: each memory's ports share one
-        # address and one adder (k_idx, s_idx: map-relative slots; b_idx: bucket), and no state
-        # uses what the cycle after a write reads, so the block RAMs need no read-during-write
-        # logic (registered_read_port, NO_RW_CHECK).
-        k_idx = Signal(self.slot_bits)
-        s_idx = Signal(self.slot_bits)
-        b_idx = Signal(self.bucket_bits)
-        if keyed:
-            kmem = Memory(shape=unsigned(kb), depth=self.slots, init=[], attrs=NO_RW_CHECK)
-            m.submodules.kmem = kmem
-            k_r, k_w = registered_read_port(m, kmem, "kmem"), kmem.write_port()
-            k_addr = Signal(self.slot_bits)
-            m.d.comb += [k_r.en.eq(0), k_addr.eq(add_aligned(kbase, k_idx, 6)), k_r.addr.eq(k_addr),
-                         k_w.addr.eq(k_addr)]
-        stamp_layout = data.StructLayout({"stamp": 32, "home": self.bucket_bits})
-        if has_lru:
-            smem = Memory(shape=stamp_layout, depth=self.slots, init=[], attrs=NO_RW_CHECK)
-            cmem = Memory(shape=unsigned(32), depth=self.n_maps, init=[])
-            m.submodules.smem, m.submodules.clocks = smem, cmem
-            s_r, s_w = registered_read_port(m, smem, "smem"), smem.write_port()
-            s_addr = Signal(self.slot_bits)
-            m.d.comb += [s_addr.eq(add_aligned(kbase, s_idx, 6)), s_r.addr.eq(s_addr),
-                         s_w.addr.eq(s_addr)]
-            c_r, c_w = cmem.read_port(domain="comb"), cmem.write_port()
-            m.d.comb += [c_r.addr.eq(mapi), c_w.addr.eq(mapi)]
-            lru_clock = c_r.data
-        bucket = data.StructLayout({"valid": 1, "slot": self.slot_bits,
-                                    "home": self.bucket_bits})
-        if has_hash:
-            bmem = Memory(shape=bucket, depth=self.buckets, init=[], attrs=NO_RW_CHECK)
-            m.submodules.bmem = bmem
-            b_r, b_w = registered_read_port(m, bmem, "bmem"), bmem.write_port()
-            b_addr = Signal(self.bucket_bits)
-            m.d.comb += [b_addr.eq(add_aligned(D[Field.BUCKET_BASE], b_idx, 3)),
-                         b_r.addr.eq(b_addr),
-                         b_w.addr.eq(b_addr)]
-
-        # Used bits: 32-bit words in LUT RAM, read asynchronously (u_at selects the word and
-        # bit). Each 4-bit LUT RAM of a word has its own write enable, so a write rewrites only
-        # the nibble of u_at: the new nibble, from the one nibble read, goes to all 8 and the
-        # enable picks (no 32-bit read-modify-write). (32, not 64: a 16-deep LUT RAM holds
-        # slots // 32 words, so 64-bit words would leave half of every LUT RAM empty.)
-        u_at = Signal(self.slot_bits)        # map-relative slot
-        u_we = Signal()
-        u_wval = Signal()
-        u_word = Signal(USED_WORD)
-        u_bit = Signal()
-        nibbles = USED_WORD // 4
-        if keyed:
-            word_bits = self.slot_bits - USED_SHIFT
-            umem = Memory(shape=unsigned(USED_WORD), depth=self.slots // USED_WORD, init=[])
-            m.submodules.used = umem
-            u_r, u_w = umem.read_port(domain="comb"), umem.write_port(granularity=4)
-            u_abs_word = (kbase[USED_SHIFT:] + u_at[USED_SHIFT:])[:word_bits]
-            nibble = Signal(4)
-            m.d.comb += [u_r.addr.eq(u_abs_word), u_word.eq(u_r.data),
-                         nibble.eq(u_word.word_select(u_at[2:USED_SHIFT], 4)),
-                         u_bit.eq(nibble.bit_select(u_at[:2], 1)),
-                         u_w.addr.eq(u_abs_word),
-                         u_w.en.eq(Mux(u_we, Const(1, nibbles) << u_at[2:USED_SHIFT], 0)),
-                         u_w.data.eq(Cat(*(Mux(u_at[:2] == b, u_wval, nibble[b])
-                                           for b in range(4))).replicate(nibbles))]
-
-        def set_used(at, value):
-            """Write used bit ``at`` (None: the one u_at already selects)."""
-            return [u_we.eq(1), u_wval.eq(value)] + ([] if at is None else [u_at.eq(at)])
-
-        # --- hash: zlib CRC-32 of the key, one byte per cycle from DECODE on ---------------------
-        crc_reg = Signal(32)
-        crc_j = Signal(6)
-        if has_hash:
-            m.submodules.crc = crc = Crc32Step()
-            m.d.comb += [crc.register.eq(crc_reg), crc.byte.eq(Mux(crc_j == 0, key[:8],
-                                                          key_r.word_select(crc_j, 8)))]
-            with m.If(crc_j != ksize):
-                m.d.sync += [crc_reg.eq(crc.next), crc_j.eq(crc_j + 1)]
-
-        # --- response registers ----------------------------------------------------------------
-        o_status = Signal(Status)
-        o_found = Signal()
-        o_err = Signal(3)
-        o_data = Signal(64)
-        o_keylo = Signal(32)
-        key_from_mem = Signal()
+        # --- response registers --------------------------------------------------------------
+        self.o_status = Signal(Status)
+        self.o_found = Signal()
+        self.o_err = Signal(3)
+        self.o_data = Signal(64)
+        self.o_keylo = Signal(32)
+        self.key_from_mem = Signal()
         # Slots and byte offsets of a map's values stay below value_bytes (limit_bits).
-        slot = Signal(limit_bits)
-        sprod = Signal(limit_bits)            # slot * value_size, one cycle behind slot
-        m.d.sync += sprod.eq(slot * vsize)
-        accepted = Signal()
+        self.slot = Signal(limit_bits)
+        self.sprod = Signal(limit_bits)       # slot * value_size, one cycle behind slot
+        m.d.sync += self.sprod.eq(self.slot * self.vsize)
 
-        # find loop
-        home = Signal(self.bucket_bits)
-        b = Signal(self.bucket_bits)
-        probe = Signal(7)
-        cand = Signal(self.slot_bits)
-        hit = Signal()
-        found_b = Signal(self.bucket_bits)
-        found_slot = Signal(self.slot_bits)
-        have_empty = Signal()
-        empty_b = Signal(self.bucket_bits)
-        hole = Signal(self.bucket_bits)
-        phase = Signal(range(3))              # 0 request, 1 victim, 2 insert
-        PH_REQ, PH_VICTIM, PH_INSERT = 0, 1, 2
-        i = Signal(max(limit_bits, self.bucket_bits, self.slot_bits) + 1)
-        i_past = Signal()                     # i >= max_entries
-        i_last = Signal()                     # i + 1 >= max_entries (one comparator for both)
-        m.d.comb += [i_past.eq(i >= maxe), i_last.eq(i_past | (i + 1 == maxe))]
-        pend = Signal()
-        minv = Signal(32)
-        have_min = Signal()
-        victim = Signal(self.slot_bits)
-        victim_home = Signal(self.bucket_bits)
-        # lpm scan
-        best_len = Signal(8)
-        have_best = Signal()
-        best_slot = Signal(self.slot_bits)
-        have_free = Signal()
-        free_slot = Signal(self.slot_bits)
-        # value writer
-        v_addr = Signal(self.vaddr_bits)
-        v_left = Signal(limit_bits)
-        words = self.max_value_size // 8
-        words_p2 = 1 << (words - 1).bit_length()
-        v_word = Signal(range(words_p2))
-        v_zero = Signal()
-        after_value = Signal(range(4))        # AV_* below: what follows the write
-        AV_DONE, AV_TOUCH, AV_SHIFT, AV_CLEAR = 0, 1, 2, 3
-        after_remove = Signal()               # 0 respond (delete), 1 re-probe for insert (victim)
-        value_pad = Const(0, 64 * (words_p2 - words))
-        # (An Array, not word_select: Yosys maps the $shiftx of word_select to about 140 LUTs
-        # more here.)
-        v_data = Array(Cat(rq.value, value_pad, hq.value, value_pad).word_select(w, 64)
-                       for w in range(2 * words_p2))[Cat(v_word, src_host)]
+        # --- scans: i counts entries, used-bit words or buckets ------------------------------
+        self.i = i = Signal(max(limit_bits, mem.bucket_bits, mem.slot_bits) + 1)
+        self.i_past = Signal()                # i >= max_entries
+        self.i_last = Signal()                # i + 1 >= max_entries (one comparator for both)
+        m.d.comb += [self.i_past.eq(i >= self.maxe),
+                     self.i_last.eq(self.i_past | (i + 1 == self.maxe))]
+        self.pend = Signal()                  # a scan's pipeline holds a row
 
-        def fail(code):
-            return [o_err.eq(code)]
+        # --- value writer: v_left bytes from the request value (or zeros) at v_addr ----------
+        self.v_addr = Signal(mem.vaddr_bits)
+        self.v_left = Signal(limit_bits)
+        self.v_word = Signal.like(ports.value_word)
+        self.v_zero = Signal()
+        self.after_value = Signal(range(4))   # AV_*: what follows the write
+        m.d.comb += ports.value_word.eq(self.v_word)
 
-        # LPM entry comparison (data bytes from key byte 4 on, prefix from the MSB of byte 4).
-        # The key row is registered first (lpm_row): block RAM clock-to-out is ~6 ns on ECP5.
-        # Prefix lengths fit 8 bits here: keys with a longer prefix than the data never reach
-        # the scan, and stored entries were checked the same way.
-        lpm_plen = key[:32]
-        lpm_max = (ksize - 4) * 8
-        if has_lpm:
-            lpm_row = Signal(kb)
-            lpm_idx = Signal(self.slot_bits)
-            lpm_use = Signal()
-            lpm_valid = Signal()
-            e_plen = Signal(8)
-            e_match = Signal()
-            m.d.comb += e_plen.eq(lpm_row[:8])
-            pmask = Signal(kb - 32)
-            therm = Signal(kb - 32)
-            m.d.comb += therm.eq(thermometer(e_plen, kb - 32))
-            for j in range(self.max_key_size - 4):
-                for bit in range(8):
-                    m.d.comb += pmask[8 * j + bit].eq(therm[8 * j + 7 - bit])
-            m.d.comb += e_match.eq(((lpm_row[32:] ^ key_r[32:]) & pmask) == 0)
+    def fail(self, code):
+        """Sync statements: the operation answers errno ``code`` (``layouts.E_*``)."""
+        return [self.o_err.eq(code)]
 
-        with m.FSM():
-            with m.State("IDLE"):
-                pick_host = ~self.req.valid
-                pick = Mux(pick_host, hq.as_value(), rq.as_value())
-                pick = rq.shape()(pick)
-                m.d.comb += [d_en.eq(1), d_addr.eq(pick.map)]
-                m.d.sync += [crc_reg.eq(0xFFFF_FFFF), crc_j.eq(0), accepted.eq(0)]
-                # The wide flag tests are reduced per stream, then picked: cheaper than
-                # picking 64 + 32 bits first.
-                def picked(test):
-                    return Mux(pick_host, test(hq), test(rq))
-                with m.If(self.req.valid | self.host_req.valid):
-                    flags = pick.flags
-                    m.d.sync += [src_host.eq(pick_host), op.eq(pick.op), mapi.eq(pick.map),
-                                 key_r.eq(pick.key),
-                                 f_noexist.eq(flags[0]), f_exist.eq(flags[1]),
-                                 f_lock.eq(flags[2]),
-                                 f_bad.eq(picked(lambda p: p.flags[3:] != 0)
-                                          | flags[2] | (flags[:2] == 3)),
-                                 f_array_bad.eq(picked(lambda p: p.flags[3:] != 0)
-                                                | (flags[:2] == 3)),
-                                 f_dev_high.eq(picked(lambda p: p.value[32:64] != 0))]
-                    m.next = "DECODE"
+    def set_used(self, at, value):
+        """Comb statements: write used bit ``at`` (None: the one ``u_at`` already selects)."""
+        st = self.storage
+        return [st.u_we.eq(1), st.u_wval.eq(value)] + ([] if at is None else [st.u_at.eq(at)])
 
-            with m.State("DECODE"):
-                # (The bytes past key_size are cleared, not the whole key rewritten with the
-                # masked one: a clear is the flip-flops' synchronous reset, a rewrite a
-                # multiplexer per bit.)
-                for j in range(self.max_key_size):
-                    with m.If(~key_mask[j]):
-                        m.d.sync += key_r[8 * j:8 * j + 8].eq(0)
-                m.d.sync += [o_status.eq(Status.OK), o_found.eq(0), o_err.eq(E_NONE),
-                             key_from_mem.eq(0), slot.eq(0), phase.eq(PH_REQ), i.eq(0),
-                             pend.eq(0), have_min.eq(0), have_best.eq(0), have_free.eq(0),
-                             best_len.eq(0), v_zero.eq(0), v_word.eq(0),
-                             after_value.eq(AV_DONE)]
-                if has_lpm:
-                    m.d.sync += lpm_valid.eq(0)
-                prog_side = ~src_host
-                fd_array = (mtype == MapType.PROG_ARRAY) | (mtype == MapType.DEVMAP)
+    def built(self, *which):
+        """The map is of one of ``which`` that this build has."""
+        return Cat(*(self.mtype == t for t in which if t in self.types)).any()
 
-                def built(*which):
-                    """The map is of one of ``which`` that this build has."""
-                    return Cat(*(mtype == t for t in which if t in types)).any()
-                with m.If(op == Op.CONFIG):
-                    m.d.comb += cfg_we.eq(1)
+    def run(self, rooms):
+        """The state machine, with the states of the map-kind ``rooms`` (in ``DECODE``'s
+        order)."""
+        self.hash = next((r for r in rooms if isinstance(r, HashIndex)), None)
+        with self.m.FSM():
+            self._idle(rooms)
+            self._decode(rooms)
+            for room in rooms:
+                room.states()
+            self._value_writer()
+            self._clear_and_next()
+            self._host_values()
+            self._respond()
+
+    def _idle(self, rooms):
+        m, ports = self.m, self.ports
+        with m.State("IDLE"):
+            pick = ports.pick
+            m.d.comb += [self.desc.e_en.eq(1), self.desc.e_map.eq(pick.map), ports.idle.eq(1)]
+            for room in rooms:
+                room.idle()
+            with m.If(ports.pick_valid):
+                flags = pick.flags
+                m.d.comb += ports.take.eq(1)
+                m.d.sync += [self.op.eq(pick.op), self.mapi.eq(pick.map), self.key_r.eq(pick.key),
+                             self.f_noexist.eq(flags[0]), self.f_exist.eq(flags[1]),
+                             self.f_lock.eq(flags[2]),
+                             self.f_bad.eq(pick.flags_high | flags[2] | (flags[:2] == 3)),
+                             self.f_array_bad.eq(pick.flags_high | (flags[:2] == 3)),
+                             self.f_dev_high.eq(pick.value_high)]
+                m.next = "DECODE"
+
+    def _decode(self, rooms):
+        m, op, mtype = self.m, self.op, self.mtype
+        with m.State("DECODE"):
+            # (The bytes past key_size are cleared, not the whole key rewritten with the
+            # masked one: a clear is the flip-flops' synchronous reset, a rewrite a
+            # multiplexer per bit.)
+            for j in range(self.mem.max_key_size):
+                with m.If(~self.key_mask[j]):
+                    m.d.sync += self.key_r[8 * j:8 * j + 8].eq(0)
+            m.d.sync += [self.o_status.eq(Status.OK), self.o_found.eq(0), self.o_err.eq(E_NONE),
+                         self.key_from_mem.eq(0), self.slot.eq(0), self.i.eq(0),
+                         self.pend.eq(0), self.v_zero.eq(0), self.v_word.eq(0),
+                         self.after_value.eq(AV_DONE)]
+            for room in rooms:
+                m.d.sync += room.reset()
+            prog_side = ~self.src_host
+            fd_array = (mtype == MapType.PROG_ARRAY) | (mtype == MapType.DEVMAP)
+            p_addr = self.ports.addr
+            with m.If(op == Op.CONFIG):
+                m.d.comb += self.desc.w_en.eq(1)
+                m.next = "RESPOND"
+            with m.Elif(mtype == 0):
+                m.d.sync += self.o_status.eq(Status.FAULT)
+                m.next = "RESPOND"
+            with m.Elif(op == Op.CLEAR):
+                # The values' length is max_entries * value_size: sprod, two cycles on.
+                m.d.sync += [self.v_zero.eq(1), self.v_addr.eq(self.d.value_base),
+                             self.slot.eq(self.maxe), self.after_value.eq(AV_CLEAR)]
+                if self.has_lru:
+                    m.d.comb += [self.storage.clock_we.eq(1), self.storage.clock_wdata.eq(0)]
+                m.next = "CLEAR_SETUP"
+            with m.Elif(op == Op.VALUE_READ):
+                m.next = "VREAD"
+            with m.Elif(op == Op.VALUE_WRITE):
+                m.next = "VWRITE"
+            with m.Elif(op == Op.NEXT):
+                m.d.sync += self.i.eq(p_addr)
+                with m.If(p_addr[len(self.i):] != 0):  # past every map's max_entries
                     m.next = "RESPOND"
-                with m.Elif(mtype == 0):
-                    m.d.sync += o_status.eq(Status.FAULT)
-                    m.next = "RESPOND"
-                with m.Elif(op == Op.CLEAR):
-                    # The values' length is max_entries * value_size: sprod, two cycles on.
-                    m.d.sync += [v_zero.eq(1), v_addr.eq(D[Field.VALUE_BASE]), slot.eq(maxe),
-                                 after_value.eq(AV_CLEAR)]
-                    if has_lru:
-                        m.d.comb += [c_w.en.eq(1), c_w.data.eq(0)]
-                    m.next = "CLEAR_SETUP"
-                with m.Elif(op == Op.VALUE_READ):
-                    m.next = "VREAD"
-                with m.Elif(op == Op.VALUE_WRITE):
-                    m.next = "VWRITE"
-                with m.Elif(op == Op.NEXT):
-                    m.d.sync += i.eq(p_addr)
-                    with m.If(p_addr[len(i):] != 0):  # past every map's max_entries
-                        m.next = "RESPOND"
-                    with m.Else():
-                        m.next = "NEXT"
-                with m.Elif(prog_side & (mtype == MapType.PROG_ARRAY) & (op == Op.LOOKUP)):
-                    m.d.sync += o_status.eq(Status.FAULT)
-                    m.next = "RESPOND"
-                with m.Elif(prog_side & ((op == Op.UPDATE) | (op == Op.DELETE))
-                            & (fd_array | D[Field.READ_ONLY])):
-                    m.d.sync += o_status.eq(Status.FAULT)
-                    m.next = "RESPOND"
-                if has_array:
-                    with m.Elif(mtype == MapType.ARRAY):
-                        self._array_decode(m, op, index, in_range, slot, o_found, fail,
-                                           f_array_bad, f_noexist, f_lock)
-                if has_fd:
-                    with m.Elif(built(MapType.PROG_ARRAY, MapType.DEVMAP)):
-                        m.d.comb += u_at.eq(index)
-                        present = in_range & u_bit
-                        with m.Switch(op):
-                            with m.Case(Op.LOOKUP, Op.PEEK):
-                                m.d.sync += [o_found.eq(present), slot.eq(index)]
-                                m.next = "RESULT"
-                            with m.Case(Op.UPDATE):
-                                devmap = mtype == MapType.DEVMAP
-                                with m.If(devmap & f_bad):
-                                    m.d.sync += fail(E_INVAL)
-                                    m.next = "RESPOND"
-                                with m.Elif(~in_range):
-                                    m.d.sync += fail(E_2BIG)
-                                    m.next = "RESPOND"
-                                with m.Elif(devmap & f_noexist):
-                                    m.d.sync += fail(E_EXIST)
-                                    m.next = "RESPOND"
-                                with m.Elif(devmap & (vsize == 8) & f_dev_high):
-                                    m.d.sync += fail(E_INVAL)
-                                    m.next = "RESPOND"
-                                with m.Else():
-                                    m.d.sync += slot.eq(index)
-                                    m.d.comb += set_used(None, 1)
-                                    m.next = "VALUE_SETUP"
-                            with m.Default():
-                                with m.If(~in_range):
-                                    m.d.sync += fail(E_2BIG)
-                                    m.next = "RESPOND"
-                                with m.Elif(~present):
-                                    m.d.sync += fail(E_NOENT)
-                                    m.next = "RESPOND"
-                                with m.Else():
-                                    m.d.sync += [slot.eq(index), v_zero.eq(1)]
-                                    m.d.comb += set_used(None, 0)
-                                    m.next = "VALUE_SETUP"
-                if has_lpm:
-                    with m.Elif(mtype == MapType.LPM_TRIE):
-                        pb = (8 * (self.max_key_size - 4)).bit_length()   # lpm_max's width
-                        plen_bad = (lpm_plen[pb:] != 0) | (lpm_plen[:pb] > lpm_max)
-                        with m.If((op == Op.UPDATE) & f_bad):
-                            m.d.sync += fail(E_INVAL)
-                            m.next = "RESPOND"
-                        with m.Elif(plen_bad & ((op == Op.UPDATE) | (op == Op.DELETE))):
-                            m.d.sync += fail(E_INVAL)
-                            m.next = "RESPOND"
-                        with m.Elif(plen_bad):
-                            m.next = "RESULT"
-                        with m.Else():
-                            m.next = "LPM_SCAN"
-                if has_hash:
-                    with m.Elif(built(MapType.HASH, MapType.LRU_HASH)):
-                        with m.If((op == Op.UPDATE) & f_bad):
-                            m.d.sync += fail(E_INVAL)
-                            m.next = "RESPOND"
-                        with m.Else():
-                            m.next = "HASH"
-                with m.Else():                    # a type this build leaves out
-                    m.d.sync += o_status.eq(Status.FAULT)
-                    m.next = "RESPOND"
-
-            if has_hash:
-                # --- hash: home bucket, then probe ---------------------------------------------
-                with m.State("HASH"):
-                    with m.If(crc_j == ksize):
-                        h = (~crc_reg)[:self.bucket_bits] & bmask
-                        m.d.sync += [home.eq(h), b.eq(h), probe.eq(0), hit.eq(0),
-                                     have_empty.eq(0)]
-                        m.next = "FIND_READ"
-                with m.State("FIND_READ"):
-                    m.d.comb += b_idx.eq(b)
-                    m.next = "FIND_BUCKET"
-                with m.State("FIND_BUCKET"):
-                    e = b_r.data
-                    m.d.comb += [k_idx.eq(e.slot), k_r.en.eq(1)]
-                    m.d.sync += cand.eq(e.slot)
-
-                    def advance():
-                        extra = 1 if self.inject_bug == "probe_short" else 0
-                        with m.If(probe + 1 + extra >= D[Field.PROBE_LIMIT]):
-                            m.next = "FOUND"
-                        with m.Else():
-                            m.d.sync += [b.eq((b + 1) & bmask), probe.eq(probe + 1)]
-                            m.next = "FIND_READ"
-                    with m.If(~e.valid):
-                        m.d.sync += [have_empty.eq(1), empty_b.eq(b)]
-                        m.next = "FOUND"
-                    with m.Elif(phase == PH_VICTIM):
-                        # The victim is known by its slot: no key compare, no rehash.
-                        with m.If(e.slot == victim):
-                            m.d.sync += [hit.eq(1), found_b.eq(b), found_slot.eq(e.slot)]
-                            m.next = "FOUND"
-                        with m.Else():
-                            advance()
-                    with m.Elif(e.home == home):
-                        m.next = "FIND_KEY"
-                    with m.Else():
-                        advance()
-                with m.State("FIND_KEY"):
-                    with m.If(k_r.data == key_r):
-                        m.d.sync += [hit.eq(1), found_b.eq(b), found_slot.eq(cand)]
-                        m.next = "FOUND"
-                    with m.Else():
-                        advance()
-
-                with m.State("FOUND"):
-                    with m.If(phase == PH_VICTIM):
-                        # The victim's bucket: remove it, then probe again for the new key.
-                        m.d.comb += set_used(found_slot, 0)
-                        m.d.sync += [after_remove.eq(1), slot.eq(found_slot),
-                                     v_zero.eq(1), after_value.eq(AV_SHIFT)]
-                        m.next = "VALUE_SETUP"
-                    with m.Elif(phase == PH_INSERT):
-                        with m.If(have_empty):
-                            m.next = "INSERT"
-                        with m.Else():
-                            m.d.sync += fail(E_2BIG)
-                            m.next = "RESPOND"
-                    with m.Else():
-                        with m.Switch(op):
-                            with m.Case(Op.LOOKUP, Op.PEEK):
-                                m.d.sync += [o_found.eq(hit), slot.eq(found_slot)]
-                                with m.If(hit & is_lru & (op == Op.LOOKUP)):
-                                    m.next = "TOUCH_RESULT" if has_lru else "RESULT"
-                                with m.Else():
-                                    m.next = "RESULT"
-                            with m.Case(Op.DELETE):
-                                with m.If(hit):
-                                    m.d.comb += set_used(found_slot, 0)
-                                    m.d.sync += [after_remove.eq(0), slot.eq(found_slot),
-                                                 v_zero.eq(1), after_value.eq(AV_SHIFT)]
-                                    m.next = "VALUE_SETUP"
-                                with m.Else():
-                                    m.d.sync += fail(E_NOENT)
-                                    m.next = "RESPOND"
-                            with m.Default():                          # UPDATE
-                                with m.If(hit & f_noexist):
-                                    m.d.sync += fail(E_EXIST)
-                                    m.next = "RESPOND"
-                                with m.Elif(hit):
-                                    m.d.sync += [slot.eq(found_slot), after_value.eq(AV_TOUCH)]
-                                    m.next = "VALUE_SETUP"
-                                with m.Elif(f_exist):
-                                    m.d.sync += fail(E_NOENT)
-                                    m.next = "RESPOND"
-                                with m.Else():
-                                    m.next = "FREE_SCAN"
-
-                if has_lru:
-                    def take_min(entry, idx):
-                        older = entry.stamp > minv if self.inject_bug == "lru_newest" \
-                            else entry.stamp < minv
-                        with m.If(~have_min | older):
-                            m.d.sync += [minv.eq(entry.stamp), victim.eq(idx),
-                                         victim_home.eq(entry.home), have_min.eq(1)]
-
-                    with m.State("STAMP_SCAN"):
-                        m.d.comb += s_idx.eq(i)
-                        with m.If(pend):
-                            take_min(s_r.data, i - 1)
-                        m.d.sync += [i.eq(i + 1), pend.eq(1)]
-                        with m.If(i_last):
-                            m.next = "STAMP_LAST"
-                    with m.State("STAMP_LAST"):
-                        take_min(s_r.data, i - 1)
-                        m.next = "VICTIM"
-                    with m.State("VICTIM"):
-                        # Probe from the victim's stored home bucket for its slot.
-                        m.d.sync += [b.eq(victim_home), probe.eq(0), hit.eq(0),
-                                     have_empty.eq(0), phase.eq(PH_VICTIM)]
-                        m.next = "FIND_READ"
-
-                with m.State("INSERT"):
-                    m.d.comb += [
-                        b_idx.eq(empty_b), b_w.en.eq(1),
-                        b_w.data.valid.eq(1), b_w.data.slot.eq(slot), b_w.data.home.eq(home),
-                        k_idx.eq(slot), k_w.en.eq(1), k_w.data.eq(key_r),
-                    ]
-                    m.d.comb += set_used(slot, 1)
-                    m.d.sync += [after_value.eq(AV_TOUCH), v_zero.eq(0)]
-                    m.next = "VALUE_SETUP"
-
-                # --- removal by backward shift ---------------------------------------------------
-                with m.State("SHIFT_START"):
-                    m.d.sync += [hole.eq(found_b), b.eq((found_b + 1) & bmask)]
-                    m.next = "SHIFT_READ"
-                with m.State("SHIFT_READ"):
-                    m.d.comb += b_idx.eq(b)
-                    m.next = "SHIFT"
-                with m.State("SHIFT"):
-                    e = b_r.data
-                    m.d.comb += b_idx.eq(hole)
-                    with m.If(~e.valid):
-                        m.d.comb += [b_w.en.eq(1), b_w.data.eq(0)]
-                        with m.If(after_remove):
-                            m.d.sync += [b.eq(home), probe.eq(0), hit.eq(0), have_empty.eq(0),
-                                         phase.eq(PH_INSERT)]
-                            m.next = "FIND_READ"
-                        with m.Else():
-                            m.next = "RESPOND"
-                    with m.Else():
-                        with m.If(((b - e.home) & bmask) >= ((b - hole) & bmask)):
-                            m.d.comb += [b_w.en.eq(1), b_w.data.eq(e)]
-                            m.d.sync += hole.eq(b)
-                        m.d.sync += b.eq((b + 1) & bmask)
-                        m.next = "SHIFT_READ"
-
-                if has_lru:
-                    with m.State("TOUCH_RESULT"):
-                        m.d.comb += [s_idx.eq(slot), s_w.en.eq(1),
-                                     s_w.data.stamp.eq(lru_clock + 1), s_w.data.home.eq(home),
-                                     c_w.en.eq(1), c_w.data.eq(lru_clock + 1)]
-                        m.next = "RESULT"
-
-                with m.State("CLEAR_BUCKETS"):
-                    m.d.comb += [b_idx.eq(i), b_w.en.eq(1),
-                                 b_w.data.eq(0)]
-                    m.d.sync += i.eq(i + 1)
-                    with m.If(i == bmask):
-                        m.d.sync += i.eq(0)
-                        m.next = "CLEAR_SLOTS"
-
-            if has_lpm:
-                # --- lpm_trie: one entry per cycle ---------------------------------------------
-                # Three-stage scan: read row i, register row i - 1 (with its used bit), compare
-                # row i - 2.
-                plen8 = key_r[:8]                 # the registered key: off the scan path
-                exact = (op == Op.UPDATE) | (op == Op.DELETE) | (op == Op.PEEK)
-
-                def lpm_capture():
-                    m.d.comb += u_at.eq(i - 1)
-                    m.d.sync += [lpm_row.eq(k_r.data), lpm_idx.eq(i - 1), lpm_use.eq(u_bit),
-                                 lpm_valid.eq(pend)]
-
-                def lpm_compare():
-                    # Updates, deletes and host peeks look for the entry itself (the
-                    # reference's ``entries[(prefixlen, masked data)]``); lookups for the
-                    # longest matching prefix.
-                    length_ok = Mux(exact, e_plen == plen8, e_plen <= plen8)
-                    with m.If(lpm_valid):
-                        with m.If(lpm_use & length_ok & e_match
-                                  & (~have_best | (e_plen > best_len))):
-                            m.d.sync += [have_best.eq(1), best_len.eq(e_plen),
-                                         best_slot.eq(lpm_idx)]
-                        with m.If(~lpm_use & ~have_free):
-                            m.d.sync += [have_free.eq(1), free_slot.eq(lpm_idx)]
-
-                with m.State("LPM_SCAN"):
-                    m.d.comb += [k_idx.eq(i), k_r.en.eq(1)]
-                    lpm_capture()
-                    lpm_compare()
-                    m.d.sync += [i.eq(i + 1), pend.eq(1)]
-                    with m.If(i_last):
-                        m.next = "LPM_LAST"
-                with m.State("LPM_LAST"):
-                    lpm_capture()
-                    lpm_compare()
-                    m.next = "LPM_FLUSH"
-                with m.State("LPM_FLUSH"):
-                    lpm_compare()
-                    m.d.sync += lpm_valid.eq(0)
-                    m.next = "LPM_DONE"
-                with m.State("LPM_DONE"):
-                    with m.Switch(op):
-                        with m.Case(Op.LOOKUP, Op.PEEK):
-                            m.d.sync += [o_found.eq(have_best), slot.eq(best_slot)]
-                            m.next = "RESULT"
-                        with m.Case(Op.DELETE):
-                            with m.If(have_best):
-                                m.d.comb += set_used(best_slot, 0)
-                                m.d.sync += [slot.eq(best_slot), v_zero.eq(1)]
-                                m.next = "VALUE_SETUP"
-                            with m.Else():
-                                m.d.sync += fail(E_NOENT)
-                                m.next = "RESPOND"
-                        with m.Default():
-                            with m.If(have_best & f_noexist):
-                                m.d.sync += fail(E_EXIST)
-                                m.next = "RESPOND"
-                            with m.Elif(have_best):
-                                m.d.sync += slot.eq(best_slot)
-                                m.next = "LPM_STORE"
-                            with m.Elif(f_exist):
-                                m.d.sync += fail(E_NOENT)
-                                m.next = "RESPOND"
-                            with m.Elif(~have_free):
-                                m.d.sync += fail(E_NOSPC)
-                                m.next = "RESPOND"
-                            with m.Else():
-                                m.d.sync += slot.eq(free_slot)
-                                m.next = "LPM_STORE"
-                with m.State("LPM_STORE"):
-                    m.d.comb += [k_idx.eq(slot), k_w.en.eq(1), k_w.data.eq(key_r)]
-                    m.d.comb += set_used(slot, 1)
-                    m.next = "VALUE_SETUP"
-
-            if has_hash:
-                with m.State("FREE_SCAN"):
-                    # i counts 32-slot words of the used bits; the map's slots start 64-aligned
-                    # and CLEAR marks the slots past max_entries in its last word used.
-                    m.d.comb += u_at.eq(Cat(Const(0, USED_SHIFT), i))
-                    any_free, low = _lowest_set(m, ~u_word)
-                    with m.If(any_free):
-                        m.d.sync += slot.eq(Cat(low, i))
-                        with m.If(have_empty):
-                            m.next = "INSERT"
-                        with m.Else():
-                            m.d.sync += fail(E_2BIG)
-                            m.next = "RESPOND"
-                    with m.Elif(Cat(Const(0, USED_SHIFT), i[:word_bits] + 1)
-                                >= maxe[:self.slot_bits + 1]):
-                        if has_lru:
-                            with m.If(is_lru):
-                                m.d.sync += [i.eq(0), pend.eq(0), have_min.eq(0)]
-                                m.next = "STAMP_SCAN"
-                            with m.Else():
-                                m.d.sync += fail(E_2BIG)
-                                m.next = "RESPOND"
-                        else:
-                            m.d.sync += fail(E_2BIG)
-                            m.next = "RESPOND"
-                    with m.Else():
-                        m.d.sync += i.eq(i + 1)
-
-            # --- value writer: v_left bytes from the request value (or zeros) at v_addr ----------
-            with m.State("CLEAR_SETUP"):              # sprod catches up with slot
-                m.next = "CLEAR_LENGTH"
-            with m.State("CLEAR_LENGTH"):             # (zeros: v_word does not matter)
-                m.d.sync += v_left.eq(sprod)
-                m.next = "VALUE_WRITE"
-            with m.State("VALUE_SETUP"):              # sprod catches up with slot
-                m.next = "VALUE_ADDR"
-            with m.State("VALUE_ADDR"):
-                m.d.sync += [v_addr.eq(add_aligned(D[Field.VALUE_BASE], sprod, 3)),
-                             v_left.eq(vsize),
-                             v_word.eq(0)]
-                m.next = "VALUE_WRITE"
-            with m.State("VALUE_WRITE"):
-                v_whole = v_left[3:] != 0             # 8 bytes or more left
-                with m.If(v_left == 0):
-                    m.next = "VALUE_DONE"
                 with m.Else():
-                    m.d.comb += [vm.b_we.eq(1), vm.b_addr.eq(v_addr),
-                                 vm.b_wdata.eq(Mux(v_zero, 0, v_data)),
-                                 vm.b_wmask.eq(Mux(v_whole, 0xff, thermometer(v_left[:3], 8)))]
-                    with m.If(vm.b_wgrant):
-                        m.d.sync += [v_addr.eq(Cat(v_addr[:3], v_addr[3:] + 1)),
-                                     v_word.eq(v_word + 1),
-                                     v_left.eq(Mux(v_whole, Cat(v_left[:3], v_left[3:] - 1), 0))]
-            with m.State("VALUE_DONE"):
-                with m.Switch(after_value):
-                    with m.Case(AV_TOUCH):
-                        m.next = "TOUCH"
-                    if has_hash:
-                        with m.Case(AV_SHIFT):
-                            m.next = "SHIFT_START"
-                    with m.Case(AV_CLEAR):
-                        m.d.sync += i.eq(0)
-                        if keyed:
-                            with m.If(((mtype == MapType.HASH) | is_lru) & has_hash):
-                                m.next = "CLEAR_BUCKETS" if has_hash else "CLEAR_SLOTS"
-                            with m.Elif(mtype == MapType.ARRAY):
-                                m.next = "RESPOND"
-                            with m.Else():
-                                m.next = "CLEAR_SLOTS"
-                        else:
-                            m.next = "RESPOND"
-                    with m.Default():
-                        m.next = "RESPOND"
-
-            with m.State("TOUCH"):
-                if has_lru:
-                    with m.If(is_lru):
-                        m.d.comb += [s_idx.eq(slot), s_w.en.eq(1),
-                                     s_w.data.stamp.eq(lru_clock + 1), s_w.data.home.eq(home),
-                                     c_w.en.eq(1), c_w.data.eq(lru_clock + 1)]
+                    m.next = "NEXT"
+            with m.Elif(prog_side & (mtype == MapType.PROG_ARRAY) & (op == Op.LOOKUP)):
+                m.d.sync += self.o_status.eq(Status.FAULT)
+                m.next = "RESPOND"
+            with m.Elif(prog_side & ((op == Op.UPDATE) | (op == Op.DELETE))
+                        & (fd_array | self.d.read_only)):
+                m.d.sync += self.o_status.eq(Status.FAULT)
+                m.next = "RESPOND"
+            for room in rooms:
+                with m.Elif(self.built(*room.types)):
+                    room.decode()
+            with m.Else():                        # a type this build leaves out
+                m.d.sync += self.o_status.eq(Status.FAULT)
                 m.next = "RESPOND"
 
-            if keyed:
-                with m.State("CLEAR_SLOTS"):
-                    # Up to the end of the map's last used-bit word: slots past max_entries
-                    # stay marked used, so the free-slot scan needs no bound per bit.
-                    beyond = i_past
-                    if has_lru:
-                        m.d.comb += [s_idx.eq(i), s_w.en.eq(~beyond),
-                                     s_w.data.eq(0)]
-                    m.d.comb += set_used(i, beyond)
-                    m.d.sync += i.eq(i + 1)
-                    with m.If((i[:USED_SHIFT] == USED_WORD - 1) & i_last):
-                        m.next = "RESPOND"
-
-                # --- iteration --------------------------------------------------------------------
-                with m.State("NEXT"):
-                    m.d.comb += u_at.eq(i)
-                    with m.If(i_past):
-                        m.next = "RESPOND"
-                    with m.Elif(mtype == MapType.ARRAY):
-                        m.d.sync += [o_found.eq(1), slot.eq(i), o_keylo.eq(i)]
-                        m.next = "RESULT"
-                    with m.Elif(u_bit):
-                        m.d.comb += [k_idx.eq(i), k_r.en.eq(1)]
-                        m.d.sync += [o_found.eq(1), slot.eq(i), o_keylo.eq(i)]
-                        m.next = "NEXT_KEY"
-                    with m.Else():
-                        m.d.sync += i.eq(i + 1)
-                with m.State("NEXT_KEY"):
-                    m.d.sync += key_from_mem.eq(~((mtype == MapType.DEVMAP)
-                                                  | (mtype == MapType.PROG_ARRAY)))
-                    m.next = "RESULT"
-            else:
-                with m.State("NEXT"):
-                    with m.If(i_past):
-                        m.next = "RESPOND"
-                    with m.Else():
-                        m.d.sync += [o_found.eq(1), slot.eq(i), o_keylo.eq(i)]
-                        m.next = "RESULT"
-
-            # --- raw value access (host) -------------------------------------------------------
-            host_vaddr = add_aligned(D[Field.VALUE_BASE], p_addr, 3)
-            with m.State("VREAD"):
-                m.d.comb += [vm.b_re.eq(1), vm.b_addr.eq(host_vaddr)]
-                with m.If(vm.b_rgrant):
-                    m.next = "VREAD_DATA"
-            with m.State("VREAD_DATA"):
-                m.d.sync += o_data.eq(vm.word)
-                m.next = "RESPOND"
-            with m.State("VWRITE"):
-                m.d.comb += [vm.b_we.eq(1), vm.b_addr.eq(host_vaddr),
-                             vm.b_wdata.eq(p_data), vm.b_wmask.eq(p_wmask)]
+    def _value_writer(self):
+        m, vm = self.m, self.vm
+        v_addr, v_left = self.v_addr, self.v_left
+        with m.State("CLEAR_SETUP"):              # sprod catches up with slot
+            m.next = "CLEAR_LENGTH"
+        with m.State("CLEAR_LENGTH"):             # (zeros: v_word does not matter)
+            m.d.sync += v_left.eq(self.sprod)
+            m.next = "VALUE_WRITE"
+        with m.State("VALUE_SETUP"):              # sprod catches up with slot
+            m.next = "VALUE_ADDR"
+        with m.State("VALUE_ADDR"):
+            m.d.sync += [v_addr.eq(add_aligned(self.d.value_base, self.sprod, 3)),
+                         v_left.eq(self.vsize),
+                         self.v_word.eq(0)]
+            m.next = "VALUE_WRITE"
+        with m.State("VALUE_WRITE"):
+            v_whole = v_left[3:] != 0             # 8 bytes or more left
+            with m.If(v_left == 0):
+                m.next = "VALUE_DONE"
+            with m.Else():
+                m.d.comb += [vm.b_we.eq(1), vm.b_addr.eq(v_addr),
+                             vm.b_wdata.eq(Mux(self.v_zero, 0, self.ports.value)),
+                             vm.b_wmask.eq(Mux(v_whole, 0xff, thermometer(v_left[:3], 8)))]
                 with m.If(vm.b_wgrant):
+                    m.d.sync += [v_addr.eq(Cat(v_addr[:3], v_addr[3:] + 1)),
+                                 self.v_word.eq(self.v_word + 1),
+                                 v_left.eq(Mux(v_whole, Cat(v_left[:3], v_left[3:] - 1), 0))]
+        with m.State("VALUE_DONE"):
+            with m.Switch(self.after_value):
+                with m.Case(AV_TOUCH):
+                    m.next = "TOUCH"
+                if self.has_hash:
+                    with m.Case(AV_SHIFT):
+                        m.next = "SHIFT_START"
+                with m.Case(AV_CLEAR):
+                    m.d.sync += self.i.eq(0)
+                    if self.keyed:
+                        with m.If(((self.mtype == MapType.HASH) | self.is_lru) & self.has_hash):
+                            m.next = "CLEAR_BUCKETS" if self.has_hash else "CLEAR_SLOTS"
+                        with m.Elif(self.mtype == MapType.ARRAY):
+                            m.next = "RESPOND"
+                        with m.Else():
+                            m.next = "CLEAR_SLOTS"
+                    else:
+                        m.next = "RESPOND"
+                with m.Default():
                     m.next = "RESPOND"
 
-            with m.State("RESULT"):                   # sprod catches up with slot
-                m.next = "RESPOND"
+        with m.State("TOUCH"):
+            if self.has_lru:
+                with m.If(self.is_lru):
+                    self.hash.touch()
+            m.next = "RESPOND"
 
-            with m.State("RESPOND"):
-                key_out = Cat(Mux(key_from_mem, k_r.data[:32], o_keylo), k_r.data[32:]) \
-                    if keyed else o_keylo
-                errno = Array(Const(_neg(e), 32) for e in _ERRNOS + [0, 0])[o_err]
-                for port in (self.resp, self.host_resp):
-                    p = port.payload
-                    m.d.comb += [p.status.eq(o_status), p.found.eq(o_found),
-                                 p.slot.eq(Mux(o_found, slot, 0)),
-                                 p.offset.eq(Mux(o_found, sprod, 0)),
-                                 p.errno.eq(errno), p.data.eq(o_data), p.key.eq(key_out)]
-                # The request is accepted now (its valid is still up: the stream rules).
-                m.d.comb += [self.resp.valid.eq(~src_host), self.host_resp.valid.eq(src_host),
-                             self.req.ready.eq(~src_host & ~accepted),
-                             self.host_req.ready.eq(src_host & ~accepted)]
-                m.d.sync += accepted.eq(1)
-                with m.If(Mux(src_host, self.host_resp.ready, self.resp.ready)):
-                    m.next = "IDLE"
-        return m
-
-    def _array_decode(self, m, op, index, in_range, slot, o_found, fail, f_array_bad, f_noexist,
-                      f_lock):
-        with m.Switch(op):
-            with m.Case(Op.LOOKUP, Op.PEEK):
-                m.d.sync += [o_found.eq(in_range), slot.eq(index)]
-                m.next = "RESULT"
-            with m.Case(Op.UPDATE):
-                with m.If(f_array_bad):
-                    m.d.sync += fail(E_INVAL)
-                    m.next = "RESPOND"
-                with m.Elif(~in_range):
-                    m.d.sync += fail(E_2BIG)
-                    m.next = "RESPOND"
-                with m.Elif(f_noexist):
-                    m.d.sync += fail(E_EXIST)
-                    m.next = "RESPOND"
-                with m.Elif(f_lock):
-                    m.d.sync += fail(E_INVAL)
+    def _clear_and_next(self):
+        m, st, i = self.m, self.storage, self.i
+        if not self.keyed:
+            with m.State("NEXT"):
+                with m.If(self.i_past):
                     m.next = "RESPOND"
                 with m.Else():
-                    m.d.sync += slot.eq(index)
-                    m.next = "VALUE_SETUP"
-            with m.Default():
-                m.d.sync += fail(E_INVAL)
+                    m.d.sync += [self.o_found.eq(1), self.slot.eq(i), self.o_keylo.eq(i)]
+                    m.next = "RESULT"
+            return
+        with m.State("CLEAR_SLOTS"):
+            # Up to the end of the map's last used-bit word: slots past max_entries stay
+            # marked used, so the free-slot scan needs no bound per bit.
+            beyond = self.i_past
+            if self.has_lru:
+                m.d.comb += [st.s_idx.eq(i), st.s_we.eq(~beyond), st.s_wdata.eq(0)]
+            m.d.comb += self.set_used(i, beyond)
+            m.d.sync += i.eq(i + 1)
+            with m.If((i[:USED_SHIFT] == USED_WORD - 1) & self.i_last):
                 m.next = "RESPOND"
+
+        # --- iteration -----------------------------------------------------------------------
+        with m.State("NEXT"):
+            m.d.comb += st.u_at.eq(i)
+            with m.If(self.i_past):
+                m.next = "RESPOND"
+            with m.Elif(self.mtype == MapType.ARRAY):
+                m.d.sync += [self.o_found.eq(1), self.slot.eq(i), self.o_keylo.eq(i)]
+                m.next = "RESULT"
+            with m.Elif(st.u_bit):
+                m.d.comb += [st.k_idx.eq(i), st.k_ren.eq(1)]
+                m.d.sync += [self.o_found.eq(1), self.slot.eq(i), self.o_keylo.eq(i)]
+                m.next = "NEXT_KEY"
+            with m.Else():
+                m.d.sync += i.eq(i + 1)
+        with m.State("NEXT_KEY"):
+            m.d.sync += self.key_from_mem.eq(~((self.mtype == MapType.DEVMAP)
+                                               | (self.mtype == MapType.PROG_ARRAY)))
+            m.next = "RESULT"
+
+    def _host_values(self):
+        """The host's raw value access (``VALUE_READ``/``VALUE_WRITE``)."""
+        m, vm, ports = self.m, self.vm, self.ports
+        host_vaddr = add_aligned(self.d.value_base, ports.addr, 3)
+        with m.State("VREAD"):
+            m.d.comb += [vm.b_re.eq(1), vm.b_addr.eq(host_vaddr)]
+            with m.If(vm.b_rgrant):
+                m.next = "VREAD_DATA"
+        with m.State("VREAD_DATA"):
+            m.d.sync += self.o_data.eq(vm.word)
+            m.next = "RESPOND"
+        with m.State("VWRITE"):
+            m.d.comb += [vm.b_we.eq(1), vm.b_addr.eq(host_vaddr),
+                         vm.b_wdata.eq(ports.data), vm.b_wmask.eq(ports.wmask)]
+            with m.If(vm.b_wgrant):
+                m.next = "RESPOND"
+
+    def _respond(self):
+        m, ports = self.m, self.ports
+        with m.State("RESULT"):                   # sprod catches up with slot
+            m.next = "RESPOND"
+
+        with m.State("RESPOND"):
+            k_rdata = self.storage.k_rdata
+            key_out = Cat(Mux(self.key_from_mem, k_rdata[:32], self.o_keylo), k_rdata[32:]) \
+                if self.keyed else self.o_keylo
+            errno = Array(Const(errno_word(e), 32) for e in ERRNOS + [0, 0])[self.o_err]
+            p = ports.resp
+            m.d.comb += [p.status.eq(self.o_status), p.found.eq(self.o_found),
+                         p.slot.eq(Mux(self.o_found, self.slot, 0)),
+                         p.offset.eq(Mux(self.o_found, self.sprod, 0)),
+                         p.errno.eq(errno), p.data.eq(self.o_data), p.key.eq(key_out),
+                         ports.respond.eq(1)]
+            with m.If(ports.resp_ready):
+                m.next = "IDLE"

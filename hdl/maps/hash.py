@@ -3,19 +3,20 @@ one key byte per cycle.
 
 The reflected CRC register update for one byte is linear over GF(2) in (register, byte), so each
 of the 32 next-register bits is the XOR of a fixed set of register and byte bits
-(:func:`crc32_step_columns`, derived from zlib itself). The engine starts from ``0xFFFFFFFF``,
-steps over the key's ``key_size`` bytes and inverts the result: ``zlib.crc32(key)``.
+(:func:`crc32_step_columns`, derived from zlib itself). :class:`KeyHash` starts from
+``0xFFFFFFFF``, steps over the key's ``key_size`` bytes and inverts the result:
+``zlib.crc32(key)``.
 """
 
 import functools
 import operator
 import zlib
 
-from amaranth import Module
+from amaranth import Module, Signal, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["crc32_step", "crc32_step_columns", "Crc32Step"]
+__all__ = ["crc32_step", "crc32_step_columns", "Crc32Step", "KeyHash"]
 
 
 def crc32_step(register, byte):
@@ -58,4 +59,50 @@ class Crc32Step(wiring.Component):
         for out, column in enumerate(crc32_step_columns()):
             bits = [source[kind][i] for kind, i in column]
             m.d.comb += self.next[out].eq(functools.reduce(operator.xor, bits))
+        return m
+
+
+class KeyHash(wiring.Component):
+    """``zlib.crc32`` of a key, one byte per cycle.
+
+    Parameters
+    ----------
+    max_key_size : int
+        Key bytes the ``key`` port holds.
+
+    Members
+    -------
+    start : In(1)
+        Start over (the register goes to ``0xFFFFFFFF``, the byte count to 0).
+    size : In(6)
+        Key bytes to hash; the hash steps over one byte per cycle after ``start`` until
+        ``done``.
+    first : In(8)
+        Key byte 0 (the first step's byte: the key register may not be masked yet then).
+    key : In(8 * max_key_size)
+        The key (bytes 1.. are read from here).
+    done : Out(1)
+        ``size`` bytes are hashed; ``crc`` holds ``zlib.crc32(key[:size])``.
+    crc : Out(32)
+    """
+
+    def __init__(self, max_key_size):
+        self.max_key_size = max_key_size
+        super().__init__({
+            "start": In(1), "size": In(6), "first": In(8), "key": In(8 * max_key_size),
+            "done": Out(1), "crc": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        register = Signal(32)
+        count = Signal(6)
+        m.submodules.step = step = Crc32Step()
+        m.d.comb += [step.register.eq(register),
+                     step.byte.eq(Mux(count == 0, self.first, self.key.word_select(count, 8))),
+                     self.done.eq(count == self.size), self.crc.eq(~register)]
+        with m.If(count != self.size):
+            m.d.sync += [register.eq(step.next), count.eq(count + 1)]
+        with m.If(self.start):
+            m.d.sync += [register.eq(0xFFFF_FFFF), count.eq(0)]
         return m

@@ -1,15 +1,34 @@
-"""Payload layouts and operation codes of the map memory (:class:`.engine.MapMemory`).
+"""Port signatures, payload layouts, operation codes and errno values of the map memory
+(:class:`.engine.MapMemory`) and of the rooms it is built from.
 
-Two request/response stream pairs share one format: ``req``/``resp`` (the CPU's helper unit) and
-``host_req``/``host_resp`` (the control plane, :mod:`bpfcore.sim.rtl.mapdrv`). Key and value bytes
-travel LSB-first: key byte ``j`` is bits ``8j..8j+7`` of ``key``; bytes past the map's key size
-are ignored.
+Two request/response stream pairs share one format (:func:`MapPortSignature`): ``req``/``resp``
+(the CPU's helper unit) and ``host_req``/``host_resp`` (the control plane,
+:mod:`bpfcore.sim.rtl.mapdrv`). Key and value bytes travel LSB-first: key byte ``j`` is bits
+``8j..8j+7`` of ``key``; bytes past the map's key size are ignored. The CPU's memory stage
+reaches the values through :func:`CpuValueSignature`.
 """
 
-from amaranth.lib import data, enum
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from bpfcore.abi import Errno
 
 __all__ = ["Op", "Status", "Field", "request_layout", "response_layout", "FIELD_WIDTHS",
-           "RECIP_SHIFT", "VALUE_SIZE_BITS", "OFFSET_BITS", "cpu_port_bits"]
+           "RECIP_SHIFT", "VALUE_SIZE_BITS", "OFFSET_BITS", "cpu_port_bits",
+           "MapPortSignature", "CpuValueSignature", "ring_bytes",
+           "descriptor_layout", "stamp_layout", "bucket_layout",
+           "ERRNOS",
+           "E_NONE", "E_INVAL", "E_NOENT", "E_2BIG", "E_EXIST", "E_NOSPC", "errno_word"]
+
+#: The engine keeps the errno of an answer (:class:`bpfcore.abi.Errno`) as a 3-bit code, expanded
+#: at the response: ``ERRNOS[code]``.
+ERRNOS = [0, Errno.EINVAL, Errno.ENOENT, Errno.E2BIG, Errno.EEXIST, Errno.ENOSPC]
+E_NONE, E_INVAL, E_NOENT, E_2BIG, E_EXIST, E_NOSPC = range(6)
+
+
+def errno_word(errno):
+    """The response's ``errno`` field for ``errno``: ``-errno`` as a 32-bit two's complement."""
+    return (-errno) & 0xFFFF_FFFF
 
 #: Value sizes are below ``1 << VALUE_SIZE_BITS`` bytes.
 VALUE_SIZE_BITS = 12
@@ -121,3 +140,64 @@ def response_layout(max_key_size):
         "data": 64,
         "key": 8 * max_key_size,
     })
+
+
+def MapPortSignature(map_bits, max_key_size, max_value_size):
+    """A request/response stream pair (the helper unit's or the host's), as the initiator sees
+    it: ``req`` (``Out``, :func:`request_layout`) and ``resp`` (``In``, :func:`response_layout`).
+    The map memory accepts a request (``ready``) in the cycle its response becomes valid."""
+    return wiring.Signature({
+        "req": Out(stream.Signature(request_layout(map_bits, max_key_size, max_value_size))),
+        "resp": In(stream.Signature(response_layout(max_key_size))),
+    })
+
+
+def CpuValueSignature():
+    """The CPU memory stage's port, as the CPU (the initiator) sees it: ``Out(...)`` in the CPU,
+    ``In(...)`` in the map memory.
+
+    ``en`` with ``addr`` (``address - abi.MAP_BASE``: map index in bits 20.., byte offset in the
+    window below) and ``size`` (log2 of the byte count) starts an access; one cycle later
+    ``ring`` and ``rot`` (the value memory's two words and the ring byte where the access
+    starts: the bytes from ``addr`` on, LSB first, are ``ring`` rotated right by ``rot``
+    bytes, :func:`ring_bytes`), ``ok`` (inside one value of an existing
+    map: the VM's rule) and ``ro`` (the map is read-only to programs) are valid, and ``we`` in
+    that cycle (or any later one, until the next ``en``) stores ``wdata``'s ``size`` low bytes
+    at that address. The CPU must not assert ``we`` unless ``ok & ~ro``.
+
+    ``slot`` (valid with ``ring``/``ok``) is the index of the value the access's first byte
+    falls in (``offset // value_size``, meaningful when ``ok``): accesses with equal ``slot``
+    that are each ``ok`` lie inside one value, so a buffer read in several accesses can be
+    proven to stay in one value.
+    """
+    return wiring.Signature({
+        "en": Out(1), "addr": Out(26), "size": Out(2), "we": Out(1), "wdata": Out(64),
+        "ring": In(128), "rot": In(4), "ok": In(1), "ro": In(1), "slot": In(OFFSET_BITS),
+    })
+
+
+def ring_bytes(ring, rot, n=8):
+    """The ``n`` bytes (an int, LSB first) that a CPU port answer ``ring``/``rot`` holds."""
+    rotated = (ring >> (8 * rot)) | (ring << (128 - 8 * rot))
+    return rotated & ((1 << 8 * n) - 1)
+
+
+def descriptor_layout(widths, fields, *, exists=False):
+    """One reader's view of a descriptor: a member per :class:`Field` in ``fields`` (named in
+    lower case, ``widths[field]`` bits), and ``exists`` (the map has a type) if asked."""
+    members = {f.name.lower(): widths[f] for f in fields}
+    if exists:
+        members["exists"] = 1
+    return data.StructLayout(members)
+
+
+def stamp_layout(bucket_bits):
+    """An LRU row of the slot space: the slot's last-use ``stamp`` and the ``home`` bucket of
+    its key (the victim is found in the key index by its slot from there, without a rehash)."""
+    return data.StructLayout({"stamp": 32, "home": bucket_bits})
+
+
+def bucket_layout(slot_bits, bucket_bits):
+    """A row of the key index: ``valid``, the entry's ``slot`` and its key's ``home`` bucket
+    (the backward-shift delete needs no rehash)."""
+    return data.StructLayout({"valid": 1, "slot": slot_bits, "home": bucket_bits})
