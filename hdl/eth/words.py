@@ -15,7 +15,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._checks import check_domain, checking
+from ._checks import check_domain
+from ..unused import rejecting
 from .layouts import (WORD_BYTES, FifoWriteSignature, RxEntry, RxEntrySignature, RxReason,
                       RxStatus, TxWord)
 
@@ -61,7 +62,7 @@ class RxPacker(wiring.Component):
     """
 
     def __init__(self, *, domain="rx0"):
-        with checking(self):
+        with rejecting(self):
             check_domain("domain", domain)
         self._domain = domain
         super().__init__({"bytes": In(FifoWriteSignature), "fifo": Out(RxEntrySignature)})
@@ -138,7 +139,7 @@ class TxUnpacker(wiring.Component):
     """
 
     def __init__(self, *, domain="tx"):
-        with checking(self):
+        with rejecting(self):
             check_domain("domain", domain)
         self._domain = domain
         super().__init__({"words": In(stream.Signature(TxWord)),
