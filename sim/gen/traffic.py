@@ -416,14 +416,17 @@ class _Generator:
         return [self.rng.randbytes(self.rng.randrange(1, 14))]
 
     def truncated(self):
-        """A well-formed frame cut short inside its IP or L4 header."""
+        """A well-formed frame cut short inside its IP or L4 header, then zero-padded to the
+        shortest frame, as a sender pads it on the wire (no port takes a shorter one)."""
         frame = self.rng.choice([self.tcp4, self.udp4, self.tcp6, self.udp6, self.echo4,
                                  self.echo6])()[0]
         l3_header = 20 if frame[12:14] == b"\x08\x00" else 40
         cut = self.rng.randrange(14, 14 + l3_header + 8)
         if self.rng.random() < 0.2:
-            return [_tag(frame[:12], [(ETH_P_8021Q, 7)])[:14 + self.rng.randrange(0, 4)]]
-        return [frame[:cut]]
+            frame = _tag(frame[:12], [(ETH_P_8021Q, 7)])[:14 + self.rng.randrange(0, 4)]
+        else:
+            frame = frame[:cut]
+        return [frame.ljust(MIN_FRAME, b"\0")]
 
     def malformed(self):
         """Complete frames whose IP header lies: bad IHL, wrong version, length beyond the frame."""
