@@ -53,6 +53,7 @@ def test_demo_runs():
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert [line[:5] for line in lines if line.startswith("[")] == [
-        "[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+        "[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"]
     assert any(line.startswith("xdp_l3_filter ") for line in lines)
-    assert lines[-1] in ("demo: VM, RTL and kernel agree", "demo: VM and RTL agree")
+    assert any(line.strip().startswith("total ") for line in lines)     # the board's counters
+    assert lines[-1] in ("demo: VM, board, RTL and kernel agree", "demo: VM, board and RTL agree")

@@ -5,13 +5,16 @@
 3. runs a firmware program with maps (``firewall``, with its ``firewall.maps.json``) on the golden
    VM and in the Linux kernel, and compares verdicts, packets out and final maps (what
    ``bpfcore run --compare`` does);
-4. runs every firmware program and the assembly ``l2_filter.s`` on the cycle-accurate CPU in
+4. sends the capture through the simulated board (``--engine soc``: two Ethernet ports, the
+   packet datapath and the XDP core, frames entering on both ports) with ``firewall``, checked
+   against the VM, and shows the board's counters and the frames out per port;
+5. runs every firmware program and the assembly ``l2_filter.s`` on the cycle-accurate CPU in
    lockstep with the VM (those with maps or helper calls on the XDP core: CPU, map memory and
    helper units, with their map files), times them in the kernel, and prints the
    offloaded-vs-host throughput table (``bpfcore throughput``).
 
-Progress lines go to stdout as each step starts. The last line is ``demo: VM, RTL and kernel
-agree`` (or ``demo: VM and RTL agree`` without ``bpf()``); the exit status is 1 when any two
+Progress lines go to stdout as each step starts. The last line is ``demo: VM, board, RTL and
+kernel agree`` (without ``bpf()``, the kernel is left out); the exit status is 1 when any two
 engines disagree.
 """
 
@@ -111,13 +114,40 @@ def _maps_program(step, frames):
     return True
 
 
+def _board(step, frames):
+    """Step 4: the capture through the simulated board; True when it agrees with the VM."""
+    from bpfcore.sim.engines import run_packets
+    from bpfcore.sim.load.elf import load_elf
+    from bpfcore.sim.load.mapfile import load_map_file
+    name = MAPS_PROGRAM
+    step(f"board: {name}.o on the simulated SoC (Verilator; frames on both ports, in lockstep "
+         f"with the VM)")
+    obj = load_elf(FIRMWARE / "build" / f"{name}.o")
+    settings, entry = load_map_file(FIRMWARE / f"{name}.maps.json")
+    try:
+        report = run_packets(obj, obj.find(entry), frames, "soc", map_settings=settings,
+                             ports="both")
+    except BpfcoreError as error:
+        step.note(f"the board and the VM disagree: {error}")
+        return False
+    counters = report.counters
+    names = ("received", "pass", "tx", "redirect", "drop", "aborted", "rejected", "no_buffer")
+    step.note("counters " + " ".join(f"{n:>9}" for n in names))
+    for where in ("port0", "port1", "total"):
+        step.note(f"{where:<8} " + " ".join(f"{counters[where][n]:>9}" for n in names))
+    out = [sum(1 for p in report.ports if p == port) for port in (0, 1)]
+    step.note(f"frames out: port 0 {out[0]}, port 1 {out[1]}; every run, frame and map "
+              f"agrees with the VM")
+    return True
+
+
 def _demo(args):
     from bpfcore.sim.commands.throughput import (format_table, load_subject, measure,
                                                  venv_tools_on_path)
     if args.count < 1:
         raise BpfcoreError(f"--count must be at least 1, not {args.count}")
     venv_tools_on_path()
-    step = _Steps(4)
+    step = _Steps(5)
     _build_firmware(step)
 
     from bpfcore.sim.rtl.verilog import build_root
@@ -132,6 +162,7 @@ def _demo(args):
     step.note(f"{sum(len(f) for f in frames)} bytes; kinds: {', '.join(kinds)}")
 
     maps_ok = _maps_program(step, frames)
+    board_ok = _board(step, frames)
 
     subjects = [load_subject(FIRMWARE / path) for path in OFFLOAD_PROGRAMS]
     step(f"offload: {', '.join(s.name for s in subjects)} on the cycle-accurate CPU "
@@ -141,7 +172,7 @@ def _demo(args):
     print()
     print("\n".join(format_table(report)))
     print()
-    agree = maps_ok and report["agree"]
-    engines = "VM, RTL and kernel" if report["host"]["available"] else "VM and RTL"
+    agree = maps_ok and board_ok and report["agree"]
+    engines = "VM, board, RTL and kernel" if report["host"]["available"] else "VM, board and RTL"
     print(f"demo: {engines} agree" if agree else f"demo: {engines} DISAGREE (see above)")
     return 0 if agree else 1
