@@ -12,7 +12,7 @@ from amaranth.sim import Simulator
 
 from bpfcore import abi
 from bpfcore.abi import Fault
-from bpfcore.hdl.layouts import Region
+from bpfcore.abi import Region
 from bpfcore.hdl.units.alu import Alu
 from bpfcore.hdl.units.atomics import Atomics
 from bpfcore.hdl.units.branch import BranchCompare
