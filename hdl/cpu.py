@@ -185,7 +185,7 @@ class Cpu(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.run = run = RunControl(self.program_slots)
+        m.submodules.run = run = RunControl(self.program_slots, self.pkt_slots)
         m.submodules.fetch = fetch = Fetch(self.program_slots, with_divider=self.with_divider,
                                            with_atomics=self.with_atomics)
         m.submodules.predictor = predictor = BranchPredictor()
@@ -500,11 +500,7 @@ class Cpu(wiring.Component):
             m.d.comb += [lsu.pkt_we.eq(self.pkt_we), lsu.pkt_addr.eq(self.pkt_addr),
                          lsu.pkt_wdata.eq(self.pkt_wdata), self.pkt_rdata.eq(lsu.pkt_rdata)]
         else:
-            # The slot a run uses is latched with the run's other inputs.
-            slot = Signal.like(self.start_slot)
-            with m.If(self.start & ~run.busy):
-                m.d.sync += slot.eq(self.start_slot)
-            m.d.comb += lsu.slot.eq(slot)
+            m.d.comb += [run.start_slot.eq(self.start_slot), lsu.slot.eq(run.slot)]
             wiring.connect(m, wiring.flipped(self.dp), lsu.dp)
         wiring.connect(m, wiring.flipped(self.hmem), memport.hmem)
         m.d.sync += phase.eq(m_stall)

@@ -20,11 +20,15 @@ class RunControl(wiring.Component):
     ----------
     slots : int
         Program memory size in slots.
+    pkt_slots : int
+        Packet slots of the CPU; with more than one, ``start_slot`` is latched into ``slot``.
 
     Members
     -------
     start, entry_len, budget, data, data_end, ingress_ifindex, rx_queue_index : In
         The CPU's run control inputs.
+    start_slot : In(range(pkt_slots)), slot : Out(range(pkt_slots))
+        With several packet slots: the slot a run uses, latched at ``start``.
     prog_len : In(range(slots + 1))
         One past the last slot written.
     busy, done, cycles : Out
@@ -61,8 +65,12 @@ class RunControl(wiring.Component):
     result_r0, result_fault, result_pc : Out
     """
 
-    def __init__(self, slots):
+    def __init__(self, slots, pkt_slots=1):
+        self.pkt_slots = pkt_slots
+        packet = {} if pkt_slots == 1 else {"start_slot": In(range(pkt_slots)),
+                                            "slot": Out(range(pkt_slots))}
         super().__init__({
+            **packet,
             "start": In(1),
             "entry_len": In(range(slots + 1)),
             "prog_len": In(range(slots + 1)),
@@ -117,6 +125,8 @@ class RunControl(wiring.Component):
         with m.FSM(name="run"):
             with m.State("IDLE"):
                 with m.If(self.start):
+                    if self.pkt_slots > 1:
+                        m.d.sync += self.slot.eq(self.start_slot)
                     m.d.sync += [
                         self.busy.eq(1),
                         budget.eq(self.budget), data_lo.eq(self.data),

@@ -16,6 +16,7 @@ ports play their frames back to back at 1 Gb/s and the report adds the offered a
 packet rates.
 """
 
+from bpfcore import abi
 from bpfcore.errors import BpfcoreError
 from bpfcore.sim.engines import SOC_PORTS, SOC_SYNC_MHZ
 from bpfcore.sim.engines.rtl import RtlEngine
@@ -40,6 +41,23 @@ MIN_FRAME = 60
 WIRE_OVERHEAD = 8 + 4 + IFG_BYTES
 
 _BENCHES = {}
+
+
+def _reads_match(run, frame):
+    """Whether the packet bytes ``run`` loaded (before its first store or helper call, which may
+    change the packet) are those of ``frame`` received at ``abi.PKT_HEADROOM``."""
+    data = abi.PKT_BASE + abi.PKT_HEADROOM
+    for _, record in run.records:
+        if record.helper_id is not None or record.mem_wmask:
+            break
+        if not record.mem_rmask or not data <= record.mem_addr < abi.PKT_BASE + abi.PKT_SLOT_SIZE:
+            continue
+        offset = record.mem_addr - data
+        size = record.mem_rmask.bit_length()        # masks are 0x1, 0x3, 0xf or 0xff
+        if offset + size > len(frame) or \
+                int.from_bytes(frame[offset:offset + size], "little") != record.mem_rdata:
+            return False
+    return True
 
 
 class SocEngine(RtlEngine):
@@ -131,11 +149,18 @@ class SocEngine(RtlEngine):
         taken = [0, 0]
         for n, run in enumerate(result.runs):
             port = run.port
-            if taken[port] >= len(runnable[port]):
-                raise BpfcoreError(f"run {n}: the SoC ran a frame of port {port} that was "
-                                   f"never offered")
-            index = runnable[port][taken[port]]
-            taken[port] += 1
+            # Without drops each run takes the next frame of its port; frames dropped for lack
+            # of a buffer are skipped by what the run read of its packet.
+            while True:
+                if taken[port] >= len(runnable[port]):
+                    raise BpfcoreError(f"run {n}: the SoC ran a frame of port {port} that was "
+                                       f"never offered (or that no offered frame matches)")
+                index = runnable[port][taken[port]]
+                taken[port] += 1
+                if not no_buffer or _reads_match(run, packets[index]):
+                    break
+                report.packets[index] = PacketResult(
+                    "REJECTED", message=f"packet {index}: found no free packet slot")
             self.vm.ingress_ifindex = port + 1
             self.records.clear()
             want = self.vm.run_packet(index, packets[index])

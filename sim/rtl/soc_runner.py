@@ -13,15 +13,15 @@ import os
 import shutil
 import tempfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from bpfcore.abi import Fault
 from bpfcore.errors import BpfcoreError
-from bpfcore.sim.rtl.runner import get_runner
+from bpfcore.sim.rtl.runner import build_model, get_runner
 from bpfcore.sim.rtl.soc_tb import PLAYER_WAIT, PORTS, SOC_TB_NAME, soc_wrapper_verilog
-from bpfcore.sim.rtl.trace import PrintkText, decode_record
+from bpfcore.sim.rtl.trace import TraceRun, record_line
 from bpfcore.sim.rtl.verilog import generate
 
 __all__ = ["SocBench", "SocResult", "SocRun", "gmii_frame", "player_entries", "IFG_BYTES",
@@ -62,18 +62,10 @@ def player_entries(frames, paced):
 
 
 @dataclass
-class SocRun:
-    """One run of the core: on a frame of ``port``, from ``start_cycle``; its retirements
-    ``[(cycle, RetireRecord)]``; ``end`` = (cycle, r0, fault, pc) or None."""
-    port: int
-    start_cycle: int
-    records: list = field(default_factory=list)
-    end: Optional[tuple] = None
-    printk: PrintkText = field(default_factory=PrintkText)
-
-    @property
-    def cycles(self):
-        return None if self.end is None else self.end[0] - self.start_cycle
+class SocRun(TraceRun):
+    """One run of the core (:class:`~bpfcore.sim.rtl.trace.TraceRun`, ``index`` its place in
+    the dispatch order), on a frame received on ``port``."""
+    port: int = 0
 
 
 @dataclass
@@ -131,7 +123,7 @@ def parse_soc_log(path, layout):
                 tag = parts[0]
                 if tag == "S":
                     last_cycle = int(parts[1])
-                    runs.append(SocRun(int(parts[2]), int(parts[1])))
+                    runs.append(SocRun(len(runs), int(parts[1]), port=int(parts[2])))
                 elif tag == "T":
                     pending[int(parts[1])].append(int(parts[2], 16))
                 elif tag == "E":
@@ -141,20 +133,14 @@ def parse_soc_log(path, layout):
                 elif not runs:
                     raise ValueError("event before the first run")
                 elif tag == "R":
-                    if "x" in parts[2].lower() or "z" in parts[2].lower():
-                        raise ValueError(f"undefined bits in the record {parts[2]}")
                     last_cycle = int(parts[1])
-                    runs[-1].records.append((int(parts[1]),
-                                             decode_record(int(parts[2], 16), layout)))
+                    runs[-1].records.append(record_line(parts[1], parts[2], layout))
                 elif tag == "D":
                     last_cycle = int(parts[1])
                     runs[-1].end = (int(parts[1]), int(parts[2], 16), Fault(int(parts[3], 16)),
                                     int(parts[4], 16))
                 elif tag == "P":
-                    value = int(parts[2], 16)
-                    from bpfcore.hdl.layouts import PrintkLayout
-                    runs[-1].printk.take(value >> PrintkLayout["data"].offset & 0xff,
-                                         value >> PrintkLayout["end"].offset & 1)
+                    runs[-1].add_printk(int(parts[2], 16))
                 else:
                     raise ValueError(f"unknown event {tag!r}")
             except BpfcoreError:
@@ -209,31 +195,11 @@ class SocBench:
         marker = self.sim_dir / "built.ok"
         with open(self.folder / f".build_soc_{self.simulator}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if marker.exists():
-                return
-            runner = get_runner(self.simulator)
-            build_args = []
-            saved = os.environ.get("MAKEFLAGS")
-            if self.simulator == "verilator":
-                build_args = ["--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-O2",
-                              "-CFLAGS", "-std=c++20"]
-                os.environ["MAKEFLAGS"] = " ".join(filter(None, [
-                    saved, "CFG_CXXFLAGS_PCH_I=-include", "CFG_CXXFLAGS_STD=-std=c++20"]))
-            log = self.folder / f"build_soc_{self.simulator}.log"
-            try:
-                runner.build(sources=[self.verilog_path, self.tb_path], hdl_toplevel=self.tb_name,
-                             build_dir=self.sim_dir, timescale=("1ns", "1ps"),
-                             build_args=build_args, log_file=log)
-            except (SystemExit, Exception) as error:
-                raise BpfcoreError(f"{self.simulator} build of the SoC failed ({error}); "
-                                   f"see {log}") from None
-            finally:
-                if self.simulator == "verilator":
-                    if saved is None:
-                        os.environ.pop("MAKEFLAGS", None)
-                    else:
-                        os.environ["MAKEFLAGS"] = saved
-            marker.write_text("ok\n")
+            if not marker.exists():
+                build_model(self.simulator, [self.verilog_path, self.tb_path], self.tb_name,
+                            self.sim_dir, self.folder / f"build_soc_{self.simulator}.log",
+                            "the SoC")
+                marker.write_text("ok\n")
 
     def run(self, *, slots, entry_len, maps, time_ns, frames, paced, pattern=("always", 1)):
         """Play ``frames`` (``[(port, frame, bad_fcs)]``) into the SoC with the program

@@ -12,7 +12,7 @@ from bpfcore.abi import Fault, RetireRecord
 from bpfcore.errors import BpfcoreError
 from bpfcore.hdl.layouts import PrintkLayout
 
-__all__ = ["PrintkText", "TraceRun", "decode_record", "parse_log", "cpi"]
+__all__ = ["PrintkText", "TraceRun", "decode_record", "record_line", "parse_log", "cpi"]
 
 # RetireLayout field -> (RetireRecord field, the valid bit that turns it into None when 0).
 _OPTIONAL = {"rd": "rd_valid", "helper_id": "helper_valid", "ret": "ret_valid"}
@@ -113,6 +113,13 @@ def decode_record(value, layout):
     return RetireRecord(**kwargs)
 
 
+def record_line(cycle, vector, layout):
+    """``(cycle, RetireRecord)`` of an ``R`` line's fields; ``ValueError`` on X/Z bits."""
+    if "x" in vector.lower() or "z" in vector.lower():
+        raise ValueError(f"undefined bits in the record {vector}")
+    return int(cycle), decode_record(int(vector, 16), layout)
+
+
 def parse_log(path, layout):
     """``[TraceRun]`` in log order. Raises :class:`BpfcoreError` on a malformed line."""
     runs = []
@@ -129,10 +136,7 @@ def parse_log(path, layout):
                 if not runs:
                     raise ValueError("event before the first start")
                 if tag == "R":
-                    if "x" in parts[2].lower() or "z" in parts[2].lower():
-                        raise ValueError(f"undefined bits in the record {parts[2]}")
-                    runs[-1].records.append((int(parts[1]),
-                                             decode_record(int(parts[2], 16), layout)))
+                    runs[-1].records.append(record_line(parts[1], parts[2], layout))
                 elif tag == "P":
                     runs[-1].add_printk(int(parts[2], 16))
                 elif tag == "D":
