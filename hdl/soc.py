@@ -91,6 +91,9 @@ class Soc(wiring.Component):
         Packet slots free now (all of them once traffic has drained).
     run_start, run_port : Out(1)
         A run starts this cycle, on a frame of that port (benches log the dispatch order).
+    rx_queued, rx_refused : Out(2)
+        Bit ``p``: a frame of port ``p`` was queued for the core / refused this cycle
+        (:class:`~bpfcore.hdl.datapath.Datapath`'s ``queued`` and ``refused``).
     (core ports)
         Every port of the core that the datapath does not drive: program memory, map host
         streams, helper settings and results, ``printk``, ``trace``, ``busy``, ``done``, the
@@ -132,6 +135,8 @@ class Soc(wiring.Component):
         members["free_slots"] = Out(range(slots + 1))
         members["run_start"] = Out(1)
         members["run_port"] = Out(1)
+        members["rx_queued"] = Out(PORTS)
+        members["rx_refused"] = Out(PORTS)
         self._core_outside = [name for name in self.core.signature.members
                               if name not in _DATAPATH_DRIVES]
         for name in self._core_outside:
@@ -173,6 +178,7 @@ class Soc(wiring.Component):
             run.redirect_ifindex.eq(core.redirect_ifindex),
             self.run_start.eq(run.start), self.run_port.eq(run.ingress_ifindex == 2),
             self.free_slots.eq(dp.free_slots),
+            self.rx_queued.eq(dp.queued), self.rx_refused.eq(dp.refused),
         ]
 
         for p, mac in enumerate(macs):

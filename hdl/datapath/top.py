@@ -57,6 +57,11 @@ class Datapath(wiring.Component):
         The core's run control.
     counters : Out(data.ArrayLayout(CounterLayout, ports))
         Frame counters per ingress port.
+    queued, refused : Out(ports)
+        Bit ``p``: a frame of port ``p`` was queued for the core (good, in a slot) / was refused
+        (bad, too short or too long, or no free slot) this cycle. Every frame that ends on a
+        receive stream gives exactly one of the two, in its port's order (benches use them to
+        know which frame each run is).
     free_slots : Out(range(slots + 1))
         Slots free right now (all of them once traffic has drained).
 
@@ -101,6 +106,8 @@ class Datapath(wiring.Component):
             "core": Out(RunControlSignature(slots=slots)),
             "counters": Out(data.ArrayLayout(CounterLayout, ports)),
             "free_slots": Out(range(slots + 1)),
+            "queued": Out(ports),
+            "refused": Out(ports),
         })
 
     def elaborate(self, platform):
@@ -143,6 +150,8 @@ class Datapath(wiring.Component):
                 counters.finish[p].eq(rx.finish), counters.finish_ok[p].eq(rx.finish_ok),
                 counters.finish_length[p].eq(rx.finish_length),
                 counters.no_buffer[p].eq(rx.no_buffer),
+                self.queued[p].eq(rx.finish & rx.finish_ok),
+                self.refused[p].eq((rx.finish & ~rx.finish_ok) | rx.no_buffer),
             ]
             with m.If(warb.grant == p):
                 m.d.comb += [self.mem.wslot.eq(rx.wslot), self.mem.waddr.eq(rx.waddr),

@@ -16,7 +16,6 @@ ports play their frames back to back at 1 Gb/s and the report adds the offered a
 packet rates.
 """
 
-from bpfcore import abi
 from bpfcore.errors import BpfcoreError
 from bpfcore.sim.engines import SOC_PORTS, SOC_SYNC_MHZ
 from bpfcore.sim.engines.rtl import RtlEngine
@@ -41,23 +40,6 @@ MIN_FRAME = 60
 WIRE_OVERHEAD = 8 + 4 + IFG_BYTES
 
 _BENCHES = {}
-
-
-def _reads_match(run, frame):
-    """Whether the packet bytes ``run`` loaded (before its first store or helper call, which may
-    change the packet) are those of ``frame`` received at ``abi.PKT_HEADROOM``."""
-    data = abi.PKT_BASE + abi.PKT_HEADROOM
-    for _, record in run.records:
-        if record.helper_id is not None or record.mem_wmask:
-            break
-        if not record.mem_rmask or not data <= record.mem_addr < abi.PKT_BASE + abi.PKT_SLOT_SIZE:
-            continue
-        offset = record.mem_addr - data
-        size = record.mem_rmask.bit_length()        # masks are 0x1, 0x3, 0xf or 0xff
-        if offset + size > len(frame) or \
-                int.from_bytes(frame[offset:offset + size], "little") != record.mem_rdata:
-            return False
-    return True
 
 
 class SocEngine(RtlEngine):
@@ -135,32 +117,34 @@ class SocEngine(RtlEngine):
             raise BpfcoreError(f"{no_buffer} frame(s) found no free slot although the capture "
                                "was paced one frame at a time")
 
-        # The frames the SoC can run, per port in arrival order; each run takes the next one of
-        # its port (exact while no frame of that port was dropped for lack of a buffer).
-        runnable = [[], []]
-        for i, (port, data, bad) in enumerate(frames):
-            if not bad and MIN_FRAME <= len(data) <= MAX_PACKET:
-                runnable[port].append(i)
+        # Which frame each run is: per port, every frame ended on the receive stream with one
+        # outcome (queued or refused), in order; runs take the queued ones of their port.
         report = RunReport(self.name, self.prog.name, cycles=[], retired=[])
         report.packets = [PacketResult("REJECTED", message=self._rejected(i, data, bad))
                           for i, (_, data, bad) in enumerate(frames)]
+        queued = [[], []]
+        for port in (0, 1):
+            offered = [i for i, (p, _, _) in enumerate(frames) if p == port]
+            outcome = result.outcomes[port]
+            if len(outcome) != len(offered):
+                raise BpfcoreError(f"port {port}: {len(offered)} frame(s) offered, "
+                                   f"{len(outcome)} reached the datapath")
+            queued[port] = [i for i, letter in zip(offered, outcome) if letter == "Q"]
+            for i, letter in zip(offered, outcome):
+                runnable = not frames[i][2] and MIN_FRAME <= len(packets[i]) <= MAX_PACKET
+                if (letter == "Q") != runnable and not (runnable and no_buffer):
+                    raise BpfcoreError(f"packet {i}: the datapath "
+                                       f"{'queued' if letter == 'Q' else 'refused'} it")
         ports_out = [None] * len(frames)
         expected_out = [[], []]
         taken = [0, 0]
         for n, run in enumerate(result.runs):
             port = run.port
-            # Without drops each run takes the next frame of its port; frames dropped for lack
-            # of a buffer are skipped by what the run read of its packet.
-            while True:
-                if taken[port] >= len(runnable[port]):
-                    raise BpfcoreError(f"run {n}: the SoC ran a frame of port {port} that was "
-                                       f"never offered (or that no offered frame matches)")
-                index = runnable[port][taken[port]]
-                taken[port] += 1
-                if not no_buffer or _reads_match(run, packets[index]):
-                    break
-                report.packets[index] = PacketResult(
-                    "REJECTED", message=f"packet {index}: found no free packet slot")
+            if taken[port] >= len(queued[port]):
+                raise BpfcoreError(f"run {n}: the SoC ran a frame of port {port} it never "
+                                   "queued")
+            index = queued[port][taken[port]]
+            taken[port] += 1
             self.vm.ingress_ifindex = port + 1
             self.records.clear()
             want = self.vm.run_packet(index, packets[index])
@@ -177,11 +161,9 @@ class SocEngine(RtlEngine):
                 expected_out[out].append((index, want.data))
             report.cycles.append(run.cycles)
             report.retired.append(len(got))
-        if not no_buffer:
-            missing = [i for p in (0, 1) for i in runnable[p][taken[p]:]]
-            if missing:
-                raise BpfcoreError(f"packet {missing[0]}: received but never run "
-                                   f"({len(missing)} such)")
+        missing = [i for p in (0, 1) for i in queued[p][taken[p]:]]
+        if missing:
+            raise BpfcoreError(f"packet {missing[0]}: queued but never run ({len(missing)} such)")
         for port in (0, 1):
             sent = result.sent[port]
             want = expected_out[port]

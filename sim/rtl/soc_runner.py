@@ -76,6 +76,9 @@ class SocResult:
     -------
     runs : list of SocRun
         In dispatch order.
+    outcomes : list of str
+        Per port, one letter per frame that ended on its receive stream, in order: ``Q``
+        queued for the core, ``X`` refused.
     sent : list of list of bytes
         Per port, the frames it sent (without preamble, SFD and FCS), in order.
     counters : list of dict
@@ -88,6 +91,7 @@ class SocResult:
         The ``sync`` cycle of the last event logged.
     """
     runs: list
+    outcomes: list
     sent: list
     counters: list
     maps: Optional[list]
@@ -110,8 +114,10 @@ def _parse_sent(port, data, er):
 
 
 def parse_soc_log(path, layout):
-    """``(runs, sent, last_cycle)`` from the wrapper's log (see :mod:`bpfcore.sim.rtl.soc_tb`)."""
+    """``(runs, outcomes, sent, last_cycle)`` from the wrapper's log (see
+    :mod:`bpfcore.sim.rtl.soc_tb`)."""
     runs, sent = [], [[] for _ in range(PORTS)]
+    outcomes = ["" for _ in range(PORTS)]
     pending = [bytearray() for _ in range(PORTS)]
     last_cycle = 0
     with open(path) as log:
@@ -124,6 +130,8 @@ def parse_soc_log(path, layout):
                 if tag == "S":
                     last_cycle = int(parts[1])
                     runs.append(SocRun(len(runs), int(parts[1]), port=int(parts[2])))
+                elif tag in ("Q", "X"):
+                    outcomes[int(parts[2])] += tag
                 elif tag == "T":
                     pending[int(parts[1])].append(int(parts[2], 16))
                 elif tag == "E":
@@ -151,7 +159,7 @@ def parse_soc_log(path, layout):
     for port, rest in enumerate(pending):
         if rest:
             raise BpfcoreError(f"port {port} was still sending a frame at the end of the run")
-    return runs, sent, last_cycle
+    return runs, outcomes, sent, last_cycle
 
 
 class SocBench:
@@ -245,12 +253,12 @@ class SocBench:
                                f"({failure or 'no results'}, {played_bytes} bytes played); "
                                f"see {sim_log}")
         results = json.loads(results_path.read_text())
-        runs, sent, last_cycle = parse_soc_log(workdir / "trace.log", self.layout)
+        runs, outcomes, sent, last_cycle = parse_soc_log(workdir / "trace.log", self.layout)
         from bpfcore.hdl.soc import COUNTER_NAMES
         value = self.counter_shape.from_bits(int(results["counters"], 16))
         counters = [{name: int(getattr(value[port], name)) for name in COUNTER_NAMES}
                     for port in range(PORTS)]
         if not os.environ.get("BPFCORE_KEEP_RUNS"):
             shutil.rmtree(workdir, ignore_errors=True)
-        return SocResult(runs, sent, counters, results.get("maps"), results["drained"],
-                         last_cycle)
+        return SocResult(runs, outcomes, sent, counters, results.get("maps"),
+                         results["drained"], last_cycle)

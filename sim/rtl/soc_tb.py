@@ -10,6 +10,9 @@ event into a log (``+trace=PATH``):
     one retired instruction (the ``RetireLayout`` vector);
 ``D <cycle> <r0 hex> <fault hex> <pc hex>``
     the run ended;
+``Q <cycle> <port>`` / ``X <cycle> <port>``
+    a frame that ended on ``port``'s receive stream was queued for the core / refused (bad,
+    too short or long, or no free slot): one of the two per frame, in the port's order;
 ``T <port> <hex>`` / ``E <port> <er>``
     a byte the port sends on GMII (``tx`` domain; preamble and FCS included) / the end of that
     frame (``er``: TX_ER was seen during it);
@@ -36,7 +39,7 @@ PLAYER_WAIT = 1 << 15
 
 _REQUIRED = ("gmii0_rx__data", "gmii0_tx__data", "gmii1_rx__data", "gmii1_tx__data",
              "trace__valid", "trace__record", "done", "result_r0", "result_fault", "result_pc",
-             "run_start", "run_port", "free_slots")
+             "run_start", "run_port", "free_slots", "rx_queued", "rx_refused")
 
 
 def soc_wrapper_verilog(component, dut_name, *, sync_half_ns=8, line_half_ns=4, slots,
@@ -121,6 +124,11 @@ def soc_wrapper_verilog(component, dut_name, *, sync_half_ns=8, line_half_ns=4, 
             "    if (!rst && printk__valid && printk__ready) begin",
             '      $fwrite(tb_log, "P %0d %h\\n", tb_cycle, printk__payload);',
             "    end",
+        ]
+    for p in range(PORTS):
+        lines += [
+            f"    if (!rst && rx_queued[{p}]) $fwrite(tb_log, \"Q %0d {p}\\n\", tb_cycle);",
+            f"    if (!rst && rx_refused[{p}]) $fwrite(tb_log, \"X %0d {p}\\n\", tb_cycle);",
         ]
     lines += [
         "    if (!rst && done) begin",
