@@ -8,6 +8,7 @@ result), the frames each port sent (checked: preamble, SFD, FCS), the counters a
 """
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -188,16 +189,18 @@ class SocBench:
             raise BpfcoreError(f"the simulated core clock needs a whole half period in ns: "
                                f"{sync_mhz} MHz has {half}")
         self.sync_half_ns = int(half)
-        tag = f"{SOC_TB_NAME}_{self.sync_half_ns}"
-        self.tb_name = tag
-        self.tb_path = self.folder / f"{tag}.v"
+        # The wrapper's text names its files, so a change of the wrapper (or of its clock)
+        # builds a new model instead of reusing a stale one.
+        self.tb_name = SOC_TB_NAME
+        text = soc_wrapper_verilog(top, spec.name, sync_half_ns=self.sync_half_ns,
+                                   slots=self.slots, tb_name=self.tb_name)
+        tag = hashlib.sha256(text.encode()).hexdigest()[:12]
+        self.tb_path = self.folder / f"{SOC_TB_NAME}_{tag}.v"
         if not self.tb_path.exists():
-            text = soc_wrapper_verilog(top, spec.name, sync_half_ns=self.sync_half_ns,
-                                       slots=self.slots, tb_name=tag)
             tmp = self.tb_path.with_name(f".{self.tb_path.name}.{os.getpid()}.tmp")
             tmp.write_text(text)
             os.replace(tmp, self.tb_path)
-        self.sim_dir = self.folder / f"soc_{simulator}_{self.sync_half_ns}"
+        self.sim_dir = self.folder / f"soc_{simulator}_{tag}"
 
     def build(self):
         marker = self.sim_dir / "built.ok"

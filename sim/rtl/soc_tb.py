@@ -28,7 +28,7 @@ paces a capture one frame at a time, in capture order. Players start when the be
 """
 
 from bpfcore.errors import BpfcoreError
-from .tb import _decl, ports_of
+from .tb import declaration, ports_of, run_event_lines
 
 __all__ = ["SOC_TB_NAME", "soc_wrapper_verilog", "PLAYER_WAIT", "PORTS"]
 
@@ -70,11 +70,11 @@ def soc_wrapper_verilog(component, dut_name, *, sync_half_ns=8, line_half_ns=4, 
         if name == "printk__ready":
             lines.append(f"  wire {name} = tb_cycle[1:0] != 2'd3;")
         elif name in rx_inputs:
-            lines.append(_decl("reg", name, width, f" = {width}'d0"))
+            lines.append(declaration("reg", name, width, f" = {width}'d0"))
         elif direction == "in":
-            lines.append(_decl("reg", name, width, f" = {width}'d0"))
+            lines.append(declaration("reg", name, width, f" = {width}'d0"))
         else:
-            lines.append(_decl("wire", name, width))
+            lines.append(declaration("wire", name, width))
     lines += [
         "  integer tb_log;",
         "  reg [8*1024-1:0] tb_log_path;",
@@ -115,25 +115,14 @@ def soc_wrapper_verilog(component, dut_name, *, sync_half_ns=8, line_half_ns=4, 
         "    if (!rst && run_start) begin",
         '      $fwrite(tb_log, "S %0d %0d\\n", tb_cycle, run_port);',
         "    end",
-        "    if (!rst && trace__valid) begin",
-        '      $fwrite(tb_log, "R %0d %h\\n", tb_cycle, trace__record);',
-        "    end",
     ]
-    if "printk__ready" in names:
-        lines += [
-            "    if (!rst && printk__valid && printk__ready) begin",
-            '      $fwrite(tb_log, "P %0d %h\\n", tb_cycle, printk__payload);',
-            "    end",
-        ]
+    lines += run_event_lines(names)
     for p in range(PORTS):
         lines += [
             f"    if (!rst && rx_queued[{p}]) $fwrite(tb_log, \"Q %0d {p}\\n\", tb_cycle);",
             f"    if (!rst && rx_refused[{p}]) $fwrite(tb_log, \"X %0d {p}\\n\", tb_cycle);",
         ]
     lines += [
-        "    if (!rst && done) begin",
-        '      $fwrite(tb_log, "D %0d %h %h %h\\n", tb_cycle, result_r0, result_fault, result_pc);',
-        "    end",
         "    if (tb_finish) $fflush(tb_log);",
         "  end",
     ]

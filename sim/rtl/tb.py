@@ -27,7 +27,8 @@ from amaranth.lib import wiring
 
 from bpfcore.errors import BpfcoreError
 
-__all__ = ["TB_NAME", "ports_of", "wrapper_verilog", "REQUIRED_PORTS", "PRINTK_READY"]
+__all__ = ["TB_NAME", "ports_of", "wrapper_verilog", "run_event_lines", "REQUIRED_PORTS",
+           "PRINTK_READY", "declaration"]
 
 TB_NAME = "tb_top"
 #: The ``ready`` of a top's ``printk`` stream, driven by the wrapper (with back-pressure).
@@ -52,9 +53,33 @@ def ports_of(component):
     return ports
 
 
-def _decl(kind, name, width, init=""):
+def declaration(kind, name, width, init=""):
+    """A Verilog ``reg``/``wire`` declaration line."""
     vector = f"[{width - 1}:0] " if width > 1 else ""
     return f"  {kind} {vector}{name}{init};"
+
+
+def run_event_lines(names):
+    """The lines, inside the wrapper's ``always @(posedge clk)``, that log each retirement
+    (``R``), each ``printk`` transfer (``P``, tops with a ``printk`` stream among ``names``)
+    and the end of each run (``D``)."""
+    lines = [
+        "    if (!rst && trace__valid) begin",
+        '      $fwrite(tb_log, "R %0d %h\\n", tb_cycle, trace__record);',
+        "    end",
+    ]
+    if PRINTK_READY in names:
+        lines += [
+            "    if (!rst && printk__valid && printk__ready) begin",
+            '      $fwrite(tb_log, "P %0d %h\\n", tb_cycle, printk__payload);',
+            "    end",
+        ]
+    return lines + [
+        "    if (!rst && done) begin",
+        '      $fwrite(tb_log, "D %0d %h %h %h\\n", tb_cycle, result_r0, result_fault, result_pc);',
+        "      $fflush(tb_log);",
+        "    end",
+    ]
 
 
 def wrapper_verilog(component, dut_name, tb_name=TB_NAME, half_period_ns=5):
@@ -79,9 +104,9 @@ def wrapper_verilog(component, dut_name, tb_name=TB_NAME, half_period_ns=5):
         if name == PRINTK_READY:
             lines.append(f"  wire {name} = tb_cycle[1:0] != 2'd3;")
         elif direction == "in":
-            lines.append(_decl("reg", name, width, f" = {width}'d0"))
+            lines.append(declaration("reg", name, width, f" = {width}'d0"))
         else:
-            lines.append(_decl("wire", name, width))
+            lines.append(declaration("wire", name, width))
     lines += [
         "  reg [31:0] tb_index = 32'd0;",
         "  reg tb_finish = 1'b0;",
@@ -104,21 +129,9 @@ def wrapper_verilog(component, dut_name, tb_name=TB_NAME, half_period_ns=5):
         '      $fwrite(tb_log, "S %0d %0d\\n", tb_index, tb_cycle);',
         "      $fflush(tb_log);",
         "    end",
-        "    if (!rst && trace__valid) begin",
-        '      $fwrite(tb_log, "R %0d %h\\n", tb_cycle, trace__record);',
-        "    end",
     ]
-    if PRINTK_READY in names:
-        lines += [
-            "    if (!rst && printk__valid && printk__ready) begin",
-            '      $fwrite(tb_log, "P %0d %h\\n", tb_cycle, printk__payload);',
-            "    end",
-        ]
+    lines += run_event_lines(names)
     lines += [
-        "    if (!rst && done) begin",
-        '      $fwrite(tb_log, "D %0d %h %h %h\\n", tb_cycle, result_r0, result_fault, result_pc);',
-        "      $fflush(tb_log);",
-        "    end",
         "    if (tb_finish) begin",
         "      $fflush(tb_log);",
         "    end",
