@@ -208,6 +208,13 @@ class SocEngine(RtlEngine):
             return result.port - 1
         return None
 
+    def dump_maps(self, batch=None):
+        """The maps as the board's host port reads them back after loading them (no frame)."""
+        result = self.bench().run(slots=self.slots, entry_len=len(self.prog.program.slots),
+                                  maps=self.maps_section(), time_ns=0, frames=[], paced=True,
+                                  pattern=bench_pattern())
+        return self.dump_maps_from(result.maps)
+
     def dump_maps_from(self, maps):
         from bpfcore.sim.model.xdp import dump_map_entries
         out = {}
