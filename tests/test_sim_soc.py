@@ -142,3 +142,25 @@ def test_the_comparison_catches_a_cpu_bug_and_a_wrong_port(seed, monkeypatch):
 def test_counter_names_match_the_board():
     from bpfcore.hdl.soc import COUNTER_NAMES
     assert set(COUNTER_KEYS) <= set(COUNTER_NAMES)
+
+
+def test_cli_run_and_maps_dump_on_the_board(tmp_path, capsys):
+    import json
+    from bpfcore.cli import main
+    from bpfcore.sim.load.pcap import read_pcap, write_pcap
+    obj = str(FIRMWARE / "build" / "counter.o")
+    maps = str(FIRMWARE / "counter.maps.json")
+    dumps = []
+    for engine in ("vm", "soc"):
+        assert main(["maps", "dump", obj, "--maps", maps, "--engine", engine, "--json"]) == 0
+        dumps.append(json.loads(capsys.readouterr().out))
+    assert dumps[0] == dumps[1] and dumps[0]
+    pcap, out = tmp_path / "in.pcap", tmp_path / "out.pcapng"
+    write_pcap(pcap, traffic.generate_sized(6, 100, seed=2))
+    assert main(["run", obj, "--maps", maps, "--pcap", str(pcap), "--engine", "soc",
+                 "--ports", "both", "--json", "--out", str(out)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ports"] == [1, 0, 1, 0, 1, 0] and doc["no_buffer"] == 0
+    assert len(read_pcap(out)) == 6
+    assert main(["run", obj, "--pcap", str(pcap), "--ports", "both"]) == 1
+    assert "apply only to --engine soc" in capsys.readouterr().err
