@@ -45,7 +45,9 @@ CLOCK_DOMAINS = (
 
 #: Per-port counters of the SoC: the datapath's (by ingress port; the invariant
 #: ``received = pass + tx + redirect + drop + aborted + rejected + no_buffer`` holds once traffic
-#: has drained) and, from the MAC, why frames were bad.
+#: has drained) and, from the MAC, why frames were bad. A frame the MAC drops whole (four bytes
+#: or fewer, or no room at all in its FIFO) never reaches the datapath: it shows in ``runt`` or
+#: ``overflow`` only.
 COUNTER_NAMES = ("received", "bytes_received", "pass", "tx", "redirect", "drop", "aborted",
                  "rejected", "no_buffer", "fcs_error", "runt", "oversize", "rx_error",
                  "overflow", "frames_tx", "bytes_tx")
