@@ -1,0 +1,124 @@
+"""``bpfcore build``: the whole SoC on a board, from Amaranth to a bitstream.
+
+``bpfcore build --board colorlight-5a75b [--seed N] [--out DIR] [--json] [--freq MHZ]`` elaborates
+the board's top (:class:`~bpfcore.boards.colorlight_5a75b.SocTop`), runs yosys, nextpnr-ecp5 and
+ecppack (:func:`~bpfcore.boards.flow.run_flow`), and checks every clock domain of
+:data:`bpfcore.hdl.soc.CLOCK_DOMAINS` against its constraint. ``--json`` prints one object::
+
+    {"bitstream", "device", "domains": {name: {"fmax_mhz", "constraint_mhz"}}, "lut4", "ff",
+     "bram", "dsp", ...}
+
+The stages and their elapsed time go to stderr as they start.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from bpfcore.errors import BpfcoreError
+
+__all__ = ["BOARDS", "DEFAULT_FREQ_MHZ", "build", "add_commands"]
+
+#: Board name -> the module with its platform and ``SocTop``.
+BOARDS = {"colorlight-5a75b": "bpfcore.boards.colorlight_5a75b"}
+
+#: The core (``sync``) clock when ``--freq`` is not given: the highest constraint that the
+#: build meets with seed 1 (docs/board.md).
+DEFAULT_FREQ_MHZ = 50.0
+
+
+def domains(core_mhz):
+    """``{domain: constraint MHz}`` from the SoC's table, the core's at ``core_mhz``."""
+    from bpfcore.hdl.soc import CLOCK_DOMAINS
+    return {name: (core_mhz if mhz is None else mhz) for name, _, mhz in CLOCK_DOMAINS}
+
+
+def build(board="colorlight-5a75b", seed=1, out=None, freq_mhz=DEFAULT_FREQ_MHZ, progress=None):
+    """Build the SoC for ``board`` into ``out`` (default ``<build>/board/<board>-seed<N>``);
+    return the summary (see the module docstring)."""
+    import importlib
+    from bpfcore.boards import flow
+    if board not in BOARDS:
+        raise BpfcoreError(f"unknown board {board!r}; choose {', '.join(BOARDS)}")
+    if not isinstance(seed, int) or seed <= 0:
+        raise BpfcoreError(f"--seed must be a positive integer, got {seed!r}")
+    if not freq_mhz > 0:
+        raise BpfcoreError(f"--freq must be positive, got {freq_mhz:g}")
+    flow.pll_dividers(25.0, 125.0, freq_mhz)
+    if out is None:
+        from bpfcore.sim.rtl.verilog import build_root
+        out = build_root() / "board" / f"{board}-{freq_mhz:g}mhz-seed{seed}"
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".writable"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise BpfcoreError(f"cannot write to --out {out}: {error.strerror or error}") from None
+    module = importlib.import_module(BOARDS[board])
+    top = module.SocTop(core_mhz=freq_mhz)
+    summary = flow.run_flow(module.Colorlight5A75BPlatform(), top, "soc", out, seed=seed,
+                            progress=progress)
+    wanted = domains(freq_mhz)
+    achieved = flow.domain_fmax(summary, wanted)
+    missing = sorted(set(wanted) - set(achieved))
+    if missing:
+        raise BpfcoreError(f"the nextpnr report names no clock for {', '.join(missing)}: "
+                           f"{', '.join(summary['clocks'])}")
+    result = {"bitstream": summary["bitstream"], "device": summary["device"],
+              "package": summary["package"], "speed": summary["speed"], "seed": seed,
+              "domains": {name: {"fmax_mhz": achieved[name], "constraint_mhz": mhz}
+                          for name, mhz in wanted.items()},
+              "meets_constraints": all(achieved[n] >= c for n, c in wanted.items())}
+    for key in ("lut4", "ff", "bram", "dsp"):
+        result[key] = summary[key]
+        result[f"{key}_available"] = summary[f"{key}_available"]
+    result["bitstream_bytes"] = summary["bitstream_bytes"]
+    result["seconds"] = summary["seconds"]
+    (out / "summary.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def add_commands(subparsers):
+    p = subparsers.add_parser("build", help="build the SoC into a bitstream for a board")
+    p.add_argument("--board", default="colorlight-5a75b",
+                   help=f"the board ({', '.join(BOARDS)}; default colorlight-5a75b)")
+    p.add_argument("--seed", default="1", help="nextpnr placement seed (default 1)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="build folder (default build/board/<board>-<freq>mhz-seed<N>)")
+    p.add_argument("--freq", default=str(DEFAULT_FREQ_MHZ), metavar="MHZ",
+                   help=f"core (sync) clock from the PLL (default {DEFAULT_FREQ_MHZ:g}; "
+                        "500, 625 or 750 divided by an integer, e.g. 62.5, 50)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_command)
+
+
+def _number(text, name, kind):
+    try:
+        return kind(text)
+    except ValueError:
+        raise BpfcoreError(f"{name} must be a {'positive integer' if kind is int else 'number'}"
+                           f", got {text!r}") from None
+
+
+def _command(args):
+    seed = _number(args.seed, "--seed", int)
+    freq = _number(args.freq, "--freq", float)
+
+    def progress(stage, seconds):
+        print(f"bpfcore build: [{seconds:6.1f} s] {stage}", file=sys.stderr, flush=True)
+
+    result = build(args.board, seed=seed, out=args.out, freq_mhz=freq, progress=progress)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{args.board}: {result['bitstream']} ({result['bitstream_bytes']} bytes), "
+          f"{result['device']}-{result['speed']}, seed {seed}, {result['seconds']:.0f} s")
+    for name, figures in result["domains"].items():
+        verdict = "ok" if figures["fmax_mhz"] >= figures["constraint_mhz"] else "FAILS"
+        print(f"  {name:5} {figures['fmax_mhz']:7.2f} MHz (constraint "
+              f"{figures['constraint_mhz']:g}) {verdict}")
+    for key in ("lut4", "ff", "bram", "dsp"):
+        print(f"  {key:5} {result[key]:6d} / {result[key + '_available']}")
+    return 0
