@@ -1,6 +1,7 @@
 """``bpfcore build``: the whole SoC on a board, from Amaranth to a bitstream.
 
-``bpfcore build --board colorlight-5a75b [--seed N] [--out DIR] [--json] [--freq MHZ]`` elaborates
+``bpfcore build --board colorlight-5a75b [--seed N] [--out DIR] [--json] [--freq MHZ]
+[--program PROG.o]`` elaborates
 the board's top (:class:`~bpfcore.boards.colorlight_5a75b.SocTop`), runs yosys, nextpnr-ecp5 and
 ecppack (:func:`~bpfcore.boards.flow.run_flow`), and checks every clock domain of
 :data:`bpfcore.hdl.soc.CLOCK_DOMAINS` against its constraint. ``--json`` prints one object::
@@ -8,7 +9,9 @@ ecppack (:func:`~bpfcore.boards.flow.run_flow`), and checks every clock domain o
     {"bitstream", "device", "domains": {name: {"fmax_mhz", "constraint_mhz"}}, "lut4", "ff",
      "bram", "dsp", ...}
 
-The stages and their elapsed time go to stderr as they start.
+The stages and their elapsed time go to stderr as they start. ``--program`` preloads an XDP
+program without maps (they would need the control plane to be configured) instead of
+``XDP_PASS``: :class:`~bpfcore.boards.loader.ProgramLoader` writes it at reset.
 """
 
 import json
@@ -33,8 +36,25 @@ def domains(core_mhz):
     return {name: (core_mhz if mhz is None else mhz) for name, _, mhz in CLOCK_DOMAINS}
 
 
-def build(board="colorlight-5a75b", seed=1, out=None, freq_mhz=DEFAULT_FREQ_MHZ, progress=None):
-    """Build the SoC for ``board`` into ``out`` (default ``<build>/board/<board>-seed<N>``);
+def program_slots(path, helpers, max_slots):
+    """The slots of the XDP program in the object at ``path``, checked for the board: no maps,
+    only the helpers the core has, at most ``max_slots``."""
+    from bpfcore.sim.load.elf import load_elf
+    from bpfcore.sim.load.program import validate
+    obj = load_elf(path)
+    prog = obj.find()
+    if obj.maps:
+        raise BpfcoreError(f"{path}: the program uses {len(obj.maps)} map(s); the board has no "
+                           "control plane yet to set them up, so only programs without maps "
+                           "can be preloaded")
+    validate(prog.program, helpers=helpers, n_maps=0, max_slots=max_slots)
+    return list(prog.program.slots)
+
+
+def build(board="colorlight-5a75b", seed=1, out=None, freq_mhz=DEFAULT_FREQ_MHZ, progress=None,
+          program=None):
+    """Build the SoC for ``board`` into ``out`` (default
+    ``<build>/board/<board>-<freq>mhz-seed<N>``), ``program`` (an object file) preloaded;
     return the summary (see the module docstring)."""
     import importlib
     from bpfcore.boards import flow
@@ -57,7 +77,13 @@ def build(board="colorlight-5a75b", seed=1, out=None, freq_mhz=DEFAULT_FREQ_MHZ,
     except OSError as error:
         raise BpfcoreError(f"cannot write to --out {out}: {error.strerror or error}") from None
     module = importlib.import_module(BOARDS[board])
-    top = module.SocTop(core_mhz=freq_mhz)
+    slots = None
+    if program is not None:
+        from bpfcore.hdl.unused import unelaborated
+        plain = unelaborated(module.SocTop(core_mhz=freq_mhz))
+        slots = program_slots(program, plain.soc.helper_ids,
+                              plain.soc.signature.members["prog_addr"].shape.stop)
+    top = module.SocTop(core_mhz=freq_mhz, program=slots)
     summary = flow.run_flow(module.Colorlight5A75BPlatform(), top, "soc", out, seed=seed,
                             progress=progress)
     wanted = domains(freq_mhz)
@@ -68,6 +94,7 @@ def build(board="colorlight-5a75b", seed=1, out=None, freq_mhz=DEFAULT_FREQ_MHZ,
                            f"{', '.join(summary['clocks'])}")
     result = {"bitstream": summary["bitstream"], "device": summary["device"],
               "package": summary["package"], "speed": summary["speed"], "seed": seed,
+              "program": str(program) if program else "XDP_PASS",
               "domains": {name: {"fmax_mhz": achieved[name], "constraint_mhz": mhz}
                           for name, mhz in wanted.items()},
               "meets_constraints": all(achieved[n] >= c for n, c in wanted.items())}
@@ -91,6 +118,8 @@ def add_commands(subparsers):
                    help=f"core (sync) clock from the PLL (default {DEFAULT_FREQ_MHZ:g}; "
                         "500, 625 or 750 divided by an integer, e.g. 62.5, 50)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--program", default=None, metavar="PROG.o",
+                   help="XDP object (without maps) preloaded at reset (default: XDP_PASS)")
     p.set_defaults(func=_command)
 
 
@@ -109,7 +138,8 @@ def _command(args):
     def progress(stage, seconds):
         print(f"bpfcore build: [{seconds:6.1f} s] {stage}", file=sys.stderr, flush=True)
 
-    result = build(args.board, seed=seed, out=args.out, freq_mhz=freq, progress=progress)
+    result = build(args.board, seed=seed, out=args.out, freq_mhz=freq, progress=progress,
+                   program=args.program)
     if args.json:
         print(json.dumps(result))
         return 0

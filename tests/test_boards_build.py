@@ -15,6 +15,12 @@ from bpfcore.boards.loader import PASS_PROGRAM, ProgramLoader
 from bpfcore.cli import main
 from bpfcore.hdl.soc import CLOCK_DOMAINS
 
+from conftest import ROOT
+
+FIRMWARE = ROOT / "firmware" / "build"
+needs_firmware = pytest.mark.skipif(not (FIRMWARE / "l3_filter.o").exists(),
+                                    reason="firmware/build/*.o not built (make firmware)")
+
 
 @pytest.mark.parametrize("argv, message", [
     (["--board", "versa"], "unknown board 'versa'; choose colorlight-5a75b"),
@@ -31,6 +37,29 @@ def test_build_rejects_bad_arguments_in_one_line(argv, message, capsys):
     assert out == ""
     assert err.startswith("bpfcore build: ") and message in err, err
     assert err.count("\n") == 1
+
+
+def test_program_that_cannot_be_read_is_refused(tmp_path, capsys):
+    assert main(["build", "--out", str(tmp_path), "--program", str(tmp_path / "none.o")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("bpfcore build: cannot read ") and err.count("\n") == 1
+
+
+@needs_firmware
+def test_program_with_maps_is_refused(tmp_path, capsys):
+    argv = ["build", "--out", str(tmp_path), "--program", str(FIRMWARE / "firewall.o")]
+    assert main(argv) == 1
+    assert "the program uses 4 map(s); the board has no control plane yet" in \
+        capsys.readouterr().err
+
+
+@needs_firmware
+def test_preloaded_program_is_in_the_board_top():
+    slots = build.program_slots(FIRMWARE / "l3_filter.o", frozenset(range(100)), 1024)
+    top = SocTop(core_mhz=50, program=slots)
+    assert top.loader.words == slots and len(slots) > 100
+    plan = Colorlight5A75BPlatform().build(top, name="soc", do_build=False, synth_opts="")
+    assert "EHXPLLL" in plan.files["soc.il"]
 
 
 def test_out_that_is_a_file_is_refused(tmp_path, capsys):
