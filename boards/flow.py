@@ -79,15 +79,25 @@ def add_domain(m, name, clock, locked):
 
 
 def domain_fmax(summary, domains):
-    """``{domain: achieved MHz}`` for the names in ``domains`` from a build summary: nextpnr
-    names each clock after its global net (``$glbnet$port.rgmii.rx0_clk``), whose last part is
-    the domain's clock signal (``rx0_clk``; ``clk`` for ``sync``)."""
+    """``{domain: achieved MHz}`` for the names in ``domains`` from a build summary.
+
+    nextpnr names each clock after one of the nets its global buffer drives
+    (``$glbnet$port.rgmii.rx0_clk``, ``$glbnet$reset_tx.async_ff_clk``,
+    ``$glbnet$rx1_clk.buf.i``, ``$glbnet$clk``): a dotted part ``<domain>_clk`` (``clk`` for
+    ``sync``) or ``reset_<domain>`` (the domain's reset synchroniser) names the domain.
+    """
     found = {}
     for net, figures in summary["clocks"].items():
-        signal = net.rsplit("$", 1)[-1].rsplit(".", 1)[-1]
-        domain = "sync" if signal == "clk" else signal.removesuffix("_clk")
-        if domain in domains:
-            found[domain] = figures["achieved_mhz"]
+        for part in net.rsplit("$", 1)[-1].split("."):
+            if part == "clk":
+                domain = "sync"
+            elif part.startswith("reset_"):
+                domain = part.removeprefix("reset_")
+            else:
+                domain = part.removesuffix("_clk")
+            if domain in domains:
+                found[domain] = figures["achieved_mhz"]
+                break
     return found
 
 

@@ -83,9 +83,9 @@ def test_domains_follow_the_soc_table():
 
 def test_domain_fmax_names_each_domain():
     summary = {"clocks": {"$glbnet$clk": {"achieved_mhz": 51.0},
-                          "$glbnet$tx_clk": {"achieved_mhz": 130.0},
+                          "$glbnet$reset_tx.async_ff_clk": {"achieved_mhz": 130.0},
                           "$glbnet$soc.mac0.rgmii.rx0_clk": {"achieved_mhz": 140.0},
-                          "$glbnet$rx1_clk": {"achieved_mhz": 141.0},
+                          "$glbnet$rx1_clk.buf.i": {"achieved_mhz": 141.0},
                           "$glbnet$clk25_0__io": {"achieved_mhz": 300.0}}}
     assert flow.domain_fmax(summary, build.domains(50)) == {
         "sync": 51.0, "tx": 130.0, "rx0": 140.0, "rx1": 141.0}
