@@ -25,8 +25,8 @@ __all__ = ["BOARDS", "DEFAULT_FREQ_MHZ", "build", "add_commands"]
 #: Board name -> the module with its platform and ``SocTop``.
 BOARDS = {"colorlight-5a75b": "bpfcore.boards.colorlight_5a75b"}
 
-#: The core (``sync``) clock when ``--freq`` is not given: the highest constraint that the
-#: build meets with seed 1 (docs/board.md).
+#: The core (``sync``) clock when ``--freq`` is not given: the floor of ARCHITECTURE.md. Not yet
+#: met on this board (docs/board.md: seed 1 places at 43.4 MHz and routes for over 20 minutes).
 DEFAULT_FREQ_MHZ = 50.0
 
 
