@@ -71,10 +71,6 @@ class HeartbeatTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         led = platform.request("led", 0, dir="-")
-        # The PHYs share one reset pin: out of reset once the PLL locks.
-        m.submodules.phy_rst = rst = io.Buffer("o", platform.request("eth_phy_rst", 0, dir="-"))
-        m.d.comb += rst.o.eq(~locked)
-
         m.submodules.led = led_buf = io.Buffer("o", led)
         count = Signal(self.bits)
         m.d.sync += count.eq(count + 1)
