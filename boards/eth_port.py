@@ -4,8 +4,8 @@
 PHY with the real ECP5 DDR primitives, its TX (125 MHz) and core (62.5 MHz) clocks from the
 PLL, the RX clock from the PHY's RXC pin, and the core side looped back (every received frame,
 good or bad, is sent again) so that nothing is optimised away; the counters fold into the LED.
-:func:`build` runs the board flow (yosys, nextpnr-ecp5 with ``--report``, ecppack) and returns
-:func:`~bpfcore.boards.synth.parse_report`'s summary with the bitstream's path and size.
+:func:`build` runs the board flow (:func:`bpfcore.boards.flow.run_flow`: yosys, nextpnr-ecp5
+with ``--report``, ecppack) and returns its summary with the bitstream's path and size.
 nextpnr cannot place IDDRX1F/ODDRX1F out of context (they belong to I/O pads), which is why
 this target is a board build rather than a ``synth-report`` target.
 """
@@ -14,10 +14,11 @@ import hashlib
 import json
 from pathlib import Path
 
-from amaranth import ClockDomain, ClockSignal, Const, Instance, Module, Signal
-from amaranth.lib import cdc, io, wiring
+from amaranth import Module, Signal
+from amaranth.lib import io, wiring
 
-from bpfcore.errors import BpfcoreError
+from bpfcore.boards import flow
+from bpfcore.boards.flow import add_domain, pll
 
 __all__ = ["EthPortTop", "DOMAINS", "domain_fmax", "cache_folder", "build"]
 
@@ -27,16 +28,9 @@ DOMAINS = {"rx0": ("PHY 0 RXC pin", 125.0), "tx": ("PLL CLKOP", 125.0),
 
 
 def domain_fmax(summary):
-    """``{domain: achieved MHz}`` from a build summary: nextpnr names each clock after its
-    global net (``$glbnet$port.rgmii.rx0_clk``), whose last part is the domain's clock signal
-    (``rx0_clk``; ``clk`` for ``sync``)."""
-    found = {}
-    for net, figures in summary["clocks"].items():
-        signal = net.rsplit("$", 1)[-1].rsplit(".", 1)[-1]
-        domain = "sync" if signal == "clk" else signal.removesuffix("_clk")
-        if domain in DOMAINS:
-            found[domain] = figures["achieved_mhz"]
-    return found
+    """``{domain: achieved MHz}`` from a build summary (:func:`~bpfcore.boards.flow.domain_fmax`
+    over :data:`DOMAINS`)."""
+    return flow.domain_fmax(summary, DOMAINS)
 
 
 class EthPortTop(wiring.Component):
@@ -68,24 +62,9 @@ class EthPortTop(wiring.Component):
             buffers[name] = m.submodules[f"{name}_buf"] = io.Buffer(direction, getattr(pins, name))
         platform.add_clock_constraint(pins.rx_clk.io, 125e6)
 
-        # 25 MHz x 25 = 625 MHz VCO; CLKOP / 5 = 125 MHz (tx), CLKOS / 10 = 62.5 MHz (sync).
-        clkop, clkos, locked = Signal(), Signal(), Signal()
-        m.submodules.pll = Instance(
-            "EHXPLLL",
-            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
-            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
-            p_CLKI_DIV=1, p_CLKFB_DIV=5, p_FEEDBK_PATH="CLKOP",
-            p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=5, p_CLKOP_CPHASE=4, p_CLKOP_FPHASE=0,
-            p_CLKOS_ENABLE="ENABLED", p_CLKOS_DIV=10, p_CLKOS_CPHASE=9, p_CLKOS_FPHASE=0,
-            i_CLKI=clk25.i, i_CLKFB=clkop, i_RST=Const(0), i_STDBY=Const(0),
-            i_PHASESEL0=Const(0), i_PHASESEL1=Const(0), i_PHASEDIR=Const(0),
-            i_PHASESTEP=Const(0), i_PHASELOADREG=Const(0), i_PLLWAKESYNC=Const(0),
-            i_ENCLKOP=Const(0), i_ENCLKOS=Const(0),
-            o_CLKOP=clkop, o_CLKOS=clkos, o_LOCK=locked)
-        for name, clock in (("tx", clkop), ("sync", clkos), ("rx0", buffers["rx_clk"].i)):
-            m.domains += ClockDomain(name)
-            m.d.comb += ClockSignal(name).eq(clock)
-            m.submodules[f"reset_{name}"] = cdc.ResetSynchronizer(~locked, domain=name)
+        # tx 125 MHz (CLKOP), sync 62.5 MHz (CLKOS); rx0 from the PHY.
+        locked = pll(m, clk25.i, 25.0, DOMAINS["sync"][1], DOMAINS["tx"][1])
+        add_domain(m, "rx0", buffers["rx_clk"].i, locked)
 
         m.submodules.port = port = EthPort(rx_domain="rx0", tx_domain="tx", primitives="ecp5",
                                            rx_delay=self._rx_delay, tx_delay=self._tx_delay)
@@ -95,7 +74,7 @@ class EthPortTop(wiring.Component):
             buffers["tx_data"].o.eq(port.rgmii.tx_data),
             buffers["tx_ctl"].o.eq(port.rgmii.tx_ctl),
             buffers["tx_clk"].o.eq(port.rgmii.tx_clk),
-            buffers["rst"].o.eq(locked),
+            buffers["rst"].o.eq(~locked),     # PinsN: the PHY leaves reset on lock
             # Loopback: what comes in goes out again.
             port.tx.payload.data.eq(port.rx.payload.data),
             port.tx.payload.count.eq(port.rx.payload.count),
@@ -116,7 +95,7 @@ def cache_folder(rx_delay=0, tx_delay=0, seed=1):
     import amaranth
     from bpfcore.sim.rtl.verilog import build_root, design_sources
     h = hashlib.sha256(json.dumps([rx_delay, tx_delay, seed, amaranth.__version__]).encode())
-    for path in design_sources() + [Path(__file__).resolve()]:
+    for path in design_sources() + [Path(__file__).resolve(), Path(flow.__file__).resolve()]:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return build_root() / "board" / f"eth_port-{h.hexdigest()[:16]}"
@@ -126,31 +105,12 @@ def build(rx_delay=0, tx_delay=0, seed=1, force=False):
     """Build :class:`EthPortTop` for the Colorlight 5A-75B (or reuse the cached build of the
     same sources); return the report summary plus ``bitstream`` (path) and
     ``bitstream_bytes``."""
-    from bpfcore.boards.colorlight_5a75b import Colorlight5A75BPlatform, _tool_env
-    from bpfcore.boards.synth import DEFAULT_PART, SYNTH_OPTS, parse_report
+    from bpfcore.boards.colorlight_5a75b import Colorlight5A75BPlatform
     build_dir = cache_folder(rx_delay, tx_delay, seed)
     summary_path = build_dir / "summary.json"
     if summary_path.exists() and not force:
         return json.loads(summary_path.read_text())
-    _tool_env()
-    platform = Colorlight5A75BPlatform()
-    try:
-        plan = platform.build(EthPortTop(rx_delay, tx_delay), name="eth_port", do_build=False,
-                              synth_opts=SYNTH_OPTS,
-                              nextpnr_opts=f"--report report.json --timing-allow-fail "
-                                           f"--seed {seed}")
-        products = plan.execute_local(str(build_dir))
-    except Exception as error:        # toolchain failures surface as several exception types
-        raise BpfcoreError(f"eth_port build failed: {type(error).__name__}: {error}; "
-                           f"see {build_dir}") from None
-    try:
-        report = json.loads((build_dir / "report.json").read_text())
-    except (OSError, ValueError) as error:
-        raise BpfcoreError(f"cannot read the nextpnr report in {build_dir}: {error}") from None
-    summary = parse_report(report, DEFAULT_PART, "eth_port")
-    bitstream = build_dir / "eth_port.bit"
-    summary["seed"] = seed
-    summary["bitstream"] = str(bitstream)
-    summary["bitstream_bytes"] = bitstream.stat().st_size if bitstream.exists() else 0
+    summary = flow.run_flow(Colorlight5A75BPlatform(), EthPortTop(rx_delay, tx_delay),
+                            "eth_port", build_dir, seed=seed)
     summary_path.write_text(json.dumps(summary, indent=1) + "\n")
     return summary

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "bpfcore.sim.commands.throughput",
     "bpfcore.sim.commands.cpibudget",
     "bpfcore.boards.synth",
+    "bpfcore.boards.build",
 )
 
 
