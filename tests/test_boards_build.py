@@ -5,7 +5,6 @@ import json
 import os
 
 import pytest
-from amaranth import Module
 from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
