@@ -88,8 +88,6 @@ class SocResult:
         Per map, ``[[key hex, value hex], ...]`` read back through the host port.
     drained : bool
         Every slot was free and the core idle at the end.
-    last_cycle : int
-        The ``sync`` cycle of the last event logged.
     """
     runs: list
     outcomes: list
@@ -97,7 +95,6 @@ class SocResult:
     counters: list
     maps: Optional[list]
     drained: bool
-    last_cycle: int
 
 
 def _parse_sent(port, data, er):
@@ -115,12 +112,11 @@ def _parse_sent(port, data, er):
 
 
 def parse_soc_log(path, layout):
-    """``(runs, outcomes, sent, last_cycle)`` from the wrapper's log (see
+    """``(runs, outcomes, sent)`` from the wrapper's log (see
     :mod:`bpfcore.sim.rtl.soc_tb`)."""
     runs, sent = [], [[] for _ in range(PORTS)]
     outcomes = ["" for _ in range(PORTS)]
     pending = [bytearray() for _ in range(PORTS)]
-    last_cycle = 0
     with open(path) as log:
         for number, line in enumerate(log, 1):
             parts = line.split()
@@ -129,7 +125,6 @@ def parse_soc_log(path, layout):
             try:
                 tag = parts[0]
                 if tag == "S":
-                    last_cycle = int(parts[1])
                     runs.append(SocRun(len(runs), int(parts[1]), port=int(parts[2])))
                 elif tag in ("Q", "X"):
                     outcomes[int(parts[2])] += tag
@@ -142,10 +137,8 @@ def parse_soc_log(path, layout):
                 elif not runs:
                     raise ValueError("event before the first run")
                 elif tag == "R":
-                    last_cycle = int(parts[1])
                     runs[-1].records.append(record_line(parts[1], parts[2], layout))
                 elif tag == "D":
-                    last_cycle = int(parts[1])
                     runs[-1].end = (int(parts[1]), int(parts[2], 16), Fault(int(parts[3], 16)),
                                     int(parts[4], 16))
                 elif tag == "P":
@@ -160,7 +153,7 @@ def parse_soc_log(path, layout):
     for port, rest in enumerate(pending):
         if rest:
             raise BpfcoreError(f"port {port} was still sending a frame at the end of the run")
-    return runs, outcomes, sent, last_cycle
+    return runs, outcomes, sent
 
 
 class SocBench:
@@ -256,7 +249,7 @@ class SocBench:
                                f"({failure or 'no results'}, {played_bytes} bytes played); "
                                f"see {sim_log}")
         results = json.loads(results_path.read_text())
-        runs, outcomes, sent, last_cycle = parse_soc_log(workdir / "trace.log", self.layout)
+        runs, outcomes, sent = parse_soc_log(workdir / "trace.log", self.layout)
         from bpfcore.hdl.soc import COUNTER_NAMES
         value = self.counter_shape.from_bits(int(results["counters"], 16))
         counters = [{name: int(getattr(value[port], name)) for name in COUNTER_NAMES}
@@ -264,4 +257,4 @@ class SocBench:
         if not os.environ.get("BPFCORE_KEEP_RUNS"):
             shutil.rmtree(workdir, ignore_errors=True)
         return SocResult(runs, outcomes, sent, counters, results.get("maps"),
-                         results["drained"], last_cycle)
+                         results["drained"])
